@@ -21,7 +21,9 @@ func Do(ns int, fn func() error) error {
 func New() (int, error) { return 0, errNotSupported }
 
 // Open is not supported outside Linux.
-func Open(path string) (int, error) { return 0, fmt.Errorf("open network namespace %s: %w", path, errNotSupported) }
+func Open(path string) (int, error) {
+	return 0, fmt.Errorf("open network namespace %s: %w", path, errNotSupported)
+}
 
 // Close is a no-op outside Linux.
 func Close(ns int) error { return nil }
