@@ -1,0 +1,419 @@
+package probe
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// PortSource hands out local source ports (see PortAllocator).
+type PortSource interface {
+	Allocate() (uint16, error)
+	Reserve(port uint16) error
+	Release(port uint16)
+}
+
+// PortGuard keeps the local kernel from answering on synprobe's ports (see
+// Guard).
+type PortGuard interface {
+	Protect(port uint16, ttl time.Duration) error
+}
+
+// Recorder receives every frame the prober sees, in both directions (a pcap
+// writer).
+type Recorder interface {
+	WritePacket(ts time.Time, data []byte) error
+}
+
+// ProberConfig assembles a Prober from its parts.
+type ProberConfig struct {
+	Link Link
+	Path Path
+	// Ports allocates source ports; nil allocates from a default range
+	// with no knowledge of the host (fine for in-process stacks).
+	Ports PortSource
+	// Guard, if set, protects every session's port.
+	Guard PortGuard
+	// Recorder, if set, gets every frame.
+	Recorder Recorder
+}
+
+// quarantine is how long a released port rests before reuse, so that a new
+// session never meets segments or state of an old one at the target.
+const quarantine = 60 * time.Second
+
+// guardTTL bounds how long a port stays protected if synprobe dies without
+// removing its guard; sessions refresh it.
+const guardTTL = 10 * time.Minute
+
+// echoWait is how long Send waits to see its frame leave, for a send time
+// taken by the same clock as the replies.
+const echoWait = 50 * time.Millisecond
+
+// Prober owns a link to one target host and the sessions that share it. It
+// reads every frame from the link in one goroutine and hands each to the
+// session it belongs to, by 4-tuple or by the connection an ICMP error
+// quotes.
+type Prober struct {
+	link     Link
+	path     Path
+	ports    PortSource
+	guard    PortGuard
+	recorder Recorder
+
+	mu        sync.Mutex
+	sessions  map[sessionKey]*Session
+	pending   map[uint64][]*pendingSend
+	resting   []restingPort
+	recordErr error
+
+	seed       maphash.Seed
+	undecoded  atomic.Uint64
+	unmatched  atomic.Uint64
+	done       chan struct{}
+	closeOnce  sync.Once
+	readerDone chan struct{}
+}
+
+type sessionKey struct {
+	remote netip.AddrPort
+	local  uint16
+}
+
+type restingPort struct {
+	port  uint16
+	until time.Time
+}
+
+type pendingSend struct {
+	data []byte
+	seen chan time.Time
+}
+
+// NewProber starts a prober on cfg.Link. Close it to stop its reader and
+// close the link.
+func NewProber(cfg ProberConfig) *Prober {
+	p := &Prober{
+		link:       cfg.Link,
+		path:       cfg.Path,
+		ports:      cfg.Ports,
+		guard:      cfg.Guard,
+		recorder:   cfg.Recorder,
+		sessions:   make(map[sessionKey]*Session),
+		pending:    make(map[uint64][]*pendingSend),
+		seed:       maphash.MakeSeed(),
+		done:       make(chan struct{}),
+		readerDone: make(chan struct{}),
+	}
+	if p.ports == nil {
+		p.ports = newSimplePorts()
+	}
+	go p.read()
+	return p
+}
+
+// Path returns the path the prober sends on.
+func (p *Prober) Path() Path { return p.path }
+
+// Link returns the prober's link.
+func (p *Prober) Link() Link { return p.link }
+
+// Stats returns the link's counters plus frames the prober could not use.
+func (p *Prober) Stats() ProberStats {
+	ls, _ := p.link.Stats()
+	return ProberStats{LinkStats: ls, Undecodable: p.undecoded.Load(), Unmatched: p.unmatched.Load()}
+}
+
+// ProberStats are a prober's counters.
+type ProberStats struct {
+	LinkStats
+	// Undecodable counts frames that passed the filter but whose TCP ports
+	// could not be read.
+	Undecodable uint64
+	// Unmatched counts frames for no open session (late replies).
+	Unmatched uint64
+}
+
+// Close stops the prober, closes its link and every session. It returns
+// the first error recording frames met, if any.
+func (p *Prober) Close() error {
+	p.closeOnce.Do(func() {
+		close(p.done)
+		p.link.Close()
+		<-p.readerDone
+		p.mu.Lock()
+		for _, s := range p.sessions {
+			s.closed.Store(true)
+			s.signal()
+		}
+		p.sessions = map[sessionKey]*Session{}
+		p.mu.Unlock()
+	})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.recordErr
+}
+
+// SessionConfig describes a probe connection.
+type SessionConfig struct {
+	Remote netip.AddrPort
+	// LocalPort is the source port; 0 allocates one.
+	LocalPort uint16
+}
+
+// Open starts a session: it allocates (or reserves) a source port, protects
+// it with the guard and registers the 4-tuple. Nothing is sent.
+func (p *Prober) Open(cfg SessionConfig) (*Session, error) {
+	if !cfg.Remote.Addr().IsValid() || cfg.Remote.Addr().Is4() != p.path.Source.Is4() {
+		return nil, fmt.Errorf("open session to %v: the path's source %v is of another address family", cfg.Remote, p.path.Source)
+	}
+	select {
+	case <-p.done:
+		return nil, fmt.Errorf("open session to %v: %w", cfg.Remote, ErrLinkClosed)
+	default:
+	}
+	p.mu.Lock()
+	p.releaseRestedLocked(time.Now())
+	p.mu.Unlock()
+	port := cfg.LocalPort
+	if port == 0 {
+		var err error
+		if port, err = p.ports.Allocate(); err != nil {
+			return nil, fmt.Errorf("open session to %v: %w", cfg.Remote, err)
+		}
+	} else if err := p.ports.Reserve(port); err != nil {
+		return nil, fmt.Errorf("open session to %v: source port %d: %w", cfg.Remote, port, err)
+	}
+	if p.guard != nil {
+		if err := p.guard.Protect(port, guardTTL); err != nil {
+			p.ports.Release(port)
+			return nil, fmt.Errorf("open session to %v: protect source port %d: %w", cfg.Remote, port, err)
+		}
+	}
+	s := &Session{
+		p:      p,
+		local:  netip.AddrPortFrom(p.path.Source, port),
+		remote: cfg.Remote,
+		notify: make(chan struct{}, 1),
+	}
+	key := sessionKey{cfg.Remote, port}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, dup := p.sessions[key]; dup {
+		p.ports.Release(port)
+		return nil, fmt.Errorf("open session to %v: source port %d is already in use by another session", cfg.Remote, port)
+	}
+	p.sessions[key] = s
+	return s, nil
+}
+
+func (p *Prober) closeSession(s *Session) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	key := sessionKey{s.remote, s.local.Port()}
+	if p.sessions[key] == s {
+		delete(p.sessions, key)
+		p.resting = append(p.resting, restingPort{s.local.Port(), time.Now().Add(quarantine)})
+	}
+}
+
+func (p *Prober) releaseRestedLocked(now time.Time) {
+	n := 0
+	for _, r := range p.resting {
+		if now.After(r.until) {
+			p.ports.Release(r.port)
+			continue
+		}
+		p.resting[n] = r
+		n++
+	}
+	p.resting = p.resting[:n]
+}
+
+func (p *Prober) hash(b []byte) uint64 { return maphash.Bytes(p.seed, b) }
+
+// send writes a frame and returns the time it was seen leaving (the
+// kernel's timestamp when the link shows outgoing frames, else the time the
+// write returned).
+func (p *Prober) send(frame []byte) (time.Time, error) {
+	ps := &pendingSend{data: frame, seen: make(chan time.Time, 1)}
+	h := p.hash(frame)
+	p.mu.Lock()
+	p.pending[h] = append(p.pending[h], ps)
+	p.mu.Unlock()
+	if err := p.link.WriteFrame(frame); err != nil {
+		p.dropPending(h, ps)
+		return time.Time{}, err
+	}
+	written := time.Now()
+	t := time.NewTimer(echoWait)
+	defer t.Stop()
+	select {
+	case ts := <-ps.seen:
+		return ts, nil
+	case <-t.C:
+		p.dropPending(h, ps)
+		return written, nil
+	case <-p.done:
+		p.dropPending(h, ps)
+		return written, nil
+	}
+}
+
+func (p *Prober) dropPending(h uint64, ps *pendingSend) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	list := p.pending[h]
+	for i, q := range list {
+		if q == ps {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(p.pending, h)
+	} else {
+		p.pending[h] = list
+	}
+}
+
+// matchPending reports whether an outgoing frame is one synprobe sent, and
+// hands its timestamp to the sender.
+func (p *Prober) matchPending(c Capture) bool {
+	h := p.hash(c.Data)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, ps := range p.pending[h] {
+		if bytes.Equal(ps.data, c.Data) {
+			ps.seen <- c.Time
+			list := append(p.pending[h][:i], p.pending[h][i+1:]...)
+			if len(list) == 0 {
+				delete(p.pending, h)
+			} else {
+				p.pending[h] = list
+			}
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Prober) read() {
+	defer close(p.readerDone)
+	for {
+		c, err := p.link.ReadFrame()
+		if err != nil {
+			if errors.Is(err, ErrLinkClosed) {
+				return
+			}
+			select {
+			case <-p.done:
+				return
+			default:
+			}
+			continue
+		}
+		p.record(c)
+		if c.Outgoing && p.matchPending(c) {
+			continue
+		}
+		p.dispatch(c)
+	}
+}
+
+func (p *Prober) record(c Capture) {
+	if p.recorder == nil {
+		return
+	}
+	if err := p.recorder.WritePacket(c.Time, c.Data); err != nil {
+		p.mu.Lock()
+		if p.recordErr == nil {
+			p.recordErr = fmt.Errorf("record frames: %w", err)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// dispatch hands a frame to its session.
+func (p *Prober) dispatch(c Capture) {
+	r := &Reply{Data: c.Data, Time: c.Time, FromLocalHost: c.Outgoing}
+	r.DecodeErr = r.Frame.Decode(c.Data)
+	if c.ChecksumPartial && r.Frame.Checksum == ChecksumInvalid {
+		r.Frame.Checksum = ChecksumNotFinal
+	}
+	var key sessionKey
+	switch {
+	case r.Frame.Has(LayerTCP) && c.Outgoing:
+		key = sessionKey{r.Frame.Dst(), r.Frame.TCP.SrcPort}
+	case r.Frame.Has(LayerTCP):
+		key = sessionKey{r.Frame.Src(), r.Frame.TCP.DstPort}
+	case r.Frame.Has(LayerICMP) && r.Frame.ICMP.IsError(r.Frame.IP.Version == 6):
+		q, err := r.Frame.ICMP.Quote()
+		if err != nil || q.Protocol != ProtocolTCP {
+			p.undecoded.Add(1)
+			return
+		}
+		key = sessionKey{q.Dst, q.Src.Port()}
+	default:
+		p.undecoded.Add(1)
+		return
+	}
+	p.mu.Lock()
+	s := p.sessions[key]
+	p.mu.Unlock()
+	if s == nil {
+		p.unmatched.Add(1)
+		return
+	}
+	s.deliver(r)
+}
+
+// simplePorts hands out ports from a fixed range with no knowledge of the
+// host: enough for an in-process stack, where no local kernel competes.
+type simplePorts struct {
+	mu    sync.Mutex
+	next  uint16
+	inUse map[uint16]bool
+}
+
+func newSimplePorts() *simplePorts {
+	return &simplePorts{next: 40000 + uint16(time.Now().UnixNano()%20000), inUse: map[uint16]bool{}}
+}
+
+func (sp *simplePorts) Allocate() (uint16, error) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	for i := 0; i < 30000; i++ {
+		port := sp.next
+		sp.next++
+		if sp.next < 30000 || sp.next > 60000 {
+			sp.next = 30000
+		}
+		if !sp.inUse[port] {
+			sp.inUse[port] = true
+			return port, nil
+		}
+	}
+	return 0, errors.New("no free source port")
+}
+
+func (sp *simplePorts) Reserve(port uint16) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if sp.inUse[port] {
+		return errors.New("in use")
+	}
+	sp.inUse[port] = true
+	return nil
+}
+
+func (sp *simplePorts) Release(port uint16) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	delete(sp.inUse, port)
+}

@@ -1,0 +1,170 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+)
+
+// wire is the far end of a MemoryLink in these tests: it keeps what synprobe
+// sent. It is not a TCP stack; the tests here are about demultiplexing.
+type wire struct {
+	mu   sync.Mutex
+	sent [][]byte
+}
+
+func (w *wire) deliver(b []byte) {
+	w.mu.Lock()
+	w.sent = append(w.sent, b)
+	w.mu.Unlock()
+}
+
+func testProber(t *testing.T) (*Prober, *MemoryLink, *wire) {
+	t.Helper()
+	w := &wire{}
+	l := NewMemoryLink(MAC{2, 0, 0, 0, 0, 1}, 1500, w.deliver)
+	p := NewProber(ProberConfig{Link: l, Path: Path{
+		Source: netip.MustParseAddr("192.0.2.1"), LocalMAC: MAC{2, 0, 0, 0, 0, 1},
+		NextHop: netip.MustParseAddr("192.0.2.2"), NextHopMAC: MAC{2, 0, 0, 0, 0, 2}, MTU: 1500,
+	}})
+	t.Cleanup(func() { p.Close() })
+	return p, l, w
+}
+
+func reply(t *testing.T, from, to netip.AddrPort, tcp TCP) []byte {
+	t.Helper()
+	tcp.SrcPort, tcp.DstPort = from.Port(), to.Port()
+	f := Frame{Ethernet: Ethernet{Src: MAC{2, 0, 0, 0, 0, 2}, Dst: MAC{2, 0, 0, 0, 0, 1}}, IP: IP{Src: from.Addr(), Dst: to.Addr()}, TCP: tcp}
+	b, err := f.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestProberDemultiplexes(t *testing.T) {
+	p, l, w := testProber(t)
+	target := netip.MustParseAddrPort("192.0.2.2:80")
+	a, err := p.Open(SessionConfig{Remote: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Open(SessionConfig{Remote: target, LocalPort: 50001})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Open(SessionConfig{Remote: target, LocalPort: 50001}); err == nil {
+		t.Error("a second session on port 50001: want an error")
+	}
+	sent, err := a.Send(&Frame{TCP: TCP{Seq: 100, Flags: SYN, Window: 1000}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sent.Time.IsZero() || sent.Frame.TCP.SrcPort != a.Local().Port() || sent.Frame.IP.Dst != target.Addr() || !sent.Frame.IP.DF() {
+		t.Errorf("sent %v at %v: want the session's ports, the target, DF and a time", &sent.Frame, sent.Time)
+	}
+	w.mu.Lock()
+	if len(w.sent) != 1 {
+		t.Errorf("far end got %d frames, want 1", len(w.sent))
+	}
+	w.mu.Unlock()
+
+	l.Inject(reply(t, target, b.Local(), TCP{Seq: 7, Flags: SYN | ACK}))
+	l.Inject(reply(t, target, a.Local(), TCP{Seq: 9, Ack: 101, Flags: SYN | ACK}))
+	l.Inject(reply(t, netip.MustParseAddrPort("192.0.2.2:81"), a.Local(), TCP{Flags: RST}))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := a.Recv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Frame.TCP.Seq != 9 || r.Frame.TCP.Ack != 101 {
+		t.Errorf("session a got %v, want its SYN-ACK seq 9 ack 101", &r.Frame)
+	}
+	if !r.Time.After(sent.Time) && !r.Time.Equal(sent.Time) {
+		t.Errorf("reply time %v before send time %v", r.Time, sent.Time)
+	}
+	r, err = b.Recv(ctx)
+	if err != nil || r.Frame.TCP.Seq != 7 {
+		t.Errorf("session b got %v, %v; want its SYN-ACK seq 7", r, err)
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel2()
+	if r, err := a.Recv(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("a frame from another port reached session a: %v", r)
+	}
+	if st := p.Stats(); st.Unmatched != 1 {
+		t.Errorf("unmatched frames: got %d, want 1", st.Unmatched)
+	}
+}
+
+func TestProberICMPAndLocalHostFrames(t *testing.T) {
+	p, l, _ := testProber(t)
+	target := netip.MustParseAddrPort("192.0.2.2:80")
+	s, err := p.Open(SessionConfig{Remote: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := s.Send(&Frame{TCP: TCP{Seq: 1, Flags: SYN}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A router's ICMP error quoting the SYN.
+	quoted, _ := sent.Frame.EncodeIP()
+	icmp := Frame{Ethernet: Ethernet{Src: MAC{2, 0, 0, 0, 0, 2}}, IP: IP{Src: netip.MustParseAddr("198.51.100.1"), Dst: s.Local().Addr(), Protocol: ProtocolICMP},
+		ICMP: ICMP{Type: ICMPv4DestUnreachable, Code: 1, Body: quoted[:28]}}
+	b, err := icmp.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Inject(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := s.Recv(ctx)
+	if err != nil || !r.Frame.Has(LayerICMP) {
+		t.Fatalf("got %v, %v; want the ICMP error", r, err)
+	}
+	// The local kernel's RST on our 4-tuple, seen leaving (not sent by us).
+	rst := Frame{Ethernet: Ethernet{Src: MAC{2, 0, 0, 0, 0, 1}}, IP: IP{Src: s.Local().Addr(), Dst: target.Addr()}, TCP: TCP{SrcPort: s.Local().Port(), DstPort: 80, Flags: RST, Seq: 2}}
+	rb, _ := rst.Encode()
+	l.enqueue(Capture{Data: rb, Time: time.Now(), Outgoing: true})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(s.LocalHostFrames()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := s.LocalHostFrames(); len(got) != 1 || got[0].Frame.TCP.Flags != RST {
+		t.Errorf("local host frames: got %d, want the kernel's RST", len(got))
+	}
+	if s.Pending() != 0 {
+		t.Error("the local host's RST was queued as a reply from the target")
+	}
+}
+
+func TestProberCloseUnblocksRecv(t *testing.T) {
+	p, _, _ := testProber(t)
+	s, err := p.Open(SessionConfig{Remote: netip.MustParseAddrPort("192.0.2.2:80")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := s.Recv(context.Background())
+		errc <- err
+	}()
+	p.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrLinkClosed) {
+			t.Errorf("got %v, want ErrLinkClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Recv still blocked after Close")
+	}
+	if _, err := p.Open(SessionConfig{Remote: netip.MustParseAddrPort("192.0.2.2:80")}); err == nil {
+		t.Error("Open after Close: want an error")
+	}
+}
