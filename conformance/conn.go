@@ -1,0 +1,212 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"synprobe/conformance/report"
+	"synprobe/probe"
+)
+
+// Conn is what the runner knows of one probe connection: the session, the
+// two ISNs, the next sequence numbers, the options negotiated, timestamps,
+// and the steps taken so far. The built-in handshake and scripts both run
+// through it.
+type Conn struct {
+	S     *probe.Session
+	Start time.Time
+
+	// ISN is synprobe's initial sequence number; PeerISN the target's, once
+	// a SYN from it was seen (HavePeerISN).
+	ISN, PeerISN probe.Seq
+	HavePeerISN  bool
+	// SNDNXT is the next sequence number synprobe will send; RCVNXT the
+	// next one it expects from the target.
+	SNDNXT, RCVNXT probe.Seq
+	// SYN is the last SYN synprobe sent (what it offered).
+	SYN *probe.TCP
+	TS  TSState
+	// WScale is the target's window scale once negotiated (-1 before).
+	WScale int
+	// LastSent is the last frame synprobe sent: replies are timed from it.
+	LastSent *probe.Sent
+
+	Steps []report.Step
+	Notes []string
+
+	drops0 uint64
+}
+
+// NewConn wraps a session.
+func NewConn(s *probe.Session) *Conn {
+	return &Conn{S: s, Start: time.Now(), WScale: -1, drops0: s.Prober().Stats().Drops}
+}
+
+// Send sends a frame on the connection and keeps the state: ISN from a SYN,
+// SND.NXT, timestamps.
+func (c *Conn) Send(f *probe.Frame, ov ...probe.Override) (*probe.Sent, error) {
+	sent, err := c.S.Send(f, ov...)
+	if err != nil {
+		return nil, err
+	}
+	t := &f.TCP
+	if t.Flags&probe.SYN != 0 {
+		c.ISN = t.Seq
+		c.SNDNXT = t.Seq
+		syn := *t
+		c.SYN = &syn
+	}
+	if end := t.End(); c.SNDNXT.LessThan(end) {
+		c.SNDNXT = end
+	}
+	if val, _, ok := t.Timestamps(); ok {
+		c.TS.Sent(val)
+	}
+	c.LastSent = sent
+	return sent, nil
+}
+
+// ErrSilence is returned by Recv when nothing arrived before the deadline.
+var ErrSilence = errors.New("no segment")
+
+// Recv waits until deadline for the next frame from the target on this
+// connection. It returns ErrSilence on timeout, and ctx's error when ctx
+// ends first.
+func (c *Conn) Recv(ctx context.Context, deadline time.Time) (*probe.Reply, error) {
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	r, err := c.S.Recv(dctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return nil, ErrSilence
+		}
+		return nil, err
+	}
+	return r, nil
+}
+
+// Observe updates the state with a segment from the target: its ISN from a
+// SYN, RCV.NXT, timestamps and window scale.
+func (c *Conn) Observe(t *probe.TCP) {
+	if t.Flags&probe.SYN != 0 {
+		c.PeerISN, c.HavePeerISN = t.Seq, true
+		c.RCVNXT = t.Seq
+		if c.SYN != nil {
+			_, offered := c.SYN.Option(probe.OptionTimestamps)
+			_, answered := t.Option(probe.OptionTimestamps)
+			c.TS.Enabled = offered && answered
+			if _, ok := c.SYN.WScale(); ok {
+				if ws, ok := t.WScale(); ok {
+					c.WScale = int(min(ws, probe.MaxWScale))
+				}
+			}
+		}
+	}
+	if t.Flags&probe.RST == 0 {
+		if end := t.End(); c.HavePeerISN && c.RCVNXT.LessThan(end) {
+			c.RCVNXT = end
+		}
+	}
+	c.TS.Received(t)
+}
+
+// RTT is the time from the last frame synprobe sent to r.
+func (c *Conn) RTT(r *probe.Reply) *float64 {
+	if c.LastSent == nil || r.Time.Before(c.LastSent.Time) {
+		return nil
+	}
+	return report.RTT(r.Time.Sub(c.LastSent.Time))
+}
+
+// DroppedLocally returns how many frames the local socket dropped since the
+// connection started: a reply lost there must not be read as silence.
+func (c *Conn) DroppedLocally() uint64 {
+	return c.S.Prober().Stats().Drops - c.drops0
+}
+
+// LocalHostInterference describes frames the local host sent on this
+// connection's 4-tuple behind synprobe's back ("" when none): a kernel RST
+// disturbs the run and is never the target's fault.
+func (c *Conn) LocalHostInterference() string {
+	frames := c.S.LocalHostFrames()
+	if len(frames) == 0 {
+		return ""
+	}
+	var parts []string
+	for _, f := range frames {
+		parts = append(parts, c.Format(&f.Frame.TCP, false))
+	}
+	return fmt.Sprintf("disturbed by the local host: its kernel sent %s on synprobe's port (no RST guard?)", strings.Join(parts, "; "))
+}
+
+// AddStep appends a step, numbering it and timing it from the start.
+func (c *Conn) AddStep(s report.Step, at time.Time) *report.Step {
+	s.Index = len(c.Steps) + 1
+	if !at.IsZero() {
+		s.AtMS = report.Millis(at.Sub(c.Start))
+	}
+	c.Steps = append(c.Steps, s)
+	return &c.Steps[len(c.Steps)-1]
+}
+
+// Format writes a segment in packetdrill's notation with sequence numbers
+// relative to the ISNs: synprobe's own segments (fromTarget false) count
+// seq from ISN and ack from PeerISN; the target's the other way round. A
+// SYN's own sequence number is shown absolute, as in packetdrill scripts,
+// unless relative is asked for by the ISN being known.
+func (c *Conn) Format(t *probe.TCP, fromTarget bool) string {
+	seqBase, ackBase := c.ISN, c.PeerISN
+	haveSeq, haveAck := c.SYN != nil, c.HavePeerISN
+	if fromTarget {
+		seqBase, ackBase = c.PeerISN, c.ISN
+		haveSeq, haveAck = c.HavePeerISN, c.SYN != nil
+	}
+	seq := uint32(t.Seq)
+	if haveSeq {
+		seq = uint32(t.Seq - seqBase)
+	}
+	ack := uint32(t.Ack)
+	if haveAck {
+		ack = uint32(t.Ack - ackBase)
+	}
+	return formatTCP(t, seq, ack)
+}
+
+// FormatAbs writes a segment with absolute numbers.
+func FormatAbs(t *probe.TCP) string { return formatTCP(t, uint32(t.Seq), uint32(t.Ack)) }
+
+func formatTCP(t *probe.TCP, seq, ack uint32) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s %d:%d(%d)", t.Flags, seq, seq+uint32(len(t.Payload)), len(t.Payload))
+	if t.Flags&probe.ACK != 0 || ack != 0 {
+		fmt.Fprintf(&b, " ack %d", ack)
+	}
+	fmt.Fprintf(&b, " win %d", t.Window)
+	if t.Flags&probe.URG != 0 || t.Urgent != 0 {
+		fmt.Fprintf(&b, " urg %d", t.Urgent)
+	}
+	if len(t.Options) > 0 {
+		b.WriteByte(' ')
+		b.WriteString(probe.FormatOptions(t.Options))
+	}
+	return b.String()
+}
+
+// FormatReply formats anything that arrived: a TCP segment (relative), an
+// ICMP error, or a damaged frame.
+func (c *Conn) FormatReply(r *probe.Reply) string {
+	f := &r.Frame
+	switch {
+	case f.Has(probe.LayerTCP):
+		return c.Format(&f.TCP, true)
+	case f.Has(probe.LayerICMP):
+		return fmt.Sprintf("ICMP type %d code %d from %v", f.ICMP.Type, f.ICMP.Code, f.IP.Src)
+	}
+	return fmt.Sprintf("undecodable frame (%v)", r.DecodeErr)
+}

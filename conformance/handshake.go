@@ -1,0 +1,343 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"synprobe/conformance/report"
+	"synprobe/probe"
+)
+
+// HandshakeOptions tune the handshake check.
+type HandshakeOptions struct {
+	// Timeout is how long to wait for each expected segment (default 2s).
+	Timeout time.Duration
+	// ISN is synprobe's initial sequence number; 0 picks a random one.
+	ISN probe.Seq
+}
+
+// Window values synprobe advertises, as a current Linux does.
+const (
+	synWindow = 64240
+	ackWindow = 502
+	wscale    = 7
+)
+
+// handshake runs the seven steps of the KB 172983 exchange.
+type handshake struct {
+	c       *Conn
+	ctx     context.Context
+	timeout time.Duration
+	ts0     uint32
+	res     report.Result
+}
+
+// Handshake opens and closes one connection on s the way KB 172983 shows
+// it, checking every reply: SYN; SYN-ACK; ACK; FIN-ACK; the ACK of that
+// FIN; the target's FIN; the last ACK. A target application that keeps its
+// half open is not a TCP fault (skip); a closed port fails at step 2 and
+// its RST is checked; silence fails at step 2.
+func Handshake(ctx context.Context, s *probe.Session, opt HandshakeOptions) report.Result {
+	if opt.Timeout <= 0 {
+		opt.Timeout = 2 * time.Second
+	}
+	isn := opt.ISN
+	if isn == 0 {
+		isn = probe.Seq(rand.Uint32())
+	}
+	h := &handshake{c: NewConn(s), ctx: ctx, timeout: opt.Timeout, ts0: rand.Uint32() >> 1}
+	h.res = report.Result{Name: "handshake", Description: "KB 172983: three-way handshake, then the four-segment close", RFC: "9293 3.5, 3.6", Level: "MUST"}
+	h.run(isn)
+	c := h.c
+	h.res.Steps = c.Steps
+	h.res.Notes = append(h.res.Notes, c.Notes...)
+	if c.HavePeerISN {
+		h.res.Notes = append(h.res.Notes, fmt.Sprintf("ISNs: synprobe %d, target %d", uint32(c.ISN), uint32(c.PeerISN)))
+	}
+	if msg := c.LocalHostInterference(); msg != "" {
+		h.res.Verdict, h.res.Reason = report.Error, msg
+	}
+	h.res.DurationMS = report.Millis(time.Since(c.Start))
+	h.res.Judge()
+	return h.res
+}
+
+// tsNow is synprobe's timestamp clock: 1 ms ticks, as Linux.
+func (h *handshake) tsNow() uint32 { return h.ts0 + uint32(time.Since(h.c.Start).Milliseconds()) }
+
+func (h *handshake) send(f *probe.Frame) bool {
+	c := h.c
+	sent, err := c.Send(f)
+	if err != nil {
+		c.AddStep(report.Step{Direction: report.Send, Verdict: report.Error, Expected: FormatAbs(&f.TCP), Problems: []string{err.Error()}}, time.Now())
+		return false
+	}
+	text := c.Format(&sent.Frame.TCP, false)
+	c.AddStep(report.Step{Direction: report.Send, Verdict: report.Pass, Expected: text, Actual: text, ActualAbs: FormatAbs(&sent.Frame.TCP)}, sent.Time)
+	return true
+}
+
+// ackOptions are the options of a non-SYN segment: timestamps once
+// negotiated (gVisor drops segments without them; RFC 7323 3.2 asks for
+// them on every segment).
+func (h *handshake) ackOptions() []probe.Option {
+	if !h.c.TS.Enabled {
+		return nil
+	}
+	return []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(h.tsNow(), h.c.TS.LastReceived)}
+}
+
+// skipRest records the steps that were not run.
+func (h *handshake) skipRest(from int, why string) {
+	names := map[int]string{
+		3: "send ACK (handshake complete)", 4: "send FIN-ACK (active close)", 5: "expect the ACK of synprobe's FIN",
+		6: "expect the target's FIN", 7: "send the ACK of the target's FIN",
+	}
+	for i := from; i <= 7; i++ {
+		dir := report.Send
+		if i == 5 || i == 6 {
+			dir = report.Expect
+		}
+		h.c.AddStep(report.Step{Direction: dir, Verdict: report.Skip, Expected: names[i], Problems: []string{why}}, time.Time{})
+	}
+}
+
+func (h *handshake) run(isn probe.Seq) {
+	c := h.c
+	mss := uint16(c.S.Prober().Path().MTU - 40)
+	if !c.S.Remote().Addr().Is4() {
+		mss -= 20
+	}
+	if c.S.Prober().Path().MTU == 0 {
+		mss = 1460
+	}
+	// 1. SYN with the options a current Linux offers.
+	syn := probe.Frame{TCP: probe.TCP{Seq: isn, Flags: probe.SYN, Window: synWindow, Options: []probe.Option{
+		probe.MSSOption(mss), probe.SACKPermittedOption(), probe.TimestampsOption(h.ts0, 0), probe.NOPOption(), probe.WScaleOption(wscale),
+	}}}
+	if !h.send(&syn) {
+		h.skipRest(2, "not run: the SYN could not be sent")
+		return
+	}
+
+	// 2. SYN-ACK.
+	if !h.expectSYNACK() {
+		return
+	}
+
+	// 3. ACK: the connection is open.
+	ack := probe.Frame{TCP: probe.TCP{Seq: c.SNDNXT, Ack: c.RCVNXT, Flags: probe.ACK, Window: ackWindow, Options: h.ackOptions()}}
+	if !h.send(&ack) {
+		h.skipRest(4, "not run: a send failed")
+		return
+	}
+
+	// 4. FIN-ACK: synprobe closes first.
+	fin := probe.Frame{TCP: probe.TCP{Seq: c.SNDNXT, Ack: c.RCVNXT, Flags: probe.FIN | probe.ACK, Window: ackWindow, Options: h.ackOptions()}}
+	if !h.send(&fin) {
+		h.skipRest(5, "not run: a send failed")
+		return
+	}
+
+	// 5 and 6: the ACK of our FIN, then the target's FIN (maybe in one segment).
+	gotFIN, ok := h.expectClose(fin.TCP.End())
+	if !ok {
+		return
+	}
+	if !gotFIN {
+		// The application keeps its half open: release the target's
+		// connection so that nothing of it lingers.
+		h.cleanup()
+		h.skipRest(7, "not sent: the target did not close its side")
+		return
+	}
+
+	// 7. ACK of the target's FIN.
+	last := probe.Frame{TCP: probe.TCP{Seq: c.SNDNXT, Ack: c.RCVNXT, Flags: probe.ACK, Window: ackWindow, Options: h.ackOptions()}}
+	h.send(&last)
+}
+
+// silenceStep records an expectation that met silence. Frames dropped by the
+// local socket meanwhile make silence unjudgeable (error).
+func (h *handshake) silenceStep(expected string, v report.Verdict, problem string) {
+	c := h.c
+	st := report.Step{Direction: report.Expect, Verdict: v, Expected: expected, Actual: "nothing", Problems: []string{problem}}
+	if n := c.DroppedLocally(); n > 0 {
+		st.Verdict = report.Error
+		st.Problems = append(st.Problems, fmt.Sprintf("the local socket dropped %d frames meanwhile: silence cannot be told from local loss", n))
+	}
+	c.AddStep(st, time.Now())
+}
+
+func (h *handshake) expectSYNACK() bool {
+	c := h.c
+	expected := "S. 0:0(0) ack 1 <options offered only>"
+	r, err := c.Recv(h.ctx, time.Now().Add(h.timeout))
+	if err != nil {
+		if errors.Is(err, ErrSilence) {
+			h.silenceStep(expected, report.Fail, fmt.Sprintf("no reply within %v (filtered?)", h.timeout))
+			h.skipRest(3, "not run: no SYN-ACK")
+		} else {
+			c.AddStep(report.Step{Direction: report.Expect, Verdict: report.Error, Expected: expected, Problems: []string{err.Error()}}, time.Now())
+			h.skipRest(3, "not run: "+err.Error())
+		}
+		return false
+	}
+	st := report.Step{Direction: report.Expect, Expected: expected, RTTMicros: c.RTT(r)}
+	if r.Frame.Has(probe.LayerICMP) {
+		st.Actual = c.FormatReply(r)
+		st.Verdict = report.Skip
+		st.Problems = []string{fmt.Sprintf("the path answered with ICMP type %d code %d from %v: the SYN did not reach a TCP stack that could answer", r.Frame.ICMP.Type, r.Frame.ICMP.Code, r.Frame.IP.Src)}
+		c.AddStep(st, r.Time)
+		h.skipRest(3, "not run: the path rejected the SYN")
+		return false
+	}
+	if !r.Frame.Has(probe.LayerTCP) {
+		st.Verdict, st.Actual, st.Problems = report.Fail, c.FormatReply(r), WellFormed(&r.Frame, r.DecodeErr).Texts()
+		c.AddStep(st, r.Time)
+		h.skipRest(3, "not run: the reply was not a TCP segment")
+		return false
+	}
+	t := &r.Frame.TCP
+	if t.Flags&probe.RST != 0 {
+		ps := append(Problems{{Rule: "port-closed", Level: Must, Text: "port closed: " + t.Flags.String()}}, WellFormed(&r.Frame, r.DecodeErr)...)
+		ps = append(ps, RSTForSYN(c.SYN, t)...)
+		st.Verdict, st.Problems = report.Fail, ps.Texts()
+		st.Actual, st.ActualAbs = FormatAbs(t), FormatAbs(t)
+		c.AddStep(st, r.Time)
+		h.skipRest(3, "not run: the port is closed")
+		return false
+	}
+	c.Observe(t)
+	ps := WellFormed(&r.Frame, r.DecodeErr)
+	ps = append(ps, SYNACK(c.SYN, t)...)
+	ps = append(ps, OptionsOffered(c.SYN, t)...)
+	ps = append(ps, TSEcho(c.TS, t)...)
+	st.Verdict, st.Problems = ps.Verdict(), ps.Texts()
+	st.Actual, st.ActualAbs = c.Format(t, true), FormatAbs(t)
+	c.AddStep(st, r.Time)
+	if t.Flags&probe.SYN == 0 || t.Flags&probe.ACK == 0 {
+		h.skipRest(3, "not run: no SYN-ACK")
+		return false
+	}
+	return true
+}
+
+// expectClose waits for the ACK of synprobe's FIN (step 5) and the
+// target's FIN (step 6). finEnd is our FIN's sequence number + 1. Data the
+// target sends meanwhile (a banner) is acknowledged in the end and noted.
+func (h *handshake) expectClose(finEnd probe.Seq) (gotFIN, ok bool) {
+	c := h.c
+	ackExpected := "any segment with ack 2 (the ACK of synprobe's FIN)"
+	finExpected := "F. with ack 2 (the target's FIN)"
+	step5Done := false
+	deadline := time.Now().Add(h.timeout)
+	for {
+		r, err := c.Recv(h.ctx, deadline)
+		if err != nil {
+			if !errors.Is(err, ErrSilence) {
+				c.AddStep(report.Step{Direction: report.Expect, Verdict: report.Error, Expected: finExpected, Problems: []string{err.Error()}}, time.Now())
+				return false, false
+			}
+			if !step5Done {
+				h.silenceStep(ackExpected, report.Fail, fmt.Sprintf("no ACK of synprobe's FIN within %v", h.timeout))
+				h.skipRest(6, "not run: synprobe's FIN was not acknowledged")
+				return false, false
+			}
+			h.silenceStep(finExpected, report.Skip, fmt.Sprintf("the target application did not close its side within %v (not a TCP fault: it may keep a half-open connection)", h.timeout))
+			return false, true
+		}
+		if !r.Frame.Has(probe.LayerTCP) {
+			c.Notes = append(c.Notes, "ignored while closing: "+c.FormatReply(r))
+			continue
+		}
+		t := &r.Frame.TCP
+		ps := WellFormed(&r.Frame, r.DecodeErr)
+		if t.Flags&probe.RST != 0 {
+			expected := ackExpected
+			if step5Done {
+				expected = finExpected
+			}
+			st := report.Step{Direction: report.Expect, Verdict: report.Skip, Expected: expected, Actual: c.Format(t, true), ActualAbs: FormatAbs(t), RTTMicros: c.RTT(r)}
+			st.Problems = []string{"the target aborted the connection with RST instead of closing: an application decision (SO_LINGER 0), not judged"}
+			if t.Seq != c.RCVNXT {
+				ps.add("rst-seq", Must, "RST seq: want RCV.NXT %d, got %d", uint32(c.RCVNXT-c.PeerISN), uint32(t.Seq-c.PeerISN))
+			}
+			if len(ps) > 0 {
+				st.Verdict = ps.Verdict()
+				st.Problems = append(st.Problems, ps.Texts()...)
+			}
+			c.AddStep(st, r.Time)
+			return false, false
+		}
+		if t.Flags&probe.SYN != 0 {
+			c.Notes = append(c.Notes, "the target sent its SYN-ACK again (synprobe's ACK lost?): "+c.Format(t, true))
+			continue
+		}
+		if len(t.Payload) > 0 {
+			c.Notes = append(c.Notes, fmt.Sprintf("the target sent %d bytes of data while closing (not judged)", len(t.Payload)))
+		}
+		wantSeq := c.RCVNXT
+		c.Observe(t)
+		ps = append(ps, TSEcho(c.TS, t)...)
+		acksFIN := t.Flags&probe.ACK != 0 && !t.Ack.LessThan(finEnd)
+		if !step5Done {
+			if !acksFIN && t.Flags&probe.FIN == 0 {
+				continue // data sent before our FIN arrived; keep waiting
+			}
+			st := report.Step{Direction: report.Expect, Expected: ackExpected, Actual: c.Format(t, true), ActualAbs: FormatAbs(t), RTTMicros: c.RTT(r)}
+			p5 := append(Problems{}, ps...)
+			if t.Flags&probe.ACK == 0 {
+				p5.add("fin-ack", Must, "flags: no ACK bit: %s", t.Flags)
+			} else if t.Ack != finEnd {
+				p5.add("fin-ack", Must, "ack: want synprobe's FIN seq+1 (%d), got %d", uint32(finEnd-c.ISN), uint32(t.Ack-c.ISN))
+			}
+			if t.Seq != wantSeq {
+				p5.add("fin-ack-seq", Must, "seq: want %d (RCV.NXT), got %d", uint32(wantSeq-c.PeerISN), uint32(t.Seq-c.PeerISN))
+			}
+			st.Verdict, st.Problems = p5.Verdict(), p5.Texts()
+			c.AddStep(st, r.Time)
+			step5Done = true
+			if t.Flags&probe.FIN == 0 {
+				deadline = time.Now().Add(h.timeout)
+				continue
+			}
+			// One segment both acknowledged our FIN and carried the target's.
+			c.Notes = append(c.Notes, "the target's FIN came in the same segment as the ACK of synprobe's FIN")
+		}
+		if t.Flags&probe.FIN == 0 {
+			continue // more data or a pure ACK; the FIN may follow
+		}
+		st := report.Step{Direction: report.Expect, Expected: finExpected, Actual: c.Format(t, true), ActualAbs: FormatAbs(t), RTTMicros: c.RTT(r)}
+		p6 := append(Problems{}, ps...)
+		if t.Seq != wantSeq {
+			p6.add("fin-seq", Must, "seq: want %d (RCV.NXT), got %d", uint32(wantSeq-c.PeerISN), uint32(t.Seq-c.PeerISN))
+		}
+		if t.Flags&probe.ACK == 0 || t.Ack != finEnd {
+			p6.add("fin-ack", Must, "ack: want %d (synprobe's FIN acknowledged), got %s", uint32(finEnd-c.ISN), ackText(t, c.ISN))
+		}
+		st.Verdict, st.Problems = p6.Verdict(), p6.Texts()
+		c.AddStep(st, r.Time)
+		return true, true
+	}
+}
+
+func ackText(t *probe.TCP, isn probe.Seq) string {
+	if t.Flags&probe.ACK == 0 {
+		return "no ACK bit"
+	}
+	return fmt.Sprint(uint32(t.Ack - isn))
+}
+
+// cleanup resets the target's side of a connection it left open, so that
+// probing leaves no state behind at the target.
+func (h *handshake) cleanup() {
+	c := h.c
+	rst := probe.Frame{TCP: probe.TCP{Seq: c.SNDNXT, Flags: probe.RST}}
+	if _, err := c.S.Send(&rst); err == nil {
+		c.Notes = append(c.Notes, fmt.Sprintf("sent RST seq %d to release the target's half-open connection", uint32(c.SNDNXT-c.ISN)))
+	}
+}

@@ -1,0 +1,190 @@
+package report
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sample() *Report {
+	rtt := RTT(84 * time.Microsecond)
+	rep := &Report{
+		Command: "handshake",
+		Target:  Target{Address: "192.0.2.2:80", Source: "192.0.2.1:61000", Interface: "veth0"},
+		Started: time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC),
+		Results: []Result{
+			{Name: "handshake", Steps: []Step{
+				{Index: 1, Direction: Send, Verdict: Pass, Expected: "S 0:0(0) win 64240", Actual: "S 0:0(0) win 64240"},
+				{Index: 2, Direction: Expect, Verdict: Fail, Expected: "S. 0:0(0) ack 1", Actual: "S. 0:0(0) ack 0", Problems: []string{"ack: want ISN+1 (8221823), got 8221822"}, RTTMicros: rtt},
+				{Index: 3, Direction: Expect, Verdict: Skip, Expected: "F.", Problems: []string{"the target application did not close"}},
+			}},
+			{Name: "closed", Verdict: Error, Reason: "disturbed by the local host"},
+			{Name: "observed", Steps: []Step{{Index: 1, Direction: Observe, Verdict: Info, Problems: []string{"SYN+FIN dropped"}}}},
+		},
+	}
+	rep.Finish()
+	return rep
+}
+
+func TestJudge(t *testing.T) {
+	tests := []struct {
+		steps  []Verdict
+		want   Verdict
+		reason string
+	}{
+		{[]Verdict{Pass, Pass}, Pass, ""},
+		{[]Verdict{Pass, Skip}, Pass, ""},
+		{[]Verdict{Skip, Skip}, Skip, "skip at step 1"},
+		{[]Verdict{Pass, Warn, Fail}, Fail, "fail at step 3"},
+		{[]Verdict{Info, Pass}, Info, "info at step 1"},
+		{[]Verdict{Fail, Error}, Error, "error at step 2"},
+		{nil, Skip, "nothing was judged"},
+	}
+	for _, tt := range tests {
+		r := Result{}
+		for i, v := range tt.steps {
+			r.Steps = append(r.Steps, Step{Index: i + 1, Verdict: v})
+		}
+		r.Judge()
+		if r.Verdict != tt.want || r.Reason != tt.reason {
+			t.Errorf("%v: got %s %q, want %s %q", tt.steps, r.Verdict, r.Reason, tt.want, tt.reason)
+		}
+	}
+}
+
+func TestReportSummaryAndExit(t *testing.T) {
+	rep := sample()
+	if got := rep.Summary.Counts(); got != "1 fail, 1 info, 1 error" {
+		t.Errorf("summary: got %q", got)
+	}
+	if rep.Results[0].Reason != "fail at step 2: ack: want ISN+1 (8221823), got 8221822" {
+		t.Errorf("reason: got %q", rep.Results[0].Reason)
+	}
+	if rep.ExitCode() != 1 {
+		t.Errorf("exit: got %d, want 1 (a check failed)", rep.ExitCode())
+	}
+	rep.Results = rep.Results[1:]
+	rep.Finish()
+	if rep.ExitCode() != 3 {
+		t.Errorf("exit with only an error: got %d, want 3", rep.ExitCode())
+	}
+	rep.Results = rep.Results[1:]
+	rep.Finish()
+	if rep.ExitCode() != 0 {
+		t.Errorf("exit with only info: got %d, want 0", rep.ExitCode())
+	}
+}
+
+// TestJSONShape checks the shape later commands and users rely on.
+func TestJSONShape(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteJSON(&buf, sample()); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Target struct {
+			Address string `json:"address"`
+		} `json:"target"`
+		Results []struct {
+			Name    string `json:"name"`
+			Verdict string `json:"verdict"`
+			Reason  string `json:"reason"`
+			Steps   []struct {
+				Index     int      `json:"index"`
+				Direction string   `json:"direction"`
+				Verdict   string   `json:"verdict"`
+				Expected  string   `json:"expected"`
+				Actual    string   `json:"actual"`
+				Problems  []string `json:"problems"`
+				RTT       *float64 `json:"rtt_us"`
+			} `json:"steps"`
+		} `json:"results"`
+		Summary map[string]int `json:"summary"`
+	}
+	dec := json.NewDecoder(&buf)
+	dec.DisallowUnknownFields()
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if doc.Target.Address != "192.0.2.2:80" || len(doc.Results) != 3 {
+		t.Fatalf("got %+v", doc)
+	}
+	s := doc.Results[0].Steps[1]
+	if s.Index != 2 || s.Direction != "expect" || s.Verdict != "fail" || s.RTT == nil || *s.RTT != 84 || len(s.Problems) != 1 {
+		t.Errorf("step 2: got %+v", s)
+	}
+	for _, v := range Verdicts {
+		if _, ok := doc.Summary[string(v)]; !ok {
+			t.Errorf("summary lacks %q", v)
+		}
+	}
+	if doc.Summary["fail"] != 1 || doc.Summary["error"] != 1 || doc.Summary["pass"] != 0 {
+		t.Errorf("summary: got %v", doc.Summary)
+	}
+}
+
+func TestJUnit(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteJUnit(&buf, sample()); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		XMLName xml.Name `xml:"testsuites"`
+		Tests   int      `xml:"tests,attr"`
+		Suites  []struct {
+			Failures int `xml:"failures,attr"`
+			Errors   int `xml:"errors,attr"`
+			Cases    []struct {
+				Name    string `xml:"name,attr"`
+				Failure *struct {
+					Message string `xml:"message,attr"`
+					Text    string `xml:",chardata"`
+				} `xml:"failure"`
+				Error     *struct{} `xml:"error"`
+				SystemOut string    `xml:"system-out"`
+			} `xml:"testcase"`
+		} `xml:"testsuite"`
+	}
+	if err := xml.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatalf("not XML: %v\n%s", err, buf.String())
+	}
+	if doc.Tests != 3 || len(doc.Suites) != 1 || doc.Suites[0].Failures != 1 || doc.Suites[0].Errors != 1 {
+		t.Fatalf("counts: got %+v", doc)
+	}
+	c := doc.Suites[0].Cases[0]
+	if c.Failure == nil || !strings.Contains(c.Failure.Message, "ack: want ISN+1") || !strings.Contains(c.Failure.Text, "S. 0:0(0) ack 0") {
+		t.Errorf("failing case: got %+v", c.Failure)
+	}
+	if doc.Suites[0].Cases[1].Error == nil {
+		t.Error("error case has no <error>")
+	}
+	if !strings.HasPrefix(doc.Suites[0].Cases[2].SystemOut, "INFO") {
+		t.Errorf("info case: got system-out %q", doc.Suites[0].Cases[2].SystemOut)
+	}
+}
+
+func TestText(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteText(&buf, sample(), TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{
+		"synprobe handshake 192.0.2.2:80 (from 192.0.2.1:61000, via veth0)",
+		"FAIL  handshake",
+		"got S. 0:0(0) ack 0",
+		"rtt 84 us",
+		"- ack: want ISN+1 (8221823), got 8221822",
+		"summary: 1 fail, 1 info, 1 error",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "\x1b[") {
+		t.Error("colour codes without Color")
+	}
+}

@@ -1,0 +1,148 @@
+package report
+
+import (
+	"fmt"
+	"io"
+	"strings"
+)
+
+// TextOptions shape the text report.
+type TextOptions struct {
+	// Steps shows the steps of every result; otherwise only results that
+	// are not pass, info or skip show theirs.
+	Steps bool
+	// Color marks verdicts with ANSI colours (for terminals only).
+	Color bool
+	// Fingerprint, if set, writes the fingerprint section.
+	Fingerprint func(w io.Writer, fp any)
+}
+
+// WriteText writes rep for people.
+func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
+	var b strings.Builder
+	b.WriteString(header(rep))
+	b.WriteByte('\n')
+	if rep.Fingerprint != nil && opt.Fingerprint != nil {
+		var fb strings.Builder
+		opt.Fingerprint(&fb, rep.Fingerprint)
+		b.WriteString(fb.String())
+	}
+	for _, r := range rep.Results {
+		fmt.Fprintf(&b, "%s %s", verdictTag(r.Verdict, opt.Color), r.Name)
+		if r.Level != "" || r.RFC != "" {
+			fmt.Fprintf(&b, " [%s]", strings.TrimSpace(r.Level+" "+rfcLabel(r.RFC)))
+		}
+		fmt.Fprintf(&b, " (%s)", ms(r.DurationMS))
+		if r.Reason != "" && r.Verdict != Pass {
+			fmt.Fprintf(&b, ": %s", r.Reason)
+		}
+		b.WriteByte('\n')
+		if opt.Steps || r.Verdict == Fail || r.Verdict == Error || r.Verdict == Warn {
+			for _, s := range r.Steps {
+				writeStepColor(&b, s, r.File, opt.Color)
+			}
+			for _, n := range r.Notes {
+				fmt.Fprintf(&b, "      note: %s\n", n)
+			}
+		}
+	}
+	fmt.Fprintf(&b, "\nsummary: %s (%s)\n", rep.Summary.Counts(), ms(rep.DurationMS))
+	for _, n := range rep.Notes {
+		fmt.Fprintf(&b, "note: %s\n", n)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func rfcLabel(rfc string) string {
+	if rfc == "" {
+		return ""
+	}
+	return "RFC " + rfc
+}
+
+func header(rep *Report) string {
+	t := rep.Target
+	h := fmt.Sprintf("synprobe %s %s", rep.Command, t.Address)
+	var via []string
+	if t.Source != "" {
+		via = append(via, "from "+t.Source)
+	}
+	if t.Interface != "" {
+		via = append(via, "via "+t.Interface)
+	}
+	if t.Lab != "" {
+		via = append(via, t.Lab+" lab")
+	}
+	if len(via) > 0 {
+		h += " (" + strings.Join(via, ", ") + ")"
+	}
+	return h + "\n"
+}
+
+func ms(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.2f s", v/1000)
+	case v >= 10:
+		return fmt.Sprintf("%.0f ms", v)
+	}
+	return fmt.Sprintf("%.2f ms", v)
+}
+
+var colors = map[Verdict]string{
+	Pass: "\x1b[32m", Fail: "\x1b[31;1m", Warn: "\x1b[33m", Info: "\x1b[36m", Skip: "\x1b[2m", Error: "\x1b[35;1m",
+}
+
+func verdictTag(v Verdict, color bool) string {
+	tag := fmt.Sprintf("%-5s", strings.ToUpper(string(v)))
+	if color {
+		return colors[v] + tag + "\x1b[0m"
+	}
+	return tag
+}
+
+func writeStep(b *strings.Builder, s Step, file string) { writeStepColor(b, s, file, false) }
+
+// writeStepColor writes one step:
+//
+//	   3 expect pass  S. 0:0(0) ack 1 <...>
+//	                  got S. 0:0(0) ack 1 win 65160 <...>  rtt 84 us
+//	                  - ack: expected 1 (abs 8221823) got 0
+func writeStepColor(b *strings.Builder, s Step, file string, color bool) {
+	where := fmt.Sprintf("%4d", s.Index)
+	if s.Line > 0 {
+		where = fmt.Sprintf("%4s", fmt.Sprintf("L%d", s.Line))
+	}
+	v := string(s.Verdict)
+	if color {
+		v = colors[s.Verdict] + fmt.Sprintf("%-5s", v) + "\x1b[0m"
+	} else {
+		v = fmt.Sprintf("%-5s", v)
+	}
+	fmt.Fprintf(b, "  %s %-6s %s %s\n", where, s.Direction, v, s.Expected)
+	pad := strings.Repeat(" ", 2+4+1+6+1+5+1)
+	if s.Actual != "" && (s.Direction != Send || s.Actual != s.Expected) {
+		fmt.Fprintf(b, "%sgot %s", pad, s.Actual)
+		if s.RTTMicros != nil {
+			fmt.Fprintf(b, "  rtt %s", rttText(*s.RTTMicros))
+		}
+		b.WriteByte('\n')
+		if s.ActualAbs != "" && s.ActualAbs != s.Actual && s.Verdict != Pass {
+			fmt.Fprintf(b, "%sabs %s\n", pad, s.ActualAbs)
+		}
+	}
+	for _, p := range s.Problems {
+		fmt.Fprintf(b, "%s- %s\n", pad, p)
+	}
+	if s.Line > 0 && file != "" && (s.Verdict == Fail || s.Verdict == Error) {
+		fmt.Fprintf(b, "%s(%s:%d: %s)\n", pad, file, s.Line, s.Text)
+	}
+}
+
+func rttText(us float64) string {
+	if us >= 1000 {
+		return fmt.Sprintf("%.2f ms", us/1000)
+	}
+	return fmt.Sprintf("%.0f us", us)
+}
