@@ -1,0 +1,499 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"golang.org/x/sys/unix"
+
+	"synprobe/internal/netns"
+)
+
+// pathLab is two fresh network namespaces joined by a veth pair: "local",
+// where paths are resolved, and "peer", whose kernel answers.
+//
+//	local sp0 10.9.0.1/24 10.9.0.3/24 fd00:9::1/64 fe80::1/64
+//	peer  sp1 10.9.0.2/24             fd00:9::2/64 fe80::2/64
+type pathLab struct {
+	local, peer   int // namespace descriptors
+	hl, hp        *netlink.Handle
+	localIndex    int
+	localMAC      MAC
+	peerMAC       MAC
+	localLinkName string
+}
+
+func newPathLab(t *testing.T) *pathLab {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to create network namespaces and veth links")
+	}
+	lab := &pathLab{localLinkName: "sp0"}
+	lab.local = newNetNS(t)
+	lab.peer = newNetNS(t)
+	lab.hl = netlinkIn(t, lab.local)
+	lab.hp = netlinkIn(t, lab.peer)
+
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: "sp0"},
+		PeerName:      "sp1",
+		PeerNamespace: netlink.NsFd(lab.peer),
+	}
+	if err := lab.hl.LinkAdd(veth); err != nil {
+		t.Fatalf("add veth pair: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := lab.hl.LinkDel(veth); err != nil {
+			t.Errorf("delete veth pair: %v", err)
+		}
+	})
+	lab.localMAC, lab.localIndex = setUpLink(t, lab.hl, "sp0", "10.9.0.1/24", "10.9.0.3/24", "fd00:9::1/64", "fe80::1/64")
+	lab.peerMAC, _ = setUpLink(t, lab.hp, "sp1", "10.9.0.2/24", "fd00:9::2/64", "fe80::2/64")
+	// Both ends are up only now: wait for each to see its carrier.
+	for _, end := range []struct {
+		h    *netlink.Handle
+		name string
+	}{{lab.hl, "sp0"}, {lab.hp, "sp1"}} {
+		l, err := end.h.LinkByName(end.name)
+		if err != nil {
+			t.Fatalf("find %s: %v", end.name, err)
+		}
+		waitIPv6Ready(t, end.h, l)
+	}
+	return lab
+}
+
+func newNetNS(t *testing.T) int {
+	t.Helper()
+	fd, err := netns.New()
+	if err != nil {
+		t.Fatalf("create network namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := netns.Close(fd); err != nil {
+			t.Errorf("close network namespace: %v", err)
+		}
+	})
+	return fd
+}
+
+func netlinkIn(t *testing.T, ns int) *netlink.Handle {
+	t.Helper()
+	var h *netlink.Handle
+	err := netns.Do(ns, func() (err error) {
+		h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("open netlink in namespace: %v", err)
+	}
+	t.Cleanup(h.Close)
+	return h
+}
+
+// setUpLink brings lo and name up with addrs. IPv6 addresses skip duplicate
+// address detection and no automatic link-local address is made, so that
+// every address is usable at once instead of after a timer.
+func setUpLink(t *testing.T, h *netlink.Handle, name string, addrs ...string) (MAC, int) {
+	t.Helper()
+	lo, err := h.LinkByName("lo")
+	if err != nil {
+		t.Fatalf("find lo: %v", err)
+	}
+	if err := h.LinkSetUp(lo); err != nil {
+		t.Fatalf("set lo up: %v", err)
+	}
+	l, err := h.LinkByName(name)
+	if err != nil {
+		t.Fatalf("find %s: %v", name, err)
+	}
+	if err := h.LinkSetIP6AddrGenMode(l, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
+		t.Fatalf("disable IPv6 address generation on %s: %v", name, err)
+	}
+	for _, a := range addrs {
+		ipn, err := netlink.ParseIPNet(a)
+		if err != nil {
+			t.Fatalf("parse %s: %v", a, err)
+		}
+		if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipn, Flags: unix.IFA_F_NODAD}); err != nil {
+			t.Fatalf("add %s to %s: %v", a, name, err)
+		}
+	}
+	if err := h.LinkSetUp(l); err != nil {
+		t.Fatalf("set %s up: %v", name, err)
+	}
+	mac, ok := MACFrom(l.Attrs().HardwareAddr)
+	if !ok {
+		t.Fatalf("%s has hardware address %v, want 6 bytes", name, l.Attrs().HardwareAddr)
+	}
+	return mac, l.Attrs().Index
+}
+
+// waitIPv6Ready waits until the kernel has finished bringing up IPv6 on l.
+// That happens asynchronously after the link goes up, even without duplicate
+// address detection: until the link's operational state is up (linkwatch
+// may take a second) IPv6 has no multicast route on it and drops every
+// Neighbor Solicitation, and until the address work has run the addresses
+// are tentative and have no local route.
+func waitIPv6Ready(t *testing.T, h *netlink.Handle, l netlink.Link) {
+	t.Helper()
+	name, index := l.Attrs().Name, l.Attrs().Index
+	ready := func() (bool, error) {
+		cur, err := h.LinkByIndex(index)
+		if err != nil || cur.Attrs().OperState != netlink.OperUp {
+			return false, err
+		}
+		addrs, err := h.AddrList(l, netlink.FAMILY_V6)
+		if err != nil {
+			return false, err
+		}
+		for _, a := range addrs {
+			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
+				return false, nil
+			}
+			rs, err := h.RouteGet(a.IP)
+			if err != nil || len(rs) == 0 || rs[0].Type != unix.RTN_LOCAL {
+				return false, nil
+			}
+		}
+		rs, err := h.RouteListFiltered(netlink.FAMILY_V6,
+			&netlink.Route{Table: unix.RT_TABLE_LOCAL, LinkIndex: index},
+			netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
+		if err != nil {
+			return false, err
+		}
+		for _, r := range rs {
+			if r.Type == unix.RTN_MULTICAST {
+				return true, nil
+			}
+		}
+		return false, nil
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ok, err := ready()
+		if err != nil {
+			t.Fatalf("check IPv6 on %s: %v", name, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("IPv6 on %s still not ready after 10s", name)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (lab *pathLab) addRoute(t *testing.T, dst, gw string) {
+	t.Helper()
+	ipn, err := netlink.ParseIPNet(dst)
+	if err != nil {
+		t.Fatalf("parse %s: %v", dst, err)
+	}
+	r := &netlink.Route{Dst: ipn, LinkIndex: lab.localIndex, Gw: net.ParseIP(gw)}
+	if gwIP := net.ParseIP(gw); gwIP != nil && (gwIP.To4() != nil) != (ipn.IP.To4() != nil) {
+		family := netlink.FAMILY_V4
+		if gwIP.To4() == nil {
+			family = netlink.FAMILY_V6
+		}
+		r.Gw, r.Via = nil, &netlink.Via{AddrFamily: family, Addr: gwIP}
+	}
+	if gw == "" {
+		lo, err := lab.hl.LinkByName("lo")
+		if err != nil {
+			t.Fatalf("find lo: %v", err)
+		}
+		r.LinkIndex = lo.Attrs().Index
+	}
+	if err := lab.hl.RouteAdd(r); err != nil {
+		t.Fatalf("add route %s via %q: %v", dst, gw, err)
+	}
+	t.Cleanup(func() {
+		if err := lab.hl.RouteDel(r); err != nil {
+			t.Errorf("delete route %s: %v", dst, err)
+		}
+	})
+}
+
+// neighbor returns ip's entry in the local neighbour table of sp0.
+func (lab *pathLab) neighbor(t *testing.T, ip netip.Addr) (netlink.Neigh, bool) {
+	t.Helper()
+	neighs, err := lab.hl.NeighList(lab.localIndex, 0)
+	if err != nil {
+		t.Fatalf("list neighbours: %v", err)
+	}
+	for _, n := range neighs {
+		if a, _ := netip.AddrFromSlice(n.IP); a.Unmap() == ip {
+			return n, true
+		}
+	}
+	return netlink.Neigh{}, false
+}
+
+// assertNoManagedEntry checks that synprobe took its managed entry away.
+func (lab *pathLab) assertNoManagedEntry(t *testing.T, ip netip.Addr) {
+	t.Helper()
+	if n, ok := lab.neighbor(t, ip); ok && n.FlagsExt&netlink.NTF_EXT_MANAGED != 0 {
+		t.Errorf("managed neighbour entry for %s left behind: state %#x", ip, n.State)
+	}
+}
+
+func TestResolvePath(t *testing.T) {
+	lab := newPathLab(t)
+	lab.addRoute(t, "198.51.100.0/24", "10.9.0.2")
+	lab.addRoute(t, "2001:db8:5::/48", "fe80::2")
+	lab.addRoute(t, "198.51.101.0/24", "fe80::2")
+
+	want := func(src, nextHop string) Path {
+		return Path{
+			Interface:  "sp0",
+			IfIndex:    lab.localIndex,
+			MTU:        1500,
+			LocalMAC:   lab.localMAC,
+			Source:     netip.MustParseAddr(src),
+			NextHop:    netip.MustParseAddr(nextHop),
+			NextHopMAC: lab.peerMAC,
+		}
+	}
+	tests := []struct {
+		name   string
+		target string
+		opts   PathOptions
+		want   Path
+	}{
+		{"on-link IPv4", "10.9.0.2", PathOptions{}, want("10.9.0.1", "10.9.0.2")},
+		{"on-link IPv6", "fd00:9::2", PathOptions{}, want("fd00:9::1", "fd00:9::2")},
+		{"IPv4-mapped IPv6 target", "::ffff:10.9.0.2", PathOptions{}, want("10.9.0.1", "10.9.0.2")},
+		{"link-local with zone", "fe80::2%sp0", PathOptions{}, want("fe80::1", "fe80::2")},
+		{"link-local with interface", "fe80::2", PathOptions{Interface: "sp0"}, want("fe80::1", "fe80::2")},
+		{"IPv4 via gateway", "198.51.100.7", PathOptions{}, want("10.9.0.1", "10.9.0.2")},
+		{"IPv6 via link-local gateway", "2001:db8:5::7", PathOptions{}, want("fd00:9::1", "fe80::2")},
+		{"IPv4 via IPv6 gateway", "198.51.101.7", PathOptions{}, want("10.9.0.1", "fe80::2")},
+		{"forced interface", "10.9.0.2", PathOptions{Interface: "sp0"}, want("10.9.0.1", "10.9.0.2")},
+		{"forced source", "10.9.0.2", PathOptions{Source: netip.MustParseAddr("10.9.0.3")}, want("10.9.0.3", "10.9.0.2")},
+		{"forced source via gateway", "198.51.100.7", PathOptions{Source: netip.MustParseAddr("10.9.0.3")}, want("10.9.0.3", "10.9.0.2")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.NetNS = lab.local
+			got, err := ResolvePath(context.Background(), netip.MustParseAddr(tt.target), tt.opts)
+			if err != nil {
+				t.Fatalf("ResolvePath(%s): %v", tt.target, err)
+			}
+			if got != tt.want {
+				t.Errorf("ResolvePath(%s):\n got  %+v\n want %+v", tt.target, got, tt.want)
+			}
+			lab.assertNoManagedEntry(t, tt.want.NextHop)
+		})
+	}
+}
+
+// TestResolvePathMissingNeighbor proves that a next hop absent from the
+// neighbour table is resolved by the kernel through a managed entry, which
+// is deleted afterwards. The neighbour events of the namespace show both.
+func TestResolvePathMissingNeighbor(t *testing.T) {
+	lab := newPathLab(t)
+	events := make(chan netlink.NeighUpdate, 64)
+	done := make(chan struct{})
+	defer close(done)
+	err := netns.Do(lab.local, func() error { return netlink.NeighSubscribe(events, done) })
+	if err != nil {
+		t.Fatalf("subscribe to neighbour events: %v", err)
+	}
+
+	for _, target := range []string{"10.9.0.2", "fd00:9::2", "fe80::2%sp0"} {
+		t.Run(target, func(t *testing.T) {
+			ip := netip.MustParseAddr(target)
+			if n, ok := lab.neighbor(t, ip.WithZone("")); ok {
+				t.Fatalf("neighbour table already holds %s (state %#x); the test needs it absent", ip, n.State)
+			}
+			p, err := ResolvePath(context.Background(), ip, PathOptions{NetNS: lab.local})
+			if err != nil {
+				t.Fatalf("ResolvePath(%s): %v", ip, err)
+			}
+			if p.NextHopMAC != lab.peerMAC {
+				t.Errorf("ResolvePath(%s).NextHopMAC = %s, want the peer's %s", ip, p.NextHopMAC, lab.peerMAC)
+			}
+			lab.assertNoManagedEntry(t, ip.WithZone(""))
+
+			// The deletion was acknowledged before ResolvePath returned, so
+			// its event is already queued; the wait only covers delivery.
+			var added, deleted bool
+			timeout := time.After(10 * time.Second)
+			for !deleted {
+				select {
+				case u := <-events:
+					if a, _ := netip.AddrFromSlice(u.IP); a.Unmap() != ip.WithZone("") {
+						continue
+					}
+					switch {
+					case u.Type == unix.RTM_NEWNEIGH && u.FlagsExt&netlink.NTF_EXT_MANAGED != 0:
+						added = true
+					case u.Type == unix.RTM_DELNEIGH && added:
+						deleted = true
+					}
+				case <-timeout:
+					if !added {
+						t.Skipf("no managed neighbour entry was made (needs Linux 5.16+); resolved by synprobe's own solicitation")
+					}
+					t.Fatalf("managed neighbour entry for %s was added but no deletion was seen", ip)
+				}
+			}
+		})
+	}
+}
+
+// TestResolvePathExistingNeighbor proves that usable entries are taken as
+// they are and left in place, and that an unusable entry that synprobe did
+// not create is resolved but not deleted.
+func TestResolvePathExistingNeighbor(t *testing.T) {
+	lab := newPathLab(t)
+	fake := MAC{0x02, 0, 0, 0, 0, 0x50}
+	static := &netlink.Neigh{
+		LinkIndex:    lab.localIndex,
+		IP:           net.ParseIP("10.9.0.50"),
+		State:        netlink.NUD_PERMANENT,
+		HardwareAddr: fake.HardwareAddr(),
+	}
+	if err := lab.hl.NeighAdd(static); err != nil {
+		t.Fatalf("add permanent neighbour: %v", err)
+	}
+	// A FAILED entry, as the kernel leaves after an unanswered resolution.
+	failed := &netlink.Neigh{LinkIndex: lab.localIndex, IP: net.ParseIP("10.9.0.2"), State: netlink.NUD_FAILED}
+	if err := lab.hl.NeighAdd(failed); err != nil {
+		t.Fatalf("add failed neighbour: %v", err)
+	}
+
+	tests := []struct {
+		target string
+		want   MAC
+	}{
+		{"10.9.0.50", fake},
+		{"10.9.0.2", lab.peerMAC},
+	}
+	for _, tt := range tests {
+		ip := netip.MustParseAddr(tt.target)
+		p, err := ResolvePath(context.Background(), ip, PathOptions{NetNS: lab.local})
+		if err != nil {
+			t.Fatalf("ResolvePath(%s): %v", ip, err)
+		}
+		if p.NextHopMAC != tt.want {
+			t.Errorf("ResolvePath(%s).NextHopMAC = %s, want %s", ip, p.NextHopMAC, tt.want)
+		}
+		n, ok := lab.neighbor(t, ip)
+		if !ok {
+			t.Errorf("neighbour entry for %s that synprobe did not create was deleted", ip)
+			continue
+		}
+		if n.FlagsExt&netlink.NTF_EXT_MANAGED != 0 {
+			t.Errorf("neighbour entry for %s was turned into a managed one", ip)
+		}
+	}
+}
+
+// TestSolicitNeighbor proves synprobe's own ARP and Neighbor Discovery
+// against the peer namespace's kernel.
+func TestSolicitNeighbor(t *testing.T) {
+	lab := newPathLab(t)
+	tests := []struct{ src, target string }{
+		{"10.9.0.1", "10.9.0.2"},
+		{"fd00:9::1", "fd00:9::2"},
+		{"fe80::1", "fe80::2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			p := Path{
+				Interface: "sp0",
+				IfIndex:   lab.localIndex,
+				MTU:       1500,
+				LocalMAC:  lab.localMAC,
+				Source:    netip.MustParseAddr(tt.src),
+				NextHop:   netip.MustParseAddr(tt.target),
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			mac, err := solicitNeighbor(ctx, lab.local, p)
+			if err != nil {
+				t.Fatalf("solicitNeighbor(%s from %s): %v", tt.target, tt.src, err)
+			}
+			if mac != lab.peerMAC {
+				t.Errorf("solicitNeighbor(%s) = %s, want the peer's %s", tt.target, mac, lab.peerMAC)
+			}
+		})
+	}
+}
+
+func TestSolicitNeighborCancelled(t *testing.T) {
+	lab := newPathLab(t)
+	p := Path{
+		Interface: "sp0", IfIndex: lab.localIndex, MTU: 1500, LocalMAC: lab.localMAC,
+		Source: netip.MustParseAddr("10.9.0.1"), NextHop: netip.MustParseAddr("10.9.0.77"),
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := solicitNeighbor(ctx, lab.local, p)
+	if !errors.Is(err, ErrNeighborUnresolved) || !errors.Is(err, context.Canceled) {
+		t.Errorf("solicitNeighbor with a cancelled context: got %v, want ErrNeighborUnresolved and context.Canceled", err)
+	}
+}
+
+func TestResolvePathErrors(t *testing.T) {
+	lab := newPathLab(t)
+	lab.addRoute(t, "192.0.2.0/24", "") // through lo: no Ethernet framing
+
+	tests := []struct {
+		name    string
+		target  string
+		opts    PathOptions
+		wantErr error  // a sentinel, or nil when only the message matters
+		wantMsg string // a part of the message
+	}{
+		{"no IPv4 route", "203.0.113.5", PathOptions{}, ErrNoRoute, "ip route get 203.0.113.5"},
+		{"no IPv6 route", "2001:db8:77::1", PathOptions{}, ErrNoRoute, "ip route get 2001:db8:77::1"},
+		{"unknown interface", "10.9.0.2", PathOptions{Interface: "nope0"}, ErrNoInterface, "nope0"},
+		{"unknown zone", "fe80::2%nope0", PathOptions{}, ErrNoInterface, "nope0"},
+		{"zone and interface disagree", "fe80::2%lo", PathOptions{Interface: "sp0"}, nil, "disagree"},
+		{"link-local without zone", "fe80::2", PathOptions{}, nil, "needs a zone"},
+		{"local IPv4 address", "10.9.0.1", PathOptions{}, ErrLocalTarget, "synprobe lab"},
+		{"local IPv6 address", "fd00:9::1", PathOptions{}, ErrLocalTarget, "synprobe lab"},
+		{"local address on a forced interface", "10.9.0.1", PathOptions{Interface: "sp0"}, ErrLocalTarget, "synprobe lab"},
+		{"subnet broadcast", "10.9.0.255", PathOptions{}, nil, "broadcast"},
+		{"IPv4 loopback", "127.0.0.1", PathOptions{}, ErrLocalTarget, "remote target"},
+		{"IPv6 loopback", "::1", PathOptions{}, ErrLocalTarget, "remote target"},
+		{"foreign IPv4 source", "10.9.0.2", PathOptions{Source: netip.MustParseAddr("10.9.0.99")}, ErrSourceNotLocal, "10.9.0.99"},
+		{"foreign IPv6 source", "fd00:9::2", PathOptions{Source: netip.MustParseAddr("fd00:9::99")}, ErrSourceNotLocal, "fd00:9::99"},
+		{"source of the other version", "10.9.0.2", PathOptions{Source: netip.MustParseAddr("fd00:9::1")}, nil, "different IP versions"},
+		{"multicast target", "224.0.0.1", PathOptions{}, nil, "not a unicast address"},
+		{"route through loopback", "192.0.2.9", PathOptions{}, ErrUnsupportedLink, "lo"},
+		{"silent IPv4 neighbour", "10.9.0.77", PathOptions{Timeout: 300 * time.Millisecond}, ErrNeighborUnresolved, "ip neigh show dev sp0"},
+		{"silent IPv6 neighbour", "fd00:9::77", PathOptions{Timeout: 300 * time.Millisecond}, ErrNeighborUnresolved, "ip neigh show dev sp0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.opts.NetNS = lab.local
+			target := netip.MustParseAddr(tt.target)
+			p, err := ResolvePath(context.Background(), target, tt.opts)
+			if err == nil {
+				t.Fatalf("ResolvePath(%s) = %+v, want an error", tt.target, p)
+			}
+			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+				t.Errorf("ResolvePath(%s) error %q, want %q", tt.target, err, tt.wantErr)
+			}
+			if !strings.Contains(err.Error(), tt.wantMsg) || !strings.HasPrefix(err.Error(), "resolve path to "+tt.target) {
+				t.Errorf("ResolvePath(%s) error %q, want it to start with %q and mention %q", tt.target, err, "resolve path to "+tt.target, tt.wantMsg)
+			}
+			if ip := target.WithZone(""); ip.Is6() || ip.Is4() {
+				lab.assertNoManagedEntry(t, ip)
+			}
+		})
+	}
+}
