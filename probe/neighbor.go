@@ -196,26 +196,7 @@ func ParseNeighborAdvertisement(frame []byte) (target netip.Addr, mac MAC, err e
 
 // ndpChecksum is the ones'-complement sum (not yet complemented) of the
 // ICMPv6 pseudo-header for src and dst and of msg. A message with a correct
-// checksum sums to 0xffff. It is local to NDP until the segment codec's
-// internet checksum can be shared.
+// checksum sums to 0xffff.
 func ndpChecksum(src, dst [16]byte, msg []byte) uint16 {
-	var sum uint32
-	add := func(p []byte) {
-		for len(p) >= 2 {
-			sum += uint32(binary.BigEndian.Uint16(p))
-			p = p[2:]
-		}
-		if len(p) == 1 {
-			sum += uint32(p[0]) << 8
-		}
-	}
-	add(src[:])
-	add(dst[:])
-	sum += uint32(len(msg)>>16) + uint32(len(msg)&0xffff)
-	sum += ndpICMPv6
-	add(msg)
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	return uint16(sum)
+	return ^fold(sum16(msg, pseudoHeaderSum(netip.AddrFrom16(src), netip.AddrFrom16(dst), ProtocolICMPv6, len(msg))))
 }
