@@ -4,7 +4,7 @@ GO        ?= go
 export GOTOOLCHAIN := local
 BIN       := bin/synprobe
 PKGS      := ./...
-STATICCHECK_VERSION := 2025.1.1
+STATICCHECK_VERSION := v0.6.1
 
 .PHONY: all build demo test test-short lint bench fuzz clean
 

@@ -48,13 +48,6 @@ type Ethernet struct {
 	Tagged bool
 }
 
-func (e *Ethernet) headerLen() int {
-	if e.Tagged {
-		return EthernetHeaderLen + 4
-	}
-	return EthernetHeaderLen
-}
-
 func (e *Ethernet) append(b []byte) []byte {
 	b = append(b, e.Dst[:]...)
 	b = append(b, e.Src[:]...)
