@@ -106,9 +106,9 @@ func writeStep(b *strings.Builder, s Step, file string) { writeStepColor(b, s, f
 
 // writeStepColor writes one step:
 //
-//	   3 expect pass  S. 0:0(0) ack 1 <...>
-//	                  got S. 0:0(0) ack 1 win 65160 <...>  rtt 84 us
-//	                  - ack: expected 1 (abs 8221823) got 0
+//	3 expect pass  S. 0:0(0) ack 1 <...>
+//	               got S. 0:0(0) ack 1 win 65160 <...>  rtt 84 us
+//	               - ack: expected 1 (abs 8221823) got 0
 func writeStepColor(b *strings.Builder, s Step, file string, color bool) {
 	where := fmt.Sprintf("%4d", s.Index)
 	if s.Line > 0 {
