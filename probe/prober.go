@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,11 @@ type Prober struct {
 	pending   map[uint64][]*pendingSend
 	resting   []restingPort
 	recordErr error
+
+	// notes are facts about the setup for reports (the guard in use).
+	notes []string
+	// closers are released after the link, on Close (the guard).
+	closers []io.Closer
 
 	seed       maphash.Seed
 	undecoded  atomic.Uint64
@@ -139,8 +145,11 @@ type ProberStats struct {
 	Unmatched uint64
 }
 
-// Close stops the prober, closes its link and every session. It returns
-// the first error recording frames met, if any.
+// Notes are facts about the prober's setup worth a line in a report.
+func (p *Prober) Notes() []string { return append([]string(nil), p.notes...) }
+
+// Close stops the prober, closes its link, every session and the guard. It
+// returns the first error met recording frames or closing the guard.
 func (p *Prober) Close() error {
 	p.closeOnce.Do(func() {
 		close(p.done)
@@ -152,6 +161,11 @@ func (p *Prober) Close() error {
 			s.signal()
 		}
 		p.sessions = map[sessionKey]*Session{}
+		for _, c := range p.closers {
+			if err := c.Close(); err != nil && p.recordErr == nil {
+				p.recordErr = err
+			}
+		}
 		p.mu.Unlock()
 	})
 	p.mu.Lock()
