@@ -28,10 +28,11 @@ import (
 // is shared and noisy, and only a failing test ever waits that long.
 const patience = 30 * time.Second
 
-func skipUnlessRoot(t testing.TB) {
+// skipUnlessRoot skips a test that needs root to make what.
+func skipUnlessRoot(t testing.TB, what string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth links and nftables tables")
+		t.Skip("needs root: creates " + what)
 	}
 }
 
@@ -46,7 +47,7 @@ type vethPair struct {
 
 func newVethPair(t *testing.T) *vethPair {
 	t.Helper()
-	skipUnlessRoot(t)
+	skipUnlessRoot(t, "network namespaces, a veth pair and nftables tables")
 	p := &vethPair{
 		probe4:  netip.MustParseAddr("192.0.2.1"),
 		target4: netip.MustParseAddr("192.0.2.2"),
