@@ -47,8 +47,10 @@ type Guard struct {
 }
 
 // InstallGuard installs a guard in the network namespace netns (an open
-// namespace descriptor; 0 is the current namespace). Errors wrap
-// ErrGuardUnavailable.
+// namespace descriptor; 0 is the current namespace). The descriptor may be
+// closed afterwards: the guard's netlink socket lives in the namespace and
+// keeps it alive until Close. Errors wrap ErrGuardUnavailable and the cause
+// (os.ErrPermission without CAP_NET_ADMIN).
 func InstallGuard(netns int) (*Guard, error) {
 	return installGuard(netns)
 }
