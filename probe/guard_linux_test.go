@@ -699,3 +699,29 @@ func TestInstallGuardWithoutPrivileges(t *testing.T) {
 		t.Errorf("after a failed InstallGuard: got %d synprobe tables, want 0", len(tables))
 	}
 }
+
+func TestGuardOutlivesNamespaceDescriptor(t *testing.T) {
+	p := newVethPair(t)
+	fd, err := unix.Dup(p.probeNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := InstallGuard(fd)
+	netns.Close(fd)
+	if err != nil {
+		t.Fatalf("InstallGuard: %v", err)
+	}
+	defer g.Close()
+	if err := g.Protect(61001, time.Minute); err != nil {
+		t.Errorf("Protect after closing the namespace descriptor: %v", err)
+	}
+	if _, err := g.Dropped(); err != nil {
+		t.Errorf("Dropped after closing the namespace descriptor: %v", err)
+	}
+	if err := g.Close(); err != nil {
+		t.Errorf("Close after closing the namespace descriptor: %v", err)
+	}
+	if tables := guardTables(t, p.probeNS); len(tables) != 0 {
+		t.Errorf("after Close: got %d synprobe tables, want 0", len(tables))
+	}
+}
