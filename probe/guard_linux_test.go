@@ -73,7 +73,7 @@ func newVethPair(t *testing.T) *vethPair {
 		if err := netlink.LinkAdd(veth); err != nil {
 			return fmt.Errorf("add veth pair: %w", err)
 		}
-		return setUpLink("probe0", p.probe4, p.probe6)
+		return guardLinkUp("probe0", p.probe4, p.probe6)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -90,13 +90,13 @@ func newVethPair(t *testing.T) *vethPair {
 			t.Errorf("delete veth pair: %v", err)
 		}
 	})
-	if err := netns.Do(p.targetNS, func() error { return setUpLink("target0", p.target4, p.target6) }); err != nil {
+	if err := netns.Do(p.targetNS, func() error { return guardLinkUp("target0", p.target4, p.target6) }); err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func setUpLink(name string, addrs ...netip.Addr) error {
+func guardLinkUp(name string, addrs ...netip.Addr) error {
 	l, err := netlink.LinkByName(name)
 	if err != nil {
 		return fmt.Errorf("find link %s: %w", name, err)
