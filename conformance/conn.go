@@ -19,9 +19,12 @@ type Conn struct {
 	S     *probe.Session
 	Start time.Time
 
-	// ISN is synprobe's initial sequence number; PeerISN the target's, once
-	// a SYN from it was seen (HavePeerISN).
+	// ISN is synprobe's initial sequence number: the sequence number of the
+	// first segment it sent on the connection (packetdrill's rule: any
+	// first segment opens the connection at a listener). PeerISN is the
+	// target's, from its latest SYN (HavePeerISN).
 	ISN, PeerISN probe.Seq
+	HaveISN      bool
 	HavePeerISN  bool
 	// SNDNXT is the next sequence number synprobe will send; RCVNXT the
 	// next one it expects from the target.
@@ -52,10 +55,17 @@ func (c *Conn) Send(f *probe.Frame, ov ...probe.Override) (*probe.Sent, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &f.TCP
+	c.Sent(&f.TCP, sent)
+	return sent, nil
+}
+
+// Sent updates the state with a segment synprobe sent.
+func (c *Conn) Sent(t *probe.TCP, sent *probe.Sent) {
+	if !c.HaveISN {
+		c.ISN, c.SNDNXT, c.HaveISN = t.Seq, t.Seq, true
+	}
 	if t.Flags&probe.SYN != 0 {
-		c.ISN = t.Seq
-		c.SNDNXT = t.Seq
+		c.SNDNXT = t.Seq // a SYN (re)starts the sequence space
 		syn := *t
 		c.SYN = &syn
 	}
@@ -66,7 +76,6 @@ func (c *Conn) Send(f *probe.Frame, ov ...probe.Override) (*probe.Sent, error) {
 		c.TS.Sent(val)
 	}
 	c.LastSent = sent
-	return sent, nil
 }
 
 // ErrSilence is returned by Recv when nothing arrived before the deadline.
@@ -94,7 +103,7 @@ func (c *Conn) Recv(ctx context.Context, deadline time.Time) (*probe.Reply, erro
 // Observe updates the state with a segment from the target: its ISN from a
 // SYN, RCV.NXT, timestamps and window scale.
 func (c *Conn) Observe(t *probe.TCP) {
-	if t.Flags&probe.SYN != 0 {
+	if t.Flags&probe.SYN != 0 && (!c.HavePeerISN || t.Seq != c.PeerISN) {
 		c.PeerISN, c.HavePeerISN = t.Seq, true
 		c.RCVNXT = t.Seq
 		if c.SYN != nil {
@@ -114,6 +123,26 @@ func (c *Conn) Observe(t *probe.TCP) {
 		}
 	}
 	c.TS.Received(t)
+}
+
+// Receive updates the state with a segment from the target (see Observe)
+// and checks its timestamps against what was known before it: TSecr
+// echoes synprobe's last TSval, TSval does not go backwards, the option is
+// present once negotiated.
+func (c *Conn) Receive(t *probe.TCP) Problems {
+	before := c.TS
+	c.Observe(t)
+	before.Enabled = c.TS.Enabled
+	return TSEcho(before, t)
+}
+
+// IPv4 returns the IP header fields synprobe sends with by default: DF
+// set and a per-connection incrementing ID (IPv4), like current stacks.
+func (c *Conn) IPv4() probe.IP {
+	if !c.S.Remote().Addr().Is4() {
+		return probe.IP{}
+	}
+	return probe.IP{Flags: probe.IPFlagDF, ID: c.S.NextIPID()}
 }
 
 // RTT is the time from the last frame synprobe sent to r.
@@ -156,16 +185,15 @@ func (c *Conn) AddStep(s report.Step, at time.Time) *report.Step {
 }
 
 // Format writes a segment in packetdrill's notation with sequence numbers
-// relative to the ISNs: synprobe's own segments (fromTarget false) count
-// seq from ISN and ack from PeerISN; the target's the other way round. A
-// SYN's own sequence number is shown absolute, as in packetdrill scripts,
-// unless relative is asked for by the ISN being known.
+// relative to the ISNs where they are known: synprobe's own segments
+// (fromTarget false) count seq from ISN and ack from PeerISN; the target's
+// the other way round.
 func (c *Conn) Format(t *probe.TCP, fromTarget bool) string {
 	seqBase, ackBase := c.ISN, c.PeerISN
-	haveSeq, haveAck := c.SYN != nil, c.HavePeerISN
+	haveSeq, haveAck := c.HaveISN, c.HavePeerISN
 	if fromTarget {
 		seqBase, ackBase = c.PeerISN, c.ISN
-		haveSeq, haveAck = c.HavePeerISN, c.SYN != nil
+		haveSeq, haveAck = c.HavePeerISN, c.HaveISN
 	}
 	seq := uint32(t.Seq)
 	if haveSeq {

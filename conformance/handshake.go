@@ -70,6 +70,7 @@ func (h *handshake) tsNow() uint32 { return h.ts0 + uint32(time.Since(h.c.Start)
 
 func (h *handshake) send(f *probe.Frame) bool {
 	c := h.c
+	f.IP = c.IPv4()
 	sent, err := c.Send(f)
 	if err != nil {
 		c.AddStep(report.Step{Direction: report.Send, Verdict: report.Error, Expected: FormatAbs(&f.TCP), Problems: []string{err.Error()}}, time.Now())
@@ -211,11 +212,10 @@ func (h *handshake) expectSYNACK() bool {
 		h.skipRest(3, "not run: the port is closed")
 		return false
 	}
-	c.Observe(t)
-	ps := WellFormed(&r.Frame, r.DecodeErr)
+	ps := c.Receive(t)
+	ps = append(ps, WellFormed(&r.Frame, r.DecodeErr)...)
 	ps = append(ps, SYNACK(c.SYN, t)...)
 	ps = append(ps, OptionsOffered(c.SYN, t)...)
-	ps = append(ps, TSEcho(c.TS, t)...)
 	st.Verdict, st.Problems = ps.Verdict(), ps.Texts()
 	st.Actual, st.ActualAbs = c.Format(t, true), FormatAbs(t)
 	c.AddStep(st, r.Time)
@@ -281,8 +281,7 @@ func (h *handshake) expectClose(finEnd probe.Seq) (gotFIN, ok bool) {
 			c.Notes = append(c.Notes, fmt.Sprintf("the target sent %d bytes of data while closing (not judged)", len(t.Payload)))
 		}
 		wantSeq := c.RCVNXT
-		c.Observe(t)
-		ps = append(ps, TSEcho(c.TS, t)...)
+		ps = append(ps, c.Receive(t)...)
 		acksFIN := t.Flags&probe.ACK != 0 && !t.Ack.LessThan(finEnd)
 		if !step5Done {
 			if !acksFIN && t.Flags&probe.FIN == 0 {
@@ -336,7 +335,7 @@ func ackText(t *probe.TCP, isn probe.Seq) string {
 // probing leaves no state behind at the target.
 func (h *handshake) cleanup() {
 	c := h.c
-	rst := probe.Frame{TCP: probe.TCP{Seq: c.SNDNXT, Flags: probe.RST}}
+	rst := probe.Frame{IP: c.IPv4(), TCP: probe.TCP{Seq: c.SNDNXT, Flags: probe.RST}}
 	if _, err := c.S.Send(&rst); err == nil {
 		c.Notes = append(c.Notes, fmt.Sprintf("sent RST seq %d to release the target's half-open connection", uint32(c.SNDNXT-c.ISN)))
 	}

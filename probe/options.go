@@ -262,6 +262,9 @@ func (o Option) wireLen() int {
 	return 2 + len(o.Data)
 }
 
+// Bytes returns the option as encode writes it.
+func (o Option) Bytes() []byte { return o.append(make([]byte, 0, o.wireLen())) }
+
 func (o Option) append(b []byte) []byte {
 	switch {
 	case o.Wire != nil:

@@ -59,7 +59,7 @@ func TestProberDemultiplexes(t *testing.T) {
 	if _, err := p.Open(SessionConfig{Remote: target, LocalPort: 50001}); err == nil {
 		t.Error("a second session on port 50001: want an error")
 	}
-	sent, err := a.Send(&Frame{TCP: TCP{Seq: 100, Flags: SYN, Window: 1000}})
+	sent, err := a.Send(&Frame{IP: IP{Flags: IPFlagDF}, TCP: TCP{Seq: 100, Flags: SYN, Window: 1000}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,8 +57,8 @@ func (s *Session) Remote() netip.AddrPort { return s.remote }
 func (s *Session) Prober() *Prober { return s.p }
 
 // Send completes f with the session's MAC addresses, IP addresses and
-// ports, encodes it (applying ov after encoding), and sends it. IP fields
-// left zero get defaults: IPv4 DF set, an incrementing IP ID.
+// ports (see Complete), encodes it (applying ov after encoding), and sends
+// it.
 func (s *Session) Send(f *Frame, ov ...Override) (*Sent, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("send on session %v > %v: session closed", s.local, s.remote)
@@ -81,8 +81,8 @@ func (s *Session) Send(f *Frame, ov ...Override) (*Sent, error) {
 }
 
 // Complete fills in what Send fills in, without sending: the session's
-// MACs, addresses and ports, and the IP defaults. Protocol selects TCP
-// unless the frame is ICMP.
+// MACs, addresses and ports. Protocol selects TCP unless the frame is ICMP.
+// Other IP fields are the caller's (see NextIPID).
 func (s *Session) Complete(f *Frame) {
 	path := s.p.path
 	f.Ethernet.Src, f.Ethernet.Dst = path.LocalMAC, path.NextHopMAC
@@ -94,17 +94,15 @@ func (s *Session) Complete(f *Frame) {
 	if f.IP.Protocol == ProtocolTCP {
 		f.TCP.SrcPort, f.TCP.DstPort = s.local.Port(), s.remote.Port()
 	}
-	if s.local.Addr().Is4() {
-		if f.IP.Flags == 0 && f.IP.FragOffset == 0 {
-			f.IP.Flags = IPFlagDF
-		}
-		if f.IP.ID == 0 {
-			s.mu.Lock()
-			s.ipID++
-			f.IP.ID = s.ipID
-			s.mu.Unlock()
-		}
-	}
+}
+
+// NextIPID returns the next IPv4 identification for this session: an
+// incrementing counter, as many stacks use per connection.
+func (s *Session) NextIPID() uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ipID++
+	return s.ipID
 }
 
 // Recv returns the next frame that arrived for the session, waiting until
