@@ -1,0 +1,88 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"net/netip"
+	"time"
+)
+
+// DialConfig says how to reach a target.
+type DialConfig struct {
+	// Interface and Source force the egress interface and source address.
+	Interface string
+	Source    netip.Addr
+	// NetNS is the network namespace to probe from (an fd; 0: the current one).
+	NetNS int
+	// NeighborTimeout bounds next-hop resolution.
+	NeighborTimeout time.Duration
+	// Recorder, if set, gets every frame sent and received.
+	Recorder Recorder
+	// NoGuard skips the RST guard; the local kernel's RSTs are then detected
+	// and reported as a disturbance.
+	NoGuard bool
+
+	// Link and Path, when Link is set, reach an in-process target: no path
+	// resolution, packet socket or guard.
+	Link Link
+	Path Path
+}
+
+// Dial prepares everything needed to probe target: the path (egress
+// interface, source address, next-hop MAC), source ports outside the
+// kernel's ephemeral range, an AF_PACKET link filtered to synprobe's flows,
+// and the RST guard. Close the Prober to undo all of it.
+//
+// Errors wrap ErrNoRoute, ErrNoInterface, ErrPermission and the other path
+// errors, so that callers can tell bad input from an environment that
+// prevents the run.
+func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, error) {
+	if cfg.Link != nil {
+		p := NewProber(ProberConfig{Link: cfg.Link, Path: cfg.Path, Recorder: cfg.Recorder})
+		p.notes = append(p.notes, "in-process target: no packet socket, no RST guard needed")
+		return p, nil
+	}
+	path, err := ResolvePath(ctx, target, PathOptions{Interface: cfg.Interface, Source: cfg.Source, NetNS: cfg.NetNS, Timeout: cfg.NeighborTimeout})
+	if err != nil {
+		return nil, err
+	}
+	ports, err := NewPortAllocator(cfg.NetNS)
+	if err != nil {
+		return nil, fmt.Errorf("choose source ports: %w", err)
+	}
+	lo, hi := ports.Range()
+	link, err := OpenPacketLink(PacketLinkConfig{
+		NetNS:     cfg.NetNS,
+		Interface: path.Interface,
+		Filter:    FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	var notes []string
+	var guard *Guard
+	if cfg.NoGuard {
+		notes = append(notes, "RST guard off (--no-guard): the local kernel's RSTs are detected and reported as a disturbance")
+	} else if guard, err = InstallGuard(cfg.NetNS); err != nil {
+		if !errors.Is(err, ErrGuardUnavailable) {
+			link.Close()
+			return nil, err
+		}
+		guard = nil
+		notes = append(notes, fmt.Sprintf("no RST guard (%v): the local kernel's RSTs are detected and reported as a disturbance", err))
+	} else {
+		notes = append(notes, "RST guard: nftables table "+guard.Name()+" drops the local kernel's RSTs from synprobe's ports")
+	}
+	pc := ProberConfig{Link: link, Path: path, Ports: ports, Recorder: cfg.Recorder}
+	if guard != nil {
+		pc.Guard = guard
+	}
+	p := NewProber(pc)
+	p.notes = append(p.notes, notes...)
+	if guard != nil {
+		p.closers = append(p.closers, guard)
+	}
+	return p, nil
+}
