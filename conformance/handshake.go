@@ -207,7 +207,7 @@ func (h *handshake) expectSYNACK() bool {
 		ps := append(Problems{{Rule: "port-closed", Level: Must, Text: "port closed: " + t.Flags.String()}}, WellFormed(&r.Frame, r.DecodeErr)...)
 		ps = append(ps, RSTForSYN(c.SYN, t)...)
 		st.Verdict, st.Problems = report.Fail, ps.Texts()
-		st.Actual, st.ActualAbs = FormatAbs(t), FormatAbs(t)
+		st.Actual, st.ActualAbs = c.Format(t, true), FormatAbs(t)
 		c.AddStep(st, r.Time)
 		h.skipRest(3, "not run: the port is closed")
 		return false

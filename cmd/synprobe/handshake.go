@@ -38,7 +38,7 @@ Examples:
   synprobe lab handshake            (against a disposable local target)`,
 		Flags: append(append([]cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for each expected segment"},
-			&cli.UintFlag{Name: "source-port", Usage: "send from `PORT` (default: a free port outside the kernel's ephemeral range)"},
+			&cli.UintFlag{Name: "source-port", Usage: "send from `PORT`", DefaultText: "a free port outside the kernel's ephemeral range"},
 		}, outputFlags("text", "json", "junit")...), probeFlags()...),
 		Action: runHandshake,
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -30,11 +31,14 @@ everything afterwards, also on Ctrl-C or a crash.
           same listener. Needs no privileges.
   auto    linux when privileged, else gvisor.
 
-The lab supplies the target: give COMMAND's flags, not its address.
+The lab supplies the target; an address may be given only if it is the lab's
+(192.0.2.2 or 2001:db8::2), to pick the closed port or IPv6.
 
 Examples:
   synprobe lab
-  synprobe lab --stack gvisor handshake --format json`,
+  synprobe lab --stack gvisor handshake --format json
+  synprobe lab handshake 192.0.2.2:81          (the closed port)
+  synprobe lab handshake [2001:db8::2]:80      (IPv6)`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "stack", Value: "auto", Usage: "lab stack: auto, linux or gvisor"},
 		},
@@ -58,30 +62,40 @@ func runLab(c *cli.Context) error {
 	if c.App.Command(name) == nil {
 		return usageErr("lab: unknown command %q", name)
 	}
+	sub, err := labArgs(name, rest)
+	if err != nil {
+		return err
+	}
 	t, err := lab.Start(c.Context, stack)
 	if err != nil {
 		return envErr(fmt.Errorf("start %s lab: %w", stack, err))
 	}
 	defer t.Close()
 	fmt.Fprintf(c.App.ErrWriter, "lab: %s target %v (port %d open, port %d closed)\n", t.Stack, t.Open.Addr(), t.Open.Port(), t.Closed.Port())
-	sub, err := labArgs(name, rest, t)
-	if err != nil {
-		return err
-	}
 	ctx := context.WithValue(c.Context, labKey{}, t)
 	return c.App.RunContext(ctx, append([]string{c.App.Name, name}, sub...))
 }
 
-// labArgs gives a command the lab's target in the form it takes one.
-func labArgs(name string, rest []string, t *lab.Target) ([]string, error) {
+// labArgs gives a command the lab's target in the form it takes one. An
+// address the user gives must be one of the lab's (to see the closed port,
+// or IPv6): synprobe lab never sends anywhere else.
+func labArgs(name string, rest []string) ([]string, error) {
+	target := netip.AddrPortFrom(lab.TargetAddr4, lab.OpenPort).String()
+	var args []string
 	for _, a := range rest {
-		if !strings.HasPrefix(a, "-") && strings.Contains(a, ":") && name != "run" {
-			return nil, usageErr("lab %s: the lab supplies the target; drop %q", name, a)
+		ap, err := netip.ParseAddrPort(a)
+		if err != nil || strings.HasPrefix(a, "-") {
+			args = append(args, a)
+			continue
 		}
+		if ap.Addr() != lab.TargetAddr4 && ap.Addr() != lab.TargetAddr6 {
+			return nil, usageErr("lab %s: %v is not in the lab; use %v or %v (port %d open, %d closed)", name, ap, lab.TargetAddr4, lab.TargetAddr6, lab.OpenPort, lab.ClosedPort)
+		}
+		target = ap.String()
 	}
 	switch name {
 	case "handshake":
-		return append(rest, t.Open.String()), nil
+		return append(args, target), nil
 	}
 	return nil, usageErr("lab: %s does not run against a target", name)
 }

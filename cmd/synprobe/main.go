@@ -74,7 +74,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:  "synprobe",
 		Usage: "test how a remote TCP stack really behaves",
 		Description: `synprobe crafts TCP segments by hand (SYN, ACK, FIN, RST, data, deliberately
@@ -101,7 +101,22 @@ Exit codes: 0 everything passed; 1 some check failed; 2 bad usage or bad input;
 			labCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usageErr("%v (see 'synprobe %s --help')", err, c.Command.Name)
+			return usageErr("%v (see 'synprobe --help')", err)
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageErr("unknown command %q (see 'synprobe --help')", c.Args().First())
+			}
+			return cli.ShowAppHelp(c)
 		},
 	}
+	for _, cmd := range app.Commands {
+		name := cmd.Name
+		cmd.HideHelpCommand = true
+		// One line naming the problem, not the whole help page.
+		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
+			return usageErr("%s: %v (see 'synprobe %s --help')", name, err, name)
+		}
+	}
+	return app
 }

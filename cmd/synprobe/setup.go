@@ -28,7 +28,7 @@ func probeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "source", Usage: "send from `ADDR`, an address of this host (default: the route's source)"},
 		&cli.StringFlag{Name: "netns", Usage: "probe from the network namespace `NAME` (ip netns) or a path such as /proc/PID/ns/net"},
 		&cli.StringFlag{Name: "pcap", Usage: "record every frame sent and received to `FILE` (pcap, for Wireshark and tcpdump)"},
-		&cli.BoolFlag{Name: "no-guard", Usage: "do not install the nftables RST guard; the local kernel's RSTs are then detected and reported as a disturbance (error)"},
+		&cli.BoolFlag{Name: "no-guard", Usage: "do not install the nftables RST guard; the local kernel's RSTs are then detected and reported as a disturbance (error)", DefaultText: "guard on"},
 	}
 }
 

@@ -47,7 +47,23 @@ var (
 // absorb concurrent writers.
 const outboundQueue = 1024
 
-func startGVisor(ctx context.Context) (*Target, error) {
+// Tamper turns a gVisor lab into a deliberately faulty responder: a real
+// stack whose frames are rewritten on the way, to prove that a check fails
+// on the fault it exists for. Each function gets a copy of a frame and
+// returns the frames to pass on instead (none drops it); nil passes all.
+type Tamper struct {
+	// ToProbe rewrites what the stack sends to synprobe.
+	ToProbe func(frame []byte) [][]byte
+	// ToTarget rewrites what synprobe sends to the stack.
+	ToTarget func(frame []byte) [][]byte
+}
+
+// StartFaulty starts a gVisor lab whose frames pass through t.
+func StartFaulty(ctx context.Context, t Tamper) (*Target, error) {
+	return startGVisor(ctx, t)
+}
+
+func startGVisor(ctx context.Context, tamper Tamper) (*Target, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start gvisor lab: %w", err)
 	}
@@ -65,7 +81,7 @@ func startGVisor(ctx context.Context) (*Target, error) {
 		},
 		TransportProtocols: []stack.TransportProtocolFactory{tcp.NewProtocol},
 	})
-	l := &gvisorLab{stack: s, server: newServer()}
+	l := &gvisorLab{stack: s, server: newServer(), tamper: tamper}
 	if err := l.configure(); err != nil {
 		l.teardown()
 		return nil, fmt.Errorf("start gvisor lab: %w", err)
@@ -93,6 +109,7 @@ func gvisorPath(source, target netip.Addr) probe.Path {
 type gvisorLab struct {
 	stack  *stack.Stack
 	server *server
+	tamper Tamper
 	nic    *channel.Endpoint
 	link   *probe.MemoryLink
 
@@ -202,10 +219,16 @@ func (l *gvisorLab) deliver(frame []byte) {
 	if l.inboundClosed {
 		return
 	}
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(frame)})
-	defer pkt.DecRef()
-	// The protocol is ignored: the Ethernet endpoint reads the EtherType.
-	l.nic.InjectInbound(0, pkt)
+	frames := [][]byte{frame}
+	if l.tamper.ToTarget != nil {
+		frames = l.tamper.ToTarget(frame)
+	}
+	for _, f := range frames {
+		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(f)})
+		// The protocol is ignored: the Ethernet endpoint reads the EtherType.
+		l.nic.InjectInbound(0, pkt)
+		pkt.DecRef()
+	}
 }
 
 // WriteNotify implements channel.Notification: the stack queued a frame;
@@ -216,7 +239,13 @@ func (l *gvisorLab) WriteNotify() {
 	for pkt := l.nic.Read(); pkt != nil; pkt = l.nic.Read() {
 		v := pkt.ToView()
 		pkt.DecRef()
-		l.link.Inject(v.AsSlice()) // Inject copies
+		if l.tamper.ToProbe == nil {
+			l.link.Inject(v.AsSlice()) // Inject copies
+		} else {
+			for _, f := range l.tamper.ToProbe(append([]byte(nil), v.AsSlice()...)) {
+				l.link.Inject(f)
+			}
+		}
 		v.Release()
 	}
 }

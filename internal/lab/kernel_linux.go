@@ -52,6 +52,10 @@ func LinuxAvailable() (ok bool, why string) {
 	return true, ""
 }
 
+// TargetInterface is the target-side veth of a Linux lab, in the namespace
+// TargetNetNS names: tests capture there what reached the target.
+const TargetInterface = targetIfName
+
 // kernelLab is the Linux kernel in a target namespace, reached from a probe
 // namespace over a veth pair.
 type kernelLab struct {
@@ -66,7 +70,9 @@ func startLinux(ctx context.Context) (*Target, error) {
 		return nil, fmt.Errorf("start linux lab: %w", err)
 	}
 	probeSide := ProbeSide{NetNS: k.probeNS, Interface: probeIfName}
-	return newTarget(StackLinux, probeSide, k, k.teardown), nil
+	t := newTarget(StackLinux, probeSide, k, k.teardown)
+	t.targetNS = k.targetNS
+	return t, nil
 }
 
 // labSide is one end of the veth pair.

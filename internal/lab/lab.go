@@ -70,6 +70,8 @@ type Target struct {
 	// Probe says how synprobe reaches the target.
 	Probe ProbeSide
 
+	targetNS int // StackLinux: the target namespace, for tests that watch it
+
 	closeOnce sync.Once
 	closeErr  error
 	teardown  func() error
@@ -119,14 +121,19 @@ func Start(ctx context.Context, stack Stack) (*Target, error) {
 		if ok, _ := LinuxAvailable(); ok {
 			return startLinux(ctx)
 		}
-		return startGVisor(ctx)
+		return startGVisor(ctx, Tamper{})
 	case StackLinux:
 		return startLinux(ctx)
 	case StackGVisor:
-		return startGVisor(ctx)
+		return startGVisor(ctx, Tamper{})
 	}
 	return nil, fmt.Errorf("start lab: unknown stack %q", stack)
 }
+
+// TargetNetNS returns, for StackLinux, the descriptor of the target's
+// namespace (0 for StackGVisor): tests capture there what reached the
+// target. The lab owns it.
+func (t *Target) TargetNetNS() int { return t.targetNS }
 
 // Close tears the lab down. It is idempotent and safe to call from any
 // goroutine, for example one handling SIGINT while a command still runs:
