@@ -212,7 +212,7 @@ func FormatAbs(t *probe.TCP) string { return formatTCP(t, uint32(t.Seq), uint32(
 func formatTCP(t *probe.TCP, seq, ack uint32) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %d:%d(%d)", t.Flags, seq, seq+uint32(len(t.Payload)), len(t.Payload))
-	if t.Flags&probe.ACK != 0 || ack != 0 {
+	if t.Flags&probe.ACK != 0 || t.Ack != 0 {
 		fmt.Fprintf(&b, " ack %d", ack)
 	}
 	fmt.Fprintf(&b, " win %d", t.Window)

@@ -225,7 +225,7 @@ func (e *execution) inbound(ev *script.Event) bool {
 			e.step(ev, report.Step{Direction: report.Send, Verdict: report.Error, Problems: []string{err.Error()}}, time.Now())
 			return false
 		}
-		if f.IP.Protocol == probe.ProtocolTCP {
+		if sent.Frame.Has(probe.LayerTCP) {
 			e.conn.Sent(&f.TCP, sent)
 			if f.TCP.Flags&probe.FIN != 0 {
 				e.finSent = true
@@ -240,7 +240,7 @@ func (e *execution) inbound(ev *script.Event) bool {
 		}
 	}
 	st := report.Step{Direction: report.Send, Verdict: report.Pass, Actual: strings.Join(actual, "; ")}
-	if len(frames) == 1 && frames[0].IP.Protocol == probe.ProtocolTCP {
+	if len(frames) == 1 && first.Frame.Has(probe.LayerTCP) {
 		st.ActualAbs = FormatAbs(&first.Frame.TCP)
 	}
 	e.step(ev, st, first.Time)
