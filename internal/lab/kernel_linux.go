@@ -11,6 +11,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+	"unsafe"
 
 	"synprobe/internal/netns"
 )
@@ -130,6 +131,9 @@ func (k *kernelLab) setup(ctx context.Context) error {
 		return fmt.Errorf("create veth pair %s/%s: %w", probeIfName, targetIfName, err)
 	}
 	for _, s := range sides {
+		if err := netns.Do(s.ns, func() error { return segmentOnTheWire(s.ifName) }); err != nil {
+			return fmt.Errorf("%s namespace: %w", s.name, err)
+		}
 		if err := s.up(); err != nil {
 			return err
 		}
@@ -174,6 +178,40 @@ func quietIPv6() error {
 			if err := os.WriteFile(path, []byte("0\n"), 0); err != nil {
 				return fmt.Errorf("set sysctl: %w", err)
 			}
+		}
+	}
+	return nil
+}
+
+// Legacy ethtool commands (linux/ethtool.h) that switch segmentation
+// offloads.
+const (
+	ethtoolSTSO = 0x1f // TCP segmentation offload
+	ethtoolSGSO = 0x24 // generic segmentation offload
+)
+
+// segmentOnTheWire switches off TSO and GSO on the veth, so that the kernel
+// cuts segments to the MSS before they cross it, as a NIC would on a wire.
+// With them on, veth carries the target's 64 KiB super-segments whole and
+// synprobe would see segments no real network carries. Checksum offload
+// stays on: synprobe must cope with partial checksums.
+func segmentOnTheWire(ifName string) error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("switch off segmentation offload on %s: %w", ifName, err)
+	}
+	defer unix.Close(fd)
+	for _, cmd := range []uint32{ethtoolSTSO, ethtoolSGSO} {
+		value := struct{ cmd, data uint32 }{cmd, 0}
+		var ifr struct {
+			name [unix.IFNAMSIZ]byte
+			data uintptr
+			_    [16]byte
+		}
+		copy(ifr.name[:], ifName)
+		ifr.data = uintptr(unsafe.Pointer(&value))
+		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
+			return fmt.Errorf("switch off segmentation offload (ethtool 0x%x) on %s: %w", cmd, ifName, errno)
 		}
 	}
 	return nil
