@@ -37,30 +37,24 @@ func Parse(file string, src []byte) (s *Script, err error) {
 
 // parse is Parse without the safety net, so that fuzzing finds panics.
 func parse(file string, src []byte) (*Script, error) {
-	p := &parser{file: file, src: src}
-	p.lx = lexer{src: src}
-	p.lx.lex()
-	for _, e := range p.lx.errs {
-		p.errAt(e.pos, "%s", e.msg)
-	}
+	p := &parser{file: file, src: src, lx: newLexer(src)}
 	p.s = &Script{
 		File:   file,
 		Config: Config{ToleranceUsecs: 4000, TolerancePercent: 12.5},
+		Events: make([]Event, 0, estimateEvents(src)),
+	}
+	p.look = p.lx.next()
+	for len(p.errs)+len(p.lx.errs) <= maxErrors {
+		toks := p.nextStatement()
+		if toks == nil {
+			break
+		}
+		p.statement(toks)
+	}
+	for _, e := range p.lx.errs {
+		p.errAt(e.pos, "%s", e.msg)
 	}
 	p.metadata()
-	toks := p.lx.toks
-	n := 0
-	for _, t := range toks {
-		if t.nl {
-			n++
-		}
-	}
-	p.s.Events = make([]Event, 0, n)
-	for i := 0; toks[i].kind != tEOF && len(p.errs) <= maxErrors; {
-		j := p.split(i)
-		p.statement(toks[i:j])
-		i = j
-	}
 	if len(p.s.Events) == 0 && len(p.errs) == 0 {
 		p.errAt(int32(len(src)), "the script has no events: it needs at least one timed line such as '0 < S 0:0(0) win 65535'")
 	}
@@ -93,9 +87,10 @@ type parser struct {
 	errs       ErrorList
 	s          *Script
 
-	// The statement being parsed.
-	cur []token
-	i   int
+	// The statement being parsed, and the first token of the next one.
+	cur  []token
+	i    int
+	look token
 
 	stack []byte // scratch: open brackets
 	buf   []byte // scratch: collapsed text
@@ -121,7 +116,8 @@ type bailout struct{}
 // errAt records a problem at byte offset pos.
 func (p *parser) errAt(pos int32, format string, args ...any) {
 	line, col, source := p.position(int(pos))
-	p.errs = append(p.errs, &SyntaxError{File: p.file, Line: line, Col: col, Msg: fmt.Sprintf(format, args...), Source: source})
+	msg := strings.ToValidUTF8(fmt.Sprintf(format, args...), "\uFFFD")
+	p.errs = append(p.errs, &SyntaxError{File: p.file, Line: line, Col: col, Msg: msg, Source: source})
 }
 
 // fail records a problem at token t and abandons the statement.
@@ -226,20 +222,37 @@ func (p *parser) expectEnd(what string) {
 	}
 }
 
-// split returns the end of the statement that starts at token i: its
-// line, and the lines after it while a bracket is open. An open bracket
-// does not swallow a line that plainly starts a new event, so that a
-// missing '>' is reported on its own line.
-func (p *parser) split(i int) int {
-	toks := p.toks()
+// estimateEvents guesses how many events src holds from the lines that
+// start like one, so that Events is allocated once.
+func estimateEvents(src []byte) int {
+	n := 0
+	for i := 0; i < len(src); i++ {
+		if i == 0 || src[i-1] == '\n' {
+			for i < len(src) && (src[i] == ' ' || src[i] == '\t') {
+				i++
+			}
+			if i < len(src) && (isDigit(src[i]) || src[i] == '+' || src[i] == '*' || src[i] == '.') {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// nextStatement lexes the next statement: a line, and the lines after it
+// while a bracket is open. An open bracket does not swallow a line that
+// plainly starts a new event, so that a missing '>' is reported on its own
+// line. It returns nil at the end of the script.
+func (p *parser) nextStatement() []token {
+	t := p.look
+	if t.kind == tEOF {
+		return nil
+	}
+	toks := p.cur[:0]
 	stack := p.stack[:0]
 	timeOnly := true
-	k := i
-	for ; toks[k].kind != tEOF; k++ {
-		t := toks[k]
-		if k > i && t.nl && (len(stack) == 0 || p.startsEvent(k)) {
-			break
-		}
+	for {
+		toks = append(toks, t)
 		if t.kind == tPunct {
 			switch c := p.src[t.pos]; c {
 			case '(', '[', '{':
@@ -262,12 +275,14 @@ func (p *parser) split(i int) int {
 		if timeOnly && !p.isTimeToken(t) {
 			timeOnly = false
 		}
+		t = p.lx.next()
+		if t.kind == tEOF || t.nl && (len(stack) == 0 || p.startsEvent(t)) {
+			break
+		}
 	}
-	p.stack = stack
-	return k
+	p.look, p.cur, p.stack = t, toks, stack
+	return toks
 }
-
-func (p *parser) toks() []token { return p.lx.toks }
 
 func opener(c byte) byte {
 	switch c {
@@ -292,21 +307,27 @@ func (p *parser) isTimeToken(t token) bool {
 	return false
 }
 
-// startsEvent reports whether the line at token k looks like the start
-// of an event or a header option (used only to end a statement with an
-// unclosed bracket).
-func (p *parser) startsEvent(k int) bool {
-	toks := p.toks()
-	at := func(j int) token {
-		if j >= len(toks) {
-			return toks[len(toks)-1]
-		}
-		return toks[j]
-	}
-	if toks[k].kind == tOption {
+// startsEvent reports whether the line that starts with token first looks
+// like the start of an event or a header option (used only to end a
+// statement with an unclosed bracket). It looks ahead a few tokens and
+// puts the lexer back.
+func (p *parser) startsEvent(first token) bool {
+	if first.kind == tOption {
 		return true
 	}
-	j := k
+	saved := p.lx
+	defer func() { p.lx = saved }()
+	var ahead [8]token
+	ahead[0] = first
+	n := 1
+	at := func(j int) token {
+		for n <= j {
+			ahead[n] = p.lx.next()
+			n++
+		}
+		return ahead[j]
+	}
+	j := 0
 	if p.isPunct(at(j), '+') {
 		j++
 	}

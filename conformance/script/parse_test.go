@@ -508,3 +508,24 @@ func TestRecoversPerStatement(t *testing.T) {
 		t.Fatalf("want errors on lines 1 and 3, got %v", err)
 	}
 }
+
+func TestLineEndingsAndBOM(t *testing.T) {
+	src := "\xef\xbb\xbf// @name crlf\r\n--mss=1000\r\n0 < S 0:0(0) win 1\r\n+0 > S. 0:0(0) ack 1 // reply\r\n"
+	s := mustParse(t, src)
+	if s.Meta.Name != "crlf" || s.Config.MSS != 1000 || len(s.Events) != 2 || s.Events[1].Text != "+0 > S. 0:0(0) ack 1" {
+		t.Errorf("got Meta.Name %q, MSS %d, %d events, last %q", s.Meta.Name, s.Config.MSS, len(s.Events), s.Events[len(s.Events)-1].Text)
+	}
+	_, err := Parse("t.pkt", []byte("0 < S 0:0(0) wn 1\r\n"))
+	var se *SyntaxError
+	if !errors.As(err, &se) || se.Source != "0 < S 0:0(0) wn 1" {
+		t.Errorf("error source %q, want the line without its \\r", se.Source)
+	}
+}
+
+func TestQuotedPartOfOptionValue(t *testing.T) {
+	s := mustParse(t, "--define=CC=\"reno cubic\" --define=X=1\n0 < S 0:0(0) win 1")
+	want := []HeaderOption{{1, "define", `CC="reno cubic"`}, {1, "define", "X=1"}}
+	if !reflect.DeepEqual(s.Options, want) {
+		t.Errorf("Options = %+v, want %+v", s.Options, want)
+	}
+}
