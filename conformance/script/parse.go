@@ -677,7 +677,8 @@ func (p *parser) value(kw token, what string, max uint64, dir Direction) Num {
 	return Num{Set: true, Value: p.number(t, what, max)}
 }
 
-// hexBytes decodes "0a0b", "0x0a0b" or "0a 0b"-free hex text.
+// hexBytes decodes hex digits ("0a0b"), with or without a 0x prefix; on
+// failure it says why, to follow the name of what was written.
 func hexBytes(s []byte) ([]byte, string) {
 	if len(s) >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') {
 		s = s[2:]
