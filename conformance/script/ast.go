@@ -143,6 +143,10 @@ type Packet struct {
 	// Overrides rewrite header fields after encoding ("{tcpsum bad}"):
 	// inbound lines only.
 	Overrides []probe.Override
+	// Reserved is "{reserved 0xN}" (0 to 15, inbound lines only): the four
+	// reserved bits of the TCP header (probe.TCP.Reserved) to send. AE is
+	// the lowest of them: send Reserved | 1 when AE is set.
+	Reserved uint8
 }
 
 // OptionListKind says whether a packet line lists options.
