@@ -56,6 +56,10 @@ func NewRunner(p *probe.Prober, cfg RunConfig) *Runner {
 	return &Runner{p: p, cfg: cfg, pace: newPacer(cfg.Rate)}
 }
 
+// Pace waits until the next SYN may be sent to the target: Go checks that
+// run beside scripts share the runner's per-target pacing.
+func (r *Runner) Pace(ctx context.Context) error { return r.pace.wait(ctx) }
+
 // Run runs the scripts concurrently, each on its own connection, and
 // returns their results in the order given. When ctx ends, running
 // scripts stop (their results say so) and scripts not started are skipped.

@@ -124,9 +124,6 @@ type Packet struct {
 	Flags probe.Flags
 	// AE is the AccECN flag ("A"), the lowest reserved bit.
 	AE bool
-	// Reserved sets the four reserved header bits of an inbound segment
-	// ("{reserved 0xe}"); AE adds the lowest.
-	Reserved uint8
 	// Seq is the start sequence number; End and Len as written
 	// ("1:1001(1000)"). LenAny is "start:*(*)": any payload length
 	// (outbound lines only).

@@ -1,0 +1,545 @@
+package scenarios
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"synprobe/conformance"
+	"synprobe/conformance/report"
+	"synprobe/probe"
+)
+
+// checks are the scenarios written in Go: their rows of the catalogue
+// accept alternatives the script language cannot express, or need data
+// from the target's application, or statistics.
+var checks = []*Check{
+	{Name: "established-close-sequence", Area: "established", Level: "MUST", RFC: "9293 3.6",
+		Description: "the KB 172983 exchange: handshake, FIN, the ACK of that FIN, the target's FIN, the last ACK, with all sequence arithmetic right",
+		Estimate:    100 * time.Millisecond, Run: closeSequence},
+	{Name: "established-fin-half-close", Area: "established", Level: "MUST", RFC: "9293 3.6",
+		Description: "a FIN after a request is acknowledged (FIN seq+1); the target may go on sending (half close)",
+		Estimate:    500 * time.Millisecond, Run: halfClose},
+	{Name: "options-ts-missing-no-abort", Area: "options", Level: "MUST", RFC: "7323 3.2",
+		Description: "a segment without timestamps after they were negotiated never aborts the connection",
+		Estimate:    time.Second, Run: tsMissingNoAbort},
+	{Name: "options-illegal-length", Area: "options", Level: "MUST", RFC: "9293 3.1",
+		Description: "SYNs with an MSS option of length 0, of length 1 and running past the options get a SYN-ACK, a RST or silence, and the target keeps answering afterwards",
+		Estimate:    time.Second, Run: illegalOptionLength},
+	{Name: "options-mss-unaligned", Area: "options", Level: "MUST", RFC: "9293 3.7.1",
+		Description: "an MSS of 100 after a NOP (unaligned) is honoured: no segment from the target carries more than 100 bytes",
+		Estimate:    500 * time.Millisecond, Run: mssUnaligned},
+	{Name: "options-no-mss-default", Area: "options", Level: "MUST", RFC: "9293 3.7.1",
+		Description: "without an MSS option the target sends segments of at most 536 bytes (IPv4) or 1220 bytes (IPv6)",
+		Estimate:    500 * time.Millisecond, Run: noMSSDefault},
+	{Name: "options-wscale-over-14", Area: "options", Level: "MUST", RFC: "7323 2.3",
+		Description: "a window scale of 15 is treated as 14: the target never sends more than a window of 1 << 14 allows",
+		Estimate:    500 * time.Millisecond, Run: wscaleOver14},
+	{Name: "options-ecn-negotiation", Area: "options", Level: "MUST", RFC: "3168 6.1.1",
+		Description: "a SYN with ECE and CWR gets a SYN-ACK with ECE and not CWR, or without ECN; a plain SYN never gets ECE; SYN-ACKs are not ECN-capable",
+		Estimate:    100 * time.Millisecond, Run: ecnNegotiation},
+	{Name: "options-fast-open-cookie", Area: "options", Level: "info", RFC: "7413 4.1",
+		Description: "a SYN asking for a Fast Open cookie: reported as observed (a cookie, or none)",
+		Estimate:    100 * time.Millisecond, Run: fastOpenCookie},
+	{Name: "timer-zero-window", Area: "timers", Level: "MUST", RFC: "9293 3.8.6.1",
+		Description: "with synprobe's window at zero while the target has data to send, the target probes the window, backing off, never aborts, and sends once the window opens",
+		Estimate:    2500 * time.Millisecond, Run: zeroWindow},
+}
+
+func closeSequence(ctx context.Context, env *Env) report.Result {
+	if err := env.Pace(ctx); err != nil {
+		return errResult(err)
+	}
+	s, err := env.Prober.Open(probe.SessionConfig{Remote: env.Target})
+	if err != nil {
+		return errResult(err)
+	}
+	defer s.Close()
+	res := conformance.Handshake(ctx, s, conformance.HandshakeOptions{Timeout: env.Timeout})
+	res.Name = ""
+	return res
+}
+
+var linuxSYN = []probe.Option{probe.MSSOption(1460)}
+
+// connect opens a connection with a SYN carrying opts and completes the
+// handshake; ok is false (and steps say why) when it could not.
+func connect(ctx context.Context, env *Env, opts []probe.Option, win uint16) (*client, bool, error) {
+	cl, err := env.dial(ctx, 0)
+	if err != nil {
+		return nil, false, err
+	}
+	r, err := cl.open(probe.TCP{Seq: 1, Window: 65535, Options: opts})
+	if err != nil {
+		cl.finish(false)
+		return nil, false, err
+	}
+	if !cl.expectSYNACK(r) {
+		cl.finish(r != nil)
+		return cl, false, nil
+	}
+	if err := cl.handshake(win); err != nil {
+		cl.finish(true)
+		return nil, false, err
+	}
+	return cl, true, nil
+}
+
+func halfClose(ctx context.Context, env *Env) report.Result {
+	cl, ok, err := connect(ctx, env, linuxSYN, 65535)
+	if err != nil {
+		return errResult(err)
+	}
+	if !ok {
+		return cl.result()
+	}
+	if _, err := cl.send(cl.segment(probe.PSH|probe.FIN|probe.ACK, request(3000), 65535)); err != nil {
+		cl.finish(true)
+		return errResult(err)
+	}
+	finEnd := cl.c.SNDNXT
+	var acked, fin, rst bool
+	var after int
+	var ps conformance.Problems
+	var ackReply *probe.Reply
+	deadline := time.Now().Add(env.Timeout)
+	for time.Now().Before(deadline) && !(acked && fin) && !rst {
+		r, err := cl.c.Recv(ctx, deadline)
+		if err != nil {
+			break
+		}
+		if !r.Frame.Has(probe.LayerTCP) {
+			continue
+		}
+		t := &r.Frame.TCP
+		ps = append(ps, cl.judge(r)...)
+		if t.Flags&probe.RST != 0 {
+			rst = true
+			break
+		}
+		if t.Flags&probe.ACK != 0 && !t.Ack.LessThan(finEnd) && !acked {
+			acked, ackReply = true, r
+			if t.Ack != finEnd {
+				ps = append(ps, problem("fin-ack", conformance.Must, "ack: want synprobe's FIN seq+1 (%d), got %d", uint32(finEnd-cl.c.ISN), uint32(t.Ack-cl.c.ISN))...)
+			}
+		}
+		after += len(t.Payload)
+		if t.Flags&probe.FIN != 0 {
+			fin = true
+		}
+		if len(t.Payload) > 0 || t.Flags&probe.FIN != 0 {
+			f := probe.Frame{IP: cl.c.IPv4(), TCP: cl.segment(probe.ACK, nil, 65535)}
+			cl.c.Send(&f)
+		}
+	}
+	switch {
+	case rst:
+		ps = append(ps, problem("half-close", conformance.Must, "the target reset the connection after synprobe's FIN")...)
+	case !acked:
+		ps = append(ps, problem("fin-ack", conformance.Must, "synprobe's FIN was not acknowledged within %v", env.Timeout)...)
+	}
+	cl.expectStep("any segment with ack = FIN seq+1 (the ACK of synprobe's FIN)", ackReply, ps)
+	if after > 0 {
+		cl.c.Notes = append(cl.c.Notes, fmt.Sprintf("the target sent %d bytes after synprobe's FIN (it went on sending: half close)", after))
+	} else {
+		cl.c.Notes = append(cl.c.Notes, "the target sent no data after synprobe's FIN (its application answered nothing)")
+	}
+	cl.finish(!fin && !rst)
+	return cl.result()
+}
+
+func tsMissingNoAbort(ctx context.Context, env *Env) report.Result {
+	cl, ok, err := connect(ctx, env, []probe.Option{probe.MSSOption(1460), probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(1000, 0)}, 1000)
+	if err != nil {
+		return errResult(err)
+	}
+	if !ok {
+		return cl.result()
+	}
+	defer cl.finish(true)
+	if !cl.c.TS.Enabled {
+		res := cl.result()
+		res.Verdict, res.Reason = report.Skip, "the target does not use timestamps"
+		return res
+	}
+	start := cl.c.SNDNXT
+	bare := cl.segment(probe.PSH|probe.ACK, make([]byte, 10), 1000)
+	bare.Options = nil
+	if _, err := cl.send(bare); err != nil {
+		return errResult(err)
+	}
+	// Whatever the target does with it (drop it, as RFC 7323 suggests, or
+	// take it), it must not abort.
+	var ps conformance.Problems
+	var seen []string
+	deadline := time.Now().Add(600 * time.Millisecond)
+	for {
+		r, err := cl.c.Recv(ctx, deadline)
+		if err != nil {
+			break
+		}
+		if !r.Frame.Has(probe.LayerTCP) {
+			continue
+		}
+		ps = append(ps, cl.judge(r)...)
+		seen = append(seen, cl.c.FormatReply(r))
+		if r.Frame.TCP.Flags&probe.RST != 0 {
+			ps = append(ps, problem("ts-abort", conformance.Must, "the target aborted the connection (RST) over a segment without timestamps")...)
+		}
+	}
+	actual := "nothing (dropped)"
+	if len(seen) > 0 {
+		actual = strings.Join(seen, "; ")
+	}
+	cl.observe("no RST within 600 ms", actual, ps)
+	if ps.Verdict() == report.Fail {
+		return cl.result()
+	}
+	// The same data again, with timestamps, and 5 bytes more: acknowledged
+	// up to its end either way.
+	good := cl.segment(probe.PSH|probe.ACK, make([]byte, 15), 1000)
+	good.Seq = start
+	if _, err := cl.send(good); err != nil {
+		return errResult(err)
+	}
+	want := start.Add(15)
+	r, err := cl.recv(env.Timeout)
+	if err != nil {
+		return errResult(err)
+	}
+	var ps2 conformance.Problems
+	switch {
+	case r == nil:
+		ps2 = problem("alive", conformance.Must, "no ACK within %v: the connection seems dead", env.Timeout)
+	case !r.Frame.Has(probe.LayerTCP):
+		ps2 = problem("alive", conformance.Must, "expected an ACK, got %s", cl.c.FormatReply(r))
+	default:
+		ps2 = cl.judge(r)
+		t := &r.Frame.TCP
+		if t.Flags&probe.RST != 0 || t.Ack != want {
+			ps2 = append(ps2, problem("alive", conformance.Must, "expected . ack %d, got %s", uint32(want-cl.c.ISN), cl.c.FormatReply(r))...)
+		}
+	}
+	cl.expectStep(fmt.Sprintf(". ack %d <TS> (the connection is alive)", uint32(want-cl.c.ISN)), r, ps2)
+	return cl.result()
+}
+
+func illegalOptionLength(ctx context.Context, env *Env) report.Result {
+	probes := []struct {
+		name string
+		raw  []byte
+	}{
+		{"MSS with length 0", []byte{2, 0, 5, 0xb4}},
+		{"MSS with length 1", []byte{2, 1, 5, 0xb4}},
+		{"MSS whose length runs past the options", []byte{1, 2, 8, 5}},
+	}
+	var steps []report.Step
+	start := time.Now()
+	for _, pr := range probes {
+		cl, err := env.dial(ctx, 0)
+		if err != nil {
+			return errResult(err)
+		}
+		r, err := cl.open(probe.TCP{Seq: 1, Window: 1000, Options: []probe.Option{probe.RawOption(pr.raw)}})
+		if err != nil {
+			cl.finish(false)
+			return errResult(err)
+		}
+		var ps conformance.Problems
+		answer := "silence"
+		if r != nil && r.Frame.Has(probe.LayerTCP) {
+			ps = cl.judge(r)
+			answer = cl.c.FormatReply(r)
+		}
+		st := cl.expectStep("a SYN-ACK, a RST or silence", r, ps)
+		st.Expected = fmt.Sprintf("a SYN-ACK, a RST or silence to a SYN with an %s", pr.name)
+		cl.c.Notes = append(cl.c.Notes, fmt.Sprintf("%s: %s", pr.name, answer))
+		cl.finish(r != nil && r.Frame.Has(probe.LayerTCP) && r.Frame.TCP.Flags&probe.SYN != 0)
+		steps = append(steps, cl.c.Steps...)
+
+		// The target keeps answering: a normal SYN from another port.
+		ok, err := env.dial(ctx, 0)
+		if err != nil {
+			return errResult(err)
+		}
+		r2, err := ok.open(probe.TCP{Seq: 1, Window: 1000, Options: linuxSYN})
+		if err != nil {
+			ok.finish(false)
+			return errResult(err)
+		}
+		if !ok.expectSYNACK(r2) {
+			last := &ok.c.Steps[len(ok.c.Steps)-1]
+			last.Problems = append(last.Problems, "the target stopped answering after a SYN with an "+pr.name)
+		}
+		ok.finish(r2 != nil)
+		steps = append(steps, ok.c.Steps...)
+	}
+	for i := range steps {
+		steps[i].Index = i + 1
+	}
+	return report.Result{Steps: steps, DurationMS: report.Millis(time.Since(start))}
+}
+
+// segmentSizes opens a connection with a SYN carrying opts, asks the
+// target's application for data and checks that no segment carries more
+// than max bytes.
+func segmentSizes(ctx context.Context, env *Env, opts []probe.Option, max int, why string) report.Result {
+	cl, ok, err := connect(ctx, env, opts, 65535)
+	if err != nil {
+		return errResult(err)
+	}
+	if !ok {
+		return cl.result()
+	}
+	if _, err := cl.send(cl.segment(probe.PSH|probe.ACK, request(4*max+1000), 65535)); err != nil {
+		cl.finish(true)
+		return errResult(err)
+	}
+	tr := cl.receiveData(env.Timeout, 3*max, 65535)
+	ps := tr.ps
+	largest := 0
+	for _, n := range tr.sizes {
+		largest = max2(largest, n)
+		if n > max {
+			ps = append(ps, problem("mss", conformance.Must, "a segment of %d bytes, above %s", n, why)...)
+			break
+		}
+	}
+	actual := fmt.Sprintf("%d bytes in %d segments, the largest %d", tr.bytes, len(tr.sizes), largest)
+	cl.observe(fmt.Sprintf("no segment above %d bytes (%s)", max, why), actual, ps)
+	cl.finish(!tr.fin && !tr.rst)
+	res := cl.result()
+	if ps.Verdict() == report.Pass && tr.bytes <= max {
+		res.Verdict = report.Skip
+		res.Reason = fmt.Sprintf("the target's application sent %d bytes to \"GET /N\": too few to judge segment sizes", tr.bytes)
+	}
+	return res
+}
+
+func max2(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func mssUnaligned(ctx context.Context, env *Env) report.Result {
+	return segmentSizes(ctx, env, []probe.Option{probe.NOPOption(), probe.MSSOption(100)}, 100, "the MSS of 100 synprobe announced")
+}
+
+func noMSSDefault(ctx context.Context, env *Env) report.Result {
+	if env.Target.Addr().Is4() {
+		return segmentSizes(ctx, env, nil, 536, "the default MSS of 536 for IPv4 (RFC 9293 3.7.1)")
+	}
+	return segmentSizes(ctx, env, nil, 1220, "the default MSS of 1220 for IPv6 (RFC 9293 3.7.1)")
+}
+
+func wscaleOver14(ctx context.Context, env *Env) report.Result {
+	// A window field of 1 means 1<<14 = 16384 bytes to a stack that clamps
+	// the shift to 14, and 32768 to one that uses 15.
+	cl, ok, err := connect(ctx, env, []probe.Option{probe.MSSOption(1460), probe.NOPOption(), probe.WScaleOption(15)}, 1)
+	if err != nil {
+		return errResult(err)
+	}
+	if !ok {
+		return cl.result()
+	}
+	defer cl.finish(true)
+	if cl.c.WScale < 0 {
+		res := cl.result()
+		res.Verdict, res.Reason = report.Skip, "the target did not use window scaling: nothing to judge"
+		return res
+	}
+	const limit = 1 << 14
+	if _, err := cl.send(cl.segment(probe.PSH|probe.ACK, request(200000), 1)); err != nil {
+		return errResult(err)
+	}
+	// Acknowledge in batches, so that the target's window fills between
+	// acknowledgments and its slow start grows past the window.
+	var ps conformance.Problems
+	most := 0
+	acked := cl.c.RCVNXT
+	for batch := 0; batch < 10 && most < limit; batch++ {
+		deadline := time.Now().Add(25 * time.Millisecond)
+		if batch == 0 {
+			deadline = time.Now().Add(env.Timeout / 4)
+		}
+		for {
+			r, err := cl.c.Recv(ctx, deadline)
+			if err != nil {
+				break
+			}
+			if !r.Frame.Has(probe.LayerTCP) {
+				continue
+			}
+			ps = append(ps, cl.judge(r)...)
+			t := &r.Frame.TCP
+			if out := int(t.End().Sub(acked)); out > most {
+				most = out
+			}
+		}
+		if cl.c.RCVNXT == acked && batch > 0 {
+			break // nothing more came
+		}
+		acked = cl.c.RCVNXT
+		f := probe.Frame{IP: cl.c.IPv4(), TCP: cl.segment(probe.ACK, nil, 1)}
+		cl.c.Send(&f)
+	}
+	if most > limit {
+		ps = append(ps, problem("wscale-clamp", conformance.Must, "the target had %d bytes outstanding, more than the %d a window of 1 scaled by 14 allows: it used a shift of 15", most, limit)...)
+	}
+	cl.observe(fmt.Sprintf("at most %d bytes beyond synprobe's acknowledgment", limit), fmt.Sprintf("at most %d bytes outstanding", most), ps)
+	res := cl.result()
+	if ps.Verdict() == report.Pass && most < limit-1460 {
+		res.Verdict = report.Skip
+		res.Reason = fmt.Sprintf("the target never filled the window (at most %d bytes outstanding): the shift it used cannot be told", most)
+	}
+	return res
+}
+
+func ecnNegotiation(ctx context.Context, env *Env) report.Result {
+	start := time.Now()
+	var steps []report.Step
+	var notes []string
+	for _, ecn := range []bool{true, false} {
+		cl, err := env.dial(ctx, 0)
+		if err != nil {
+			return errResult(err)
+		}
+		flags := probe.Flags(0)
+		if ecn {
+			flags = probe.ECE | probe.CWR
+		}
+		r, err := cl.open(probe.TCP{Seq: 1, Flags: flags, Window: 1000, Options: linuxSYN})
+		if err != nil {
+			cl.finish(false)
+			return errResult(err)
+		}
+		if cl.expectSYNACK(r) {
+			last := &cl.c.Steps[len(cl.c.Steps)-1]
+			if r.Frame.IP.ECN() != probe.ECNNotECT {
+				last.Problems = append(last.Problems, fmt.Sprintf("the SYN-ACK is ECN-capable (IP ECN %d): RFC 3168 6.1.1 forbids ECT on SYN-ACKs", r.Frame.IP.ECN()))
+				last.Verdict = report.Fail
+			}
+			if ecn {
+				if r.Frame.TCP.Flags&probe.ECE != 0 {
+					notes = append(notes, "ECN accepted (the SYN-ACK carries ECE)")
+				} else {
+					notes = append(notes, "ECN declined (the SYN-ACK carries no ECE)")
+				}
+			}
+		}
+		cl.finish(r != nil)
+		steps = append(steps, cl.c.Steps...)
+	}
+	for i := range steps {
+		steps[i].Index = i + 1
+	}
+	return report.Result{Steps: steps, Notes: notes, DurationMS: report.Millis(time.Since(start))}
+}
+
+func fastOpenCookie(ctx context.Context, env *Env) report.Result {
+	cl, err := env.dial(ctx, 0)
+	if err != nil {
+		return errResult(err)
+	}
+	r, err := cl.open(probe.TCP{Seq: 1, Window: 1000, Options: []probe.Option{probe.MSSOption(1460), probe.FastOpenOption(nil), probe.NOPOption(), probe.NOPOption()}})
+	if err != nil {
+		cl.finish(false)
+		return errResult(err)
+	}
+	res := report.Result{}
+	if cl.expectSYNACK(r) {
+		res.Reason = "no Fast Open cookie in the SYN-ACK (Fast Open server off)"
+		for _, o := range r.Frame.TCP.Options {
+			if c, ok := o.FastOpenCookie(); ok {
+				res.Reason = fmt.Sprintf("a Fast Open cookie of %d bytes in the SYN-ACK", len(c))
+			}
+		}
+	}
+	cl.finish(r != nil)
+	out := cl.result()
+	out.Reason = res.Reason
+	return out
+}
+
+func zeroWindow(ctx context.Context, env *Env) report.Result {
+	cl, ok, err := connect(ctx, env, linuxSYN, 65535)
+	if err != nil {
+		return errResult(err)
+	}
+	if !ok {
+		return cl.result()
+	}
+	defer cl.finish(true)
+	// The request itself closes the window: the answer must wait.
+	if _, err := cl.send(cl.segment(probe.PSH|probe.ACK, request(20000), 0)); err != nil {
+		return errResult(err)
+	}
+	var ps conformance.Problems
+	var times []time.Time
+	var rst bool
+	sent := 0
+	deadline := time.Now().Add(1600 * time.Millisecond)
+	for {
+		r, err := cl.c.Recv(ctx, deadline)
+		if err != nil {
+			break
+		}
+		if !r.Frame.Has(probe.LayerTCP) {
+			continue
+		}
+		t := &r.Frame.TCP
+		// Judge without taking probe data in: the window is zero.
+		before := cl.c.RCVNXT
+		ps = append(ps, cl.judge(r)...)
+		cl.c.RCVNXT = before
+		if t.Flags&probe.RST != 0 {
+			rst = true
+			break
+		}
+		sent += len(t.Payload)
+		times = append(times, r.Time)
+		f := probe.Frame{IP: cl.c.IPv4(), TCP: cl.segment(probe.ACK, nil, 0)}
+		cl.c.Send(&f)
+	}
+	var gaps []string
+	backoff := true
+	for i := 1; i < len(times); i++ {
+		gaps = append(gaps, times[i].Sub(times[i-1]).Round(time.Millisecond).String())
+		if i >= 2 && times[i].Sub(times[i-1]) < times[i-1].Sub(times[i-2])*9/10 {
+			backoff = false
+		}
+	}
+	switch {
+	case rst:
+		ps = append(ps, problem("zero-window", conformance.Must, "the target aborted the connection (RST) while the window was zero (RFC 9293 3.8.6.1: the window may stay closed indefinitely)")...)
+	case len(times) == 0:
+		ps = append(ps, problem("zero-window", conformance.Must, "no window probe within 1.6 s")...)
+	case !backoff:
+		ps = append(ps, problem("zero-window-backoff", conformance.Should, "probe intervals %s do not back off (RFC 1122 4.2.2.17)", strings.Join(gaps, ", "))...)
+	}
+	if sent > len(times) {
+		ps = append(ps, problem("zero-window", conformance.Must, "the target sent %d bytes into a zero window", sent)...)
+	}
+	actual := fmt.Sprintf("%d probes", len(times))
+	if len(gaps) > 0 {
+		actual += ", intervals " + strings.Join(gaps, ", ")
+	}
+	cl.observe("window probes, backing off, no RST, no data beyond probes", actual, ps)
+	if rst {
+		return cl.result()
+	}
+	// Open the window: data must follow.
+	if _, err := cl.send(cl.segment(probe.ACK, nil, 65535)); err != nil {
+		return errResult(err)
+	}
+	tr := cl.receiveData(env.Timeout, 1, 65535)
+	ps2 := tr.ps
+	if tr.bytes == 0 {
+		ps2 = append(ps2, problem("zero-window", conformance.Must, "no data within %v after the window opened", env.Timeout)...)
+	}
+	cl.observe("data once the window opens", fmt.Sprintf("%d bytes", tr.bytes), ps2)
+	return cl.result()
+}

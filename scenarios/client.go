@@ -1,0 +1,219 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"synprobe/conformance"
+	"synprobe/conformance/report"
+	"synprobe/probe"
+)
+
+// client drives one probe connection from Go: the small vocabulary the Go
+// checks share, over the same Conn, rules and step records as scripts.
+type client struct {
+	env  *Env
+	ctx  context.Context
+	c    *conformance.Conn
+	ts0  uint32
+	port uint16
+}
+
+// dial opens a session to port (0: the open port) without sending.
+func (env *Env) dial(ctx context.Context, port uint16) (*client, error) {
+	if port == 0 {
+		port = env.Target.Port()
+	}
+	s, err := env.Prober.Open(probe.SessionConfig{Remote: netip.AddrPortFrom(env.Target.Addr(), port)})
+	if err != nil {
+		return nil, err
+	}
+	return &client{env: env, ctx: ctx, c: conformance.NewConn(s), ts0: 1000, port: port}, nil
+}
+
+// open sends a SYN (paced) and waits for the answer, checking it with the
+// rules every SYN-ACK must meet. It returns the reply (nil on silence).
+func (cl *client) open(syn probe.TCP) (*probe.Reply, error) {
+	if err := cl.env.Pace(cl.ctx); err != nil {
+		return nil, err
+	}
+	syn.Flags |= probe.SYN
+	if _, err := cl.send(syn); err != nil {
+		return nil, err
+	}
+	r, err := cl.recv(cl.env.Timeout)
+	if err != nil || r == nil {
+		return r, err
+	}
+	return r, nil
+}
+
+// send sends t as is (sequence numbers absolute) and records the step.
+func (cl *client) send(t probe.TCP) (*probe.Sent, error) {
+	f := probe.Frame{IP: cl.c.IPv4(), TCP: t}
+	sent, err := cl.c.Send(&f)
+	if err != nil {
+		cl.c.AddStep(report.Step{Direction: report.Send, Verdict: report.Error, Expected: conformance.FormatAbs(&t), Problems: []string{err.Error()}}, time.Now())
+		return nil, err
+	}
+	text := cl.c.Format(&sent.Frame.TCP, false)
+	cl.c.AddStep(report.Step{Direction: report.Send, Verdict: report.Pass, Expected: text, Actual: text, ActualAbs: conformance.FormatAbs(&sent.Frame.TCP)}, sent.Time)
+	return sent, nil
+}
+
+// segment makes the next in-sequence segment: seq SND.NXT, ack RCV.NXT,
+// timestamps when negotiated.
+func (cl *client) segment(flags probe.Flags, payload []byte, win uint16) probe.TCP {
+	t := probe.TCP{Seq: cl.c.SNDNXT, Ack: cl.c.RCVNXT, Flags: flags, Window: win, Payload: payload}
+	if cl.c.TS.Enabled {
+		t.Options = []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(cl.tsNow(), cl.c.TS.LastReceived)}
+	}
+	return t
+}
+
+func (cl *client) tsNow() uint32 { return cl.ts0 + uint32(time.Since(cl.c.Start).Milliseconds()) }
+
+// recv waits up to d for the next frame; nil without error means silence.
+// TCP segments are taken into the connection state and checked against the
+// rules every segment must meet; the problems are kept for the caller.
+func (cl *client) recv(d time.Duration) (*probe.Reply, error) {
+	r, err := cl.c.Recv(cl.ctx, time.Now().Add(d))
+	if errors.Is(err, conformance.ErrSilence) {
+		return nil, nil
+	}
+	return r, err
+}
+
+// judge checks a TCP reply with the universal rules.
+func (cl *client) judge(r *probe.Reply) conformance.Problems {
+	t := &r.Frame.TCP
+	ps := cl.c.Receive(t)
+	ps = append(ps, conformance.WellFormed(&r.Frame, r.DecodeErr)...)
+	if t.Flags.Has(probe.SYN|probe.ACK) && cl.c.SYN != nil {
+		ps = append(ps, conformance.SYNACK(cl.c.SYN, t)...)
+		ps = append(ps, conformance.OptionsOffered(cl.c.SYN, t)...)
+	}
+	return ps
+}
+
+// expectStep records an expectation and what came.
+func (cl *client) expectStep(expected string, r *probe.Reply, ps conformance.Problems) *report.Step {
+	st := report.Step{Direction: report.Expect, Expected: expected, Verdict: ps.Verdict(), Problems: ps.Texts()}
+	at := time.Now()
+	if r != nil {
+		st.Actual, st.RTTMicros, at = cl.c.FormatReply(r), cl.c.RTT(r), r.Time
+		if r.Frame.Has(probe.LayerTCP) {
+			st.ActualAbs = conformance.FormatAbs(&r.Frame.TCP)
+		}
+	} else {
+		st.Actual = "nothing"
+	}
+	return cl.c.AddStep(st, at)
+}
+
+// observe records a step that judges what was seen over a while.
+func (cl *client) observe(expected, actual string, ps conformance.Problems) {
+	cl.c.AddStep(report.Step{Direction: report.Observe, Expected: expected, Actual: actual, Verdict: ps.Verdict(), Problems: ps.Texts()}, time.Now())
+}
+
+// expectSYNACK waits for the answer to the SYN open sent.
+func (cl *client) expectSYNACK(r *probe.Reply) bool {
+	if r == nil {
+		cl.expectStep("S. 0:0(0) ack 1", nil, problem("synack", conformance.Must, "no SYN-ACK within %v", cl.env.Timeout))
+		return false
+	}
+	if !r.Frame.Has(probe.LayerTCP) || r.Frame.TCP.Flags&(probe.SYN|probe.ACK) != probe.SYN|probe.ACK {
+		ps := problem("synack", conformance.Must, "expected a SYN-ACK, got %s", cl.c.FormatReply(r))
+		if r.Frame.Has(probe.LayerTCP) {
+			ps = append(ps, cl.judge(r)...)
+		}
+		cl.expectStep("S. 0:0(0) ack 1", r, ps)
+		return false
+	}
+	cl.expectStep("S. 0:0(0) ack 1", r, cl.judge(r))
+	return true
+}
+
+// handshake completes the connection after a SYN-ACK.
+func (cl *client) handshake(win uint16) error {
+	_, err := cl.send(cl.segment(probe.ACK, nil, win))
+	return err
+}
+
+// transfer reads the target's data for up to d, acknowledging each segment
+// with window win, until want bytes came, a FIN or a RST. It returns the
+// data segments' payload sizes.
+type transfer struct {
+	sizes []int
+	bytes int
+	fin   bool
+	rst   bool
+	ps    conformance.Problems
+}
+
+func (cl *client) receiveData(d time.Duration, want int, win uint16) transfer {
+	var tr transfer
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) && tr.bytes < want && !tr.fin && !tr.rst {
+		r, err := cl.c.Recv(cl.ctx, deadline)
+		if err != nil {
+			break
+		}
+		if !r.Frame.Has(probe.LayerTCP) {
+			continue
+		}
+		t := &r.Frame.TCP
+		tr.ps = append(tr.ps, cl.judge(r)...)
+		if t.Flags&probe.RST != 0 {
+			tr.rst = true
+			break
+		}
+		if n := len(t.Payload); n > 0 {
+			tr.sizes = append(tr.sizes, n)
+			tr.bytes += n
+		}
+		if t.Flags&probe.FIN != 0 {
+			tr.fin = true
+		}
+		if len(t.Payload) > 0 || t.Flags&probe.FIN != 0 {
+			ack := cl.segment(probe.ACK, nil, win)
+			f := probe.Frame{IP: cl.c.IPv4(), TCP: ack}
+			cl.c.Send(&f) // not a step: routine acknowledgments
+		}
+	}
+	return tr
+}
+
+// finish releases the target's connection with a RST when it may still be
+// open, and closes the session.
+func (cl *client) finish(open bool) {
+	if open && cl.c.HavePeerISN {
+		rst := probe.Frame{IP: cl.c.IPv4(), TCP: probe.TCP{Seq: cl.c.SNDNXT, Ack: cl.c.RCVNXT, Flags: probe.RST | probe.ACK}}
+		cl.c.S.Send(&rst)
+	}
+	cl.c.S.Close()
+}
+
+// result wraps the steps.
+func (cl *client) result() report.Result {
+	return report.Result{Steps: cl.c.Steps, Notes: cl.c.Notes, DurationMS: report.Millis(time.Since(cl.c.Start))}
+}
+
+func problem(rule string, l conformance.Level, format string, args ...any) conformance.Problems {
+	return conformance.Problems{{Rule: rule, Level: l, Text: fmt.Sprintf(format, args...)}}
+}
+
+// errResult is a check that could not run because synprobe failed.
+func errResult(err error) report.Result {
+	return report.Result{Verdict: report.Error, Reason: err.Error()}
+}
+
+// request is what Go checks send to make the target's application send
+// data: an HTTP/1.0 request, which the lab's application and web servers
+// answer.
+func request(n int) []byte {
+	return []byte(fmt.Sprintf("GET /%d HTTP/1.0\r\nHost: synprobe\r\n\r\n", n))
+}

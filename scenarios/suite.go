@@ -1,0 +1,164 @@
+package scenarios
+
+import (
+	"context"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"synprobe/conformance/report"
+	"synprobe/conformance/script"
+	"synprobe/probe"
+)
+
+//go:embed closed listen validity options established timers
+var files embed.FS
+
+// Areas are the groups of the suite, in the order reports list them.
+var Areas = []string{"closed", "listen", "validity", "options", "established", "timers"}
+
+// Scenario is one check of the suite: a script, or a Go Check.
+type Scenario struct {
+	Name        string
+	Area        string
+	Level       string // MUST, SHOULD or info
+	RFC         string
+	Description string
+	Needs       []string
+	// Script is set for scripted scenarios; File is its embedded path.
+	Script *script.Script
+	File   string
+	// Check is set for scenarios written in Go.
+	Check *Check
+	// Estimate is how long the scenario takes against a close target:
+	// the audit starts the longest first so they overlap the rest.
+	Estimate time.Duration
+}
+
+// Check is a scenario written in Go.
+type Check struct {
+	Name, Area, Level, RFC, Description string
+	Needs                               []string
+	Estimate                            time.Duration
+	Run                                 func(ctx context.Context, env *Env) report.Result
+}
+
+// Env is what a Go check works with.
+type Env struct {
+	Prober     *probe.Prober
+	Target     netip.AddrPort
+	ClosedPort uint16
+	Timeout    time.Duration
+	// Pace must be called before every SYN sent to the target.
+	Pace func(context.Context) error
+}
+
+var (
+	suiteOnce sync.Once
+	suite     []Scenario
+	suiteErr  error
+)
+
+// Suite returns every scenario, scripts parsed once, in area order then by
+// name.
+func Suite() ([]Scenario, error) {
+	suiteOnce.Do(func() { suite, suiteErr = load() })
+	return suite, suiteErr
+}
+
+func load() ([]Scenario, error) {
+	var out []Scenario
+	err := fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".pkt") {
+			return err
+		}
+		src, err := files.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		s, err := script.Parse("scenarios/"+p, src)
+		if err != nil {
+			return fmt.Errorf("built-in scenario %s: %w", p, err)
+		}
+		out = append(out, Scenario{
+			Name: s.Meta.Name, Area: path.Dir(p), Level: level(s.Meta.Level), RFC: s.Meta.RFC,
+			Description: s.Meta.Description, Needs: s.Meta.Needs, Script: s, File: "scenarios/" + p,
+			Estimate: estimate(s),
+		})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, c := range checks {
+		out = append(out, Scenario{
+			Name: c.Name, Area: c.Area, Level: c.Level, RFC: c.RFC, Description: c.Description,
+			Needs: c.Needs, Check: c, Estimate: c.Estimate,
+		})
+	}
+	seen := map[string]bool{}
+	for _, s := range out {
+		if seen[s.Name] {
+			return nil, fmt.Errorf("built-in scenarios: two are named %q", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	areaRank := map[string]int{}
+	for i, a := range Areas {
+		areaRank[a] = i
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Area != out[j].Area {
+			return areaRank[out[i].Area] < areaRank[out[j].Area]
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+func level(l string) string {
+	if l == "" {
+		return "MUST"
+	}
+	return l
+}
+
+// estimate adds up a script's waits: the time of its last event.
+func estimate(s *script.Script) time.Duration {
+	var t time.Duration
+	for _, ev := range s.Events {
+		end := ev.Time.Start
+		if ev.Time.Range {
+			end = ev.Time.End
+		}
+		switch ev.Time.Kind {
+		case script.Absolute:
+			if end > t {
+				t = end
+			}
+		case script.Relative:
+			t += end
+		}
+	}
+	return t
+}
+
+// Lookup finds a scenario by name.
+func Lookup(name string) (Scenario, bool) {
+	all, err := Suite()
+	if err != nil {
+		return Scenario{}, false
+	}
+	for _, s := range all {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Scenario{}, false
+}
