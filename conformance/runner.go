@@ -56,6 +56,10 @@ func NewRunner(p *probe.Prober, cfg RunConfig) *Runner {
 	return &Runner{p: p, cfg: cfg, pace: newPacer(cfg.Rate)}
 }
 
+// SetClosedPort tells the runner a closed port found after it was made;
+// call it before running scripts.
+func (r *Runner) SetClosedPort(port uint16) { r.cfg.ClosedPort = port }
+
 // Pace waits until the next SYN may be sent to the target: Go checks that
 // run beside scripts share the runner's per-target pacing.
 func (r *Runner) Pace(ctx context.Context) error { return r.pace.wait(ctx) }

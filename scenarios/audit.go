@@ -12,32 +12,9 @@ import (
 
 	"synprobe/conformance"
 	"synprobe/conformance/report"
+	"synprobe/conformance/script"
 	"synprobe/probe"
 )
-
-// AuditConfig says what to audit and how.
-type AuditConfig struct {
-	Target netip.AddrPort
-	// ClosedPort is a port of the target host with no listener; 0 finds one
-	// near the open port (or skips the closed-port scenarios, saying why).
-	ClosedPort uint16
-	// Only and Skip select scenarios by name or area with shell globs
-	// ("listen-*", "options").
-	Only, Skip []string
-	// Level keeps scenarios of this level and stronger: "must", "should"
-	// or "info" (all, the default).
-	Level string
-	// Jobs caps the scenarios running at once (default: all).
-	Jobs int
-	// Rate caps the SYNs per second to the target (default
-	// conformance.DefaultRate).
-	Rate    float64
-	Timeout time.Duration
-	// Fingerprint measures the stack beside the scenarios.
-	Fingerprint func(ctx context.Context, env *Env) any
-	// Progress, if set, is called as scenarios finish.
-	Progress func(done, total int, name string)
-}
 
 // Select returns the scenarios cfg asks for, in suite order.
 func Select(only, skip []string, lvl string) ([]Scenario, error) {
@@ -87,24 +64,73 @@ func matchAny(globs []string, s Scenario) bool {
 	return false
 }
 
-// Audit runs the selected scenarios against the target, concurrently and
-// paced, with the fingerprint beside them, and returns one result per
-// scenario in suite order.
+// RunConfig says how to run scenarios against a target.
+type RunConfig struct {
+	Target netip.AddrPort
+	// ClosedPort is a port of the target host with no listener; 0 means
+	// none is known (scenarios that need one skip, unless FindClosedPort).
+	ClosedPort uint16
+	// FindClosedPort looks for a closed port near the open one when
+	// ClosedPort is 0 and a scenario needs one.
+	FindClosedPort bool
+	// Jobs caps the scenarios running at once (default: all).
+	Jobs int
+	// Rate caps the SYNs per second to the target (default
+	// conformance.DefaultRate; negative: no cap).
+	Rate    float64
+	Timeout time.Duration
+	// Fingerprint, if set, measures the stack beside the scenarios.
+	Fingerprint func(ctx context.Context, env *Env) any
+	// Progress, if set, is called as scenarios finish.
+	Progress func(done, total int, name string)
+}
+
+// AuditConfig says what to audit: a selection of the suite and how to run it.
+type AuditConfig struct {
+	RunConfig
+	// Only and Skip select scenarios by name or area with shell globs
+	// ("listen-*", "options").
+	Only, Skip []string
+	// Level keeps scenarios of this level and stronger: "must", "should"
+	// or "info" (all, the default).
+	Level string
+}
+
+// Audit runs the selected built-in scenarios against the target, finding
+// a closed port near the open one when none is given.
 func Audit(ctx context.Context, p *probe.Prober, cfg AuditConfig) (*report.Report, error) {
-	start := time.Now()
 	sel, err := Select(cfg.Only, cfg.Skip, cfg.Level)
 	if err != nil {
 		return nil, err
 	}
+	rc := cfg.RunConfig
+	rc.FindClosedPort = true
+	rep := Run(ctx, p, rc, sel)
+	rep.Command = "audit"
+	return rep, nil
+}
+
+// FromScript makes a scenario of a user's script.
+func FromScript(s *script.Script) Scenario {
+	return Scenario{Name: s.Meta.Name, Level: level(s.Meta.Level), RFC: s.Meta.RFC, Description: s.Meta.Description,
+		Needs: s.Meta.Needs, Script: s, File: s.File, Estimate: estimate(s)}
+}
+
+// Run runs scenarios (scripts and Go checks alike) against the target,
+// concurrently, the longest first, paced per target, with the fingerprint
+// beside them if asked. Results keep the order given. When ctx ends,
+// running scenarios stop and say so; those not started are skipped.
+func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) *report.Report {
+	start := time.Now()
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 2 * time.Second
 	}
+	rep := &report.Report{Command: "run", Started: start}
 	runner := conformance.NewRunner(p, conformance.RunConfig{
 		Target: cfg.Target, ClosedPort: cfg.ClosedPort, Jobs: 1, Rate: cfg.Rate, Timeout: cfg.Timeout,
 	})
 	env := &Env{Prober: p, Target: cfg.Target, ClosedPort: cfg.ClosedPort, Timeout: cfg.Timeout, Pace: runner.Pace}
-	rep := &report.Report{Command: "audit", Started: start}
-	if cfg.ClosedPort == 0 && needsClosed(sel) {
+	if cfg.ClosedPort == 0 && cfg.FindClosedPort && needsClosed(items) {
 		port, why := findClosedPort(ctx, env)
 		if port != 0 {
 			rep.Notes = append(rep.Notes, fmt.Sprintf("closed port: %d (found near the open port)", port))
@@ -112,24 +138,21 @@ func Audit(ctx context.Context, p *probe.Prober, cfg AuditConfig) (*report.Repor
 			rep.Notes = append(rep.Notes, "closed-port scenarios skipped: "+why)
 		}
 		env.ClosedPort = port
-		runner = conformance.NewRunner(p, conformance.RunConfig{
-			Target: cfg.Target, ClosedPort: port, Jobs: 1, Rate: cfg.Rate, Timeout: cfg.Timeout,
-		})
-		env.Pace = runner.Pace
+		runner.SetClosedPort(port)
 	}
 
-	// The longest scenarios start first, so the suite takes about as long
-	// as its slowest scenario rather than their sum.
-	order := make([]int, len(sel))
+	// The longest scenarios start first, so the run takes about as long as
+	// its slowest scenario rather than their sum.
+	order := make([]int, len(items))
 	for i := range order {
 		order[i] = i
 	}
-	sort.SliceStable(order, func(a, b int) bool { return sel[order[a]].Estimate > sel[order[b]].Estimate })
+	sort.SliceStable(order, func(a, b int) bool { return items[order[a]].Estimate > items[order[b]].Estimate })
 
-	results := make([]report.Result, len(sel))
+	results := make([]report.Result, len(items))
 	jobs := cfg.Jobs
 	if jobs <= 0 {
-		jobs = len(sel)
+		jobs = len(items)
 	}
 	sem := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
@@ -146,7 +169,7 @@ func Audit(ctx context.Context, p *probe.Prober, cfg AuditConfig) (*report.Repor
 		}()
 	}
 	for _, i := range order {
-		sc := sel[i]
+		sc := items[i]
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -169,7 +192,7 @@ func Audit(ctx context.Context, p *probe.Prober, cfg AuditConfig) (*report.Repor
 			if cfg.Progress != nil {
 				mu.Lock()
 				done++
-				cfg.Progress(done, len(sel), sc.Name)
+				cfg.Progress(done, len(items), sc.Name)
 				mu.Unlock()
 			}
 		}()
@@ -178,14 +201,14 @@ func Audit(ctx context.Context, p *probe.Prober, cfg AuditConfig) (*report.Repor
 	rep.Results = results
 	rep.Notes = append(rep.Notes, p.Notes()...)
 	if st := p.Stats(); st.Drops > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("the local socket dropped %d frames during the audit", st.Drops))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the local socket dropped %d frames during the run", st.Drops))
 	}
 	if ctx.Err() != nil {
 		rep.Notes = append(rep.Notes, "interrupted: the report holds what ran")
 	}
 	rep.DurationMS = report.Millis(time.Since(start))
 	rep.Finish()
-	return rep, nil
+	return rep
 }
 
 func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {

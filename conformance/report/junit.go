@@ -102,7 +102,7 @@ func stepsText(r Result) string {
 		if s.Verdict == Pass && len(s.Problems) == 0 {
 			continue
 		}
-		writeStep(&b, s, "")
+		writeStep(&b, s)
 	}
 	return b.String()
 }

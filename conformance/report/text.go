@@ -37,9 +37,12 @@ func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
 			fmt.Fprintf(&b, ": %s", r.Reason)
 		}
 		b.WriteByte('\n')
+		if r.Verdict == Fail || r.Verdict == Error || r.Verdict == Warn {
+			writePacketdrill(&b, r)
+		}
 		if opt.Steps || r.Verdict == Fail || r.Verdict == Error || r.Verdict == Warn {
 			for _, s := range r.Steps {
-				writeStepColor(&b, s, r.File, opt.Color)
+				writeStepColor(&b, s, opt.Color)
 			}
 			for _, n := range r.Notes {
 				fmt.Fprintf(&b, "      note: %s\n", n)
@@ -102,14 +105,14 @@ func verdictTag(v Verdict, color bool) string {
 	return tag
 }
 
-func writeStep(b *strings.Builder, s Step, file string) { writeStepColor(b, s, file, false) }
+func writeStep(b *strings.Builder, s Step) { writeStepColor(b, s, false) }
 
 // writeStepColor writes one step:
 //
 //	3 expect pass  S. 0:0(0) ack 1 <...>
 //	               got S. 0:0(0) ack 1 win 65160 <...>  rtt 84 us
 //	               - ack: expected 1 (abs 8221823) got 0
-func writeStepColor(b *strings.Builder, s Step, file string, color bool) {
+func writeStepColor(b *strings.Builder, s Step, color bool) {
 	where := fmt.Sprintf("%4d", s.Index)
 	if s.Line > 0 {
 		where = fmt.Sprintf("%4s", fmt.Sprintf("L%d", s.Line))
@@ -128,15 +131,38 @@ func writeStepColor(b *strings.Builder, s Step, file string, color bool) {
 			fmt.Fprintf(b, "  rtt %s", rttText(*s.RTTMicros))
 		}
 		b.WriteByte('\n')
-		if s.ActualAbs != "" && s.ActualAbs != s.Actual && s.Verdict != Pass {
-			fmt.Fprintf(b, "%sabs %s\n", pad, s.ActualAbs)
-		}
 	}
 	for _, p := range s.Problems {
 		fmt.Fprintf(b, "%s- %s\n", pad, p)
 	}
-	if s.Line > 0 && file != "" && (s.Verdict == Fail || s.Verdict == Error) {
-		fmt.Fprintf(b, "%s(%s:%d: %s)\n", pad, file, s.Line, s.Text)
+}
+
+// writePacketdrill writes the step that decided a scripted result the way
+// packetdrill reports an error:
+//
+//	listen/ack.pkt:7: error handling packet: ack: expected 1 (abs 8221823) got 0
+//	  script packet:  > . 1:1(0) ack 1
+//	  actual packet:  . 1:1(0) ack 0 win 65160
+func writePacketdrill(b *strings.Builder, r Result) {
+	if r.File == "" {
+		return
+	}
+	for _, s := range r.Steps {
+		if s.Verdict != r.Verdict || s.Line == 0 {
+			continue
+		}
+		what := "error"
+		if s.Verdict == Warn {
+			what = "warning"
+		}
+		msg := strings.Join(s.Problems, "; ")
+		fmt.Fprintf(b, "  %s:%d: %s handling packet: %s\n", r.File, s.Line, what, msg)
+		fmt.Fprintf(b, "    script packet:  %s\n", s.Expected)
+		fmt.Fprintf(b, "    actual packet:  %s\n", s.Actual)
+		if s.ActualAbs != "" && s.ActualAbs != s.Actual {
+			fmt.Fprintf(b, "    (absolute)      %s\n", s.ActualAbs)
+		}
+		return
 	}
 }
 
