@@ -1,0 +1,347 @@
+package capture
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"synprobe/conformance/report"
+	"synprobe/probe"
+)
+
+// result turns a judged connection into its report.Result.
+func (c *conn) result() report.Result {
+	s0, s1 := &c.s[0], &c.s[1]
+	res := report.Result{
+		Name: s0.addr.String() + " > " + s1.addr.String(),
+		Description: fmt.Sprintf("packets %d-%d: %d segments; data: %d octets from %s, %d from %s",
+			c.firstPkt, c.lastPkt, s0.segs+s1.segs, s0.octets, c.role(0), s1.octets, c.role(1)),
+		RFC: "9293",
+	}
+	if !c.first.IsZero() && !c.last.IsZero() {
+		res.DurationMS = report.Millis(c.last.Sub(c.first))
+	}
+	steps := make([]report.Step, 0, len(c.events)+1)
+	for i := range c.events {
+		ev := &c.events[i]
+		if ev.removed {
+			continue
+		}
+		st := report.Step{
+			Index:     len(steps) + 1,
+			Line:      ev.pkt,
+			Direction: report.Observe,
+			Verdict:   ev.problems.Verdict(),
+			Expected:  c.expected(ev),
+			Problems:  ev.problems.Texts(),
+			AtMS:      report.Millis(ev.at),
+		}
+		if ev.kind == evChecksum {
+			st.Actual = c.checksumText(int(ev.side))
+		} else {
+			st.Actual, st.ActualAbs = c.formatSeg(ev, true), c.formatSeg(ev, false)
+		}
+		steps = append(steps, st)
+	}
+	if len(steps) == 0 {
+		// Nothing notable: say what was judged.
+		steps = append(steps, report.Step{
+			Index: 1, Line: c.firstPkt, Direction: report.Observe, Verdict: report.Pass,
+			Expected: "segments consistent with the connection",
+			Actual:   fmt.Sprintf("%d segments, packets %d-%d, none broke a rule", s0.segs+s1.segs, c.firstPkt, c.lastPkt),
+		})
+	}
+	res.Steps = steps
+	res.Notes = c.resultNotes()
+	if c.droppedBad > 0 {
+		worst := report.Pass
+		for _, st := range steps {
+			worst = report.Worst(worst, st.Verdict)
+		}
+		if report.Worst(worst, c.droppedWorst) != worst {
+			res.Verdict = c.droppedWorst
+			res.Reason = fmt.Sprintf("%s in segments past the first %d steps (not listed)", c.droppedWorst, c.maxSteps)
+		}
+	}
+	res.Judge()
+	return res
+}
+
+// role names side i: "client" or "server" when the handshake told which
+// is which, else its address.
+func (c *conn) role(i int) string {
+	if c.rolesKnown {
+		if i == 0 {
+			return "client"
+		}
+		return "server"
+	}
+	return c.s[i].addr.String()
+}
+
+// rel formats a sequence number relative to side i's ISN when known.
+func (c *conn) rel(v probe.Seq, i int) string {
+	if c.s[i].haveISN {
+		return strconv.FormatUint(uint64(uint32(v-c.s[i].isn)), 10)
+	}
+	return strconv.FormatUint(uint64(uint32(v)), 10)
+}
+
+// expected says what the rules wanted of a step's segment.
+func (c *conn) expected(ev *event) string {
+	i := int(ev.side)
+	who, peer := c.role(i), c.role(1-i)
+	switch ev.kind {
+	case evSYN:
+		if ev.variant == 1 {
+			return "S (" + who + " opens too: simultaneous open)"
+		}
+		return "S (" + who + " opens: SYN without ACK)"
+	case evSYNRetrans:
+		return "S again with the same ISN (retransmitted SYN)"
+	case evSYNACK:
+		if c.s[1-i].synSeen {
+			return "S. 0:0(0) ack 1 <only options the SYN offered> (ack = " + peer + "'s ISN+1)"
+		}
+		return "S. ack = " + peer + "'s ISN+1 (the SYN is not in the capture)"
+	case evSYNACKRetrans:
+		return "S. again with the same ISN (retransmitted SYN-ACK)"
+	case evHandshakeACK:
+		if c.s[i].synSeen {
+			return ". 1:1(0) ack 1 (the ACK that completes the handshake)"
+		}
+		return ". ack " + c.rel(ev.want, 1-i) + " (the ACK that completes the handshake)"
+	case evFIN:
+		switch ev.variant {
+		case finSimultaneous:
+			return "F (" + who + " closes while " + peer + "'s FIN is unacknowledged: simultaneous close)"
+		case finPassive:
+			return "F (" + who + " closes its side too: passive close)"
+		}
+		return "F (" + who + " closes first: active close)"
+	case evFINAck:
+		return ". ack " + c.rel(ev.want, 1-i) + " (the ACK of " + peer + "'s FIN: its seq+1)"
+	case evRST:
+		return "R seq " + c.rel(ev.want, i) + " from " + who + " in " + ev.state.String() + " (RCV.NXT of " + peer + ": an exact reset)"
+	case evRSTClosed:
+		return "R. 0:0(0) ack " + c.rel(ev.want, 1-i) + " (port closed: the RST for the SYN, RFC 9293 3.10.7.1)"
+	case evRSTNoConn:
+		return "R seq " + c.rel(ev.want, i) + " (" + who + " has no such connection: the RST takes the segment's ack, RFC 9293 3.10.7.1)"
+	case evMalformed:
+		return "a well-formed segment"
+	case evChecksum:
+		return "valid checksums on the segments from " + who
+	}
+	return "a segment consistent with the connection"
+}
+
+// checksumText is the Actual of a checksum step.
+func (c *conn) checksumText(i int) string {
+	s := &c.s[i]
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of %d checked segments from %s had bad checksums (packet", s.badSum, s.checked, c.role(i))
+	n := min(s.badSum, uint64(len(s.badPkts)))
+	if n > 1 {
+		b.WriteByte('s')
+	}
+	for j := range n {
+		if j > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte(' ')
+		b.WriteString(strconv.Itoa(s.badPkts[j]))
+	}
+	if s.badSum > n {
+		b.WriteString(", ...")
+	}
+	b.WriteByte(')')
+	return b.String()
+}
+
+// flagLetters are tcpdump's and packetdrill's, in tcpdump's order (as
+// probe.Flags.String writes them).
+var flagLetters = [8]struct {
+	f probe.Flags
+	c byte
+}{{probe.FIN, 'F'}, {probe.SYN, 'S'}, {probe.RST, 'R'}, {probe.PSH, 'P'}, {probe.ACK, '.'}, {probe.URG, 'U'}, {probe.ECE, 'E'}, {probe.CWR, 'W'}}
+
+// formatSeg writes a step's segment in packetdrill's notation, as the
+// live checks do: relative to the two ISNs (when known) or absolute.
+func (c *conn) formatSeg(ev *event, rel bool) string {
+	sg := &ev.seg
+	i := int(ev.side)
+	seq, ack := uint32(sg.seq), uint32(sg.ack)
+	if rel && c.s[i].haveISN {
+		seq = uint32(sg.seq - c.s[i].isn)
+	}
+	if rel && c.s[1-i].haveISN {
+		ack = uint32(sg.ack - c.s[1-i].isn)
+	}
+	b := make([]byte, 0, 64+4*int(sg.optLen))
+	if sg.flags == 0 {
+		b = append(b, "none"...)
+	}
+	for _, fl := range flagLetters {
+		if sg.flags&fl.f != 0 {
+			b = append(b, fl.c)
+		}
+	}
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(seq), 10)
+	b = append(b, ':')
+	b = strconv.AppendUint(b, uint64(seq+sg.plen), 10)
+	b = append(b, '(')
+	b = strconv.AppendUint(b, uint64(sg.plen), 10)
+	b = append(b, ')')
+	if sg.flags&probe.ACK != 0 || sg.ack != 0 {
+		b = append(b, " ack "...)
+		b = strconv.AppendUint(b, uint64(ack), 10)
+	}
+	b = append(b, " win "...)
+	b = strconv.AppendUint(b, uint64(sg.win), 10)
+	if sg.flags&probe.URG != 0 || sg.urg != 0 {
+		b = append(b, " urg "...)
+		b = strconv.AppendUint(b, uint64(sg.urg), 10)
+	}
+	switch {
+	case sg.optsUnknown:
+		b = append(b, " <options not captured>"...)
+	case sg.optLen > 0:
+		b = append(b, ' ')
+		b = append(b, probe.FormatOptions(parseOptions(sg.opts[:sg.optLen]))...)
+	}
+	return string(b)
+}
+
+// parseOptions takes an option area apart for display, as the codec does:
+// up to EOL, or to the first option whose length is impossible (shown raw).
+func parseOptions(area []byte) []probe.Option {
+	var opts []probe.Option
+	for i := 0; i < len(area); {
+		k := probe.OptionKind(area[i])
+		switch k {
+		case probe.OptionEOL:
+			return append(opts, probe.Option{Kind: k, Data: area[i+1:]})
+		case probe.OptionNOP:
+			opts = append(opts, probe.Option{Kind: k})
+			i++
+			continue
+		}
+		if i+1 >= len(area) || area[i+1] < 2 || i+int(area[i+1]) > len(area) {
+			return append(opts, probe.RawOption(area[i:]))
+		}
+		n := int(area[i+1])
+		opts = append(opts, probe.Option{Kind: k, Data: area[i+2 : i+n]})
+		i += n
+	}
+	return opts
+}
+
+// resultNotes says what the capture showed of the connection as a whole.
+func (c *conn) resultNotes() []string {
+	s0, s1 := &c.s[0], &c.s[1]
+	var notes []string
+	add := func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
+
+	// The opening.
+	switch {
+	case !c.hsSeen:
+		notes = append(notes, "handshake not in the capture")
+	case !s0.synSeen && s1.synackSeen:
+		add("handshake partly in the capture: the SYN is not, %s's SYN-ACK is", c.role(1))
+	case c.how == closeRefused:
+		add("connection refused: %s answered the SYN with RST (port closed)", c.role(int(c.closedBy)))
+	case !s1.synackSeen && !s1.synSeen:
+		add("no answer to the SYN in the capture")
+	}
+	if c.simOpen {
+		notes = append(notes, "simultaneous open: both sides sent a SYN")
+	}
+	for i := range c.s {
+		s := &c.s[i]
+		if s.synRetrans > 0 {
+			add("%s sent its SYN %d more times (retransmitted)", c.role(i), s.synRetrans)
+		}
+		if s.synackRetrans > 0 {
+			add("%s sent its SYN-ACK %d more times (retransmitted)", c.role(i), s.synackRetrans)
+		}
+	}
+
+	// The close.
+	if c.firstCloser >= 0 {
+		first := int(c.firstCloser)
+		f, o := &c.s[first], &c.s[1-first]
+		add("%s closed first (active close)", c.role(first))
+		switch {
+		case c.simClose:
+			notes = append(notes, "simultaneous close: each side sent its FIN before it had the other's")
+		case o.finSeen && f.finAcked && f.finAckPkt == o.finPkt:
+			add("three-segment close: %s's FIN carried the ACK of %s's FIN", c.role(1-first), c.role(first))
+		case o.finSeen && f.finAcked && o.finAcked:
+			notes = append(notes, "four-segment close: FIN, ACK, FIN, ACK")
+		}
+		if o.afterPeerFIN > 0 {
+			add("half close: %s sent %d octets after %s's FIN", c.role(1-first), o.afterPeerFIN, c.role(first))
+		}
+	}
+	for i := range c.s {
+		if n := c.s[i].finRetrans; n > 0 {
+			add("%s sent its FIN %d more times (retransmitted)", c.role(i), n)
+		}
+	}
+	if c.how == closeRST {
+		add("reset by %s", c.role(int(c.closedBy)))
+	}
+	if c.how == closeNone {
+		var detail string
+		switch {
+		case s0.finSeen && s1.finSeen:
+			detail = "both sides sent FIN; the last ACK is not in the capture"
+		case s0.finSeen || s1.finSeen:
+			i := 0
+			if s1.finSeen {
+				i = 1
+			}
+			detail = c.role(i) + " closed its side, " + c.role(1-i) + " did not"
+		}
+		switch c.end {
+		case endIdle:
+			detail = joinDetail(detail, "idle too long in capture time: reported before the capture ended")
+		case endDamage:
+			detail = joinDetail(detail, "the capture ends in damage")
+		case endReplaced:
+			detail = joinDetail(detail, "a SYN with a new ISN started another connection on the 4-tuple")
+		}
+		if detail != "" {
+			notes = append(notes, "no close in the capture: "+detail)
+		} else {
+			notes = append(notes, "no close in the capture")
+		}
+	}
+	if c.droppedBad+c.droppedPass > 0 {
+		add("%d more steps not listed (%d of them with problems): a result lists at most %d", c.droppedBad+c.droppedPass, c.droppedBad, c.maxSteps)
+	}
+	for i := range c.s {
+		if h := c.s[i].holes; h > 0 {
+			add("the capture misses data of %s in %d places (capture loss or reordering): acks of it are not judged", c.role(i), h)
+		}
+	}
+	notes = append(notes, c.notes...)
+	if c.s[0].haveISN || c.s[1].haveISN {
+		var isns []string
+		for i := range c.s {
+			if c.s[i].haveISN {
+				isns = append(isns, fmt.Sprintf("%s %d", c.role(i), uint32(c.s[i].isn)))
+			}
+		}
+		notes = append(notes, "ISNs: "+strings.Join(isns, ", "))
+	}
+	return notes
+}
+
+func joinDetail(a, b string) string {
+	if a == "" {
+		return b
+	}
+	return a + "; " + b
+}
