@@ -407,7 +407,7 @@ func (a *Analyzer) notes() []string {
 	if format == "" {
 		format = "no capture"
 	}
-	notes = append(notes, fmt.Sprintf("read %d packets (%s): %d TCP segments in %d connections", s.Packets, format, s.TCP, s.Connections))
+	notes = append(notes, fmt.Sprintf("read %s (%s): %s in %s", plural(s.Packets, "packet"), format, plural(s.TCP, "TCP segment"), plural(s.Connections, "connection")))
 	var skipped []string
 	add := func(n uint64, what string) {
 		if n > 0 {

@@ -252,6 +252,9 @@ type conn struct {
 	firstCloser       int8
 	tsKnown, tsOn     bool
 
+	// names caches the sides' addresses as text, for role.
+	names [2]string
+
 	closed   bool
 	how      closeKind
 	closedBy int8
@@ -512,7 +515,6 @@ func (c *conn) resolve(from int, t *probe.TCP, plen uint32) {
 		if len(ps) == 0 && ev.kind == evProblem {
 			ev.removed = true
 		}
-		c.s[from].holes++
 		c.note("packet %d acknowledged data of %s the capture did not show (capture loss), not judged", pa.pkt, c.role(from))
 	}
 	c.pending = kept

@@ -1,6 +1,7 @@
 package capture
 
 import (
+	"encoding/binary"
 	"fmt"
 	"strconv"
 	"strings"
@@ -39,7 +40,7 @@ func (c *conn) result() report.Result {
 		if ev.kind == evChecksum {
 			st.Actual = c.checksumText(int(ev.side))
 		} else {
-			st.Actual, st.ActualAbs = c.formatSeg(ev, true), c.formatSeg(ev, false)
+			st.Actual, st.ActualAbs = c.formatSeg(ev)
 		}
 		steps = append(steps, st)
 	}
@@ -76,7 +77,10 @@ func (c *conn) role(i int) string {
 		}
 		return "server"
 	}
-	return c.s[i].addr.String()
+	if c.names[i] == "" {
+		c.names[i] = c.s[i].addr.String()
+	}
+	return c.names[i]
 }
 
 // rel formats a sequence number relative to side i's ISN when known.
@@ -166,18 +170,38 @@ var flagLetters = [8]struct {
 }{{probe.FIN, 'F'}, {probe.SYN, 'S'}, {probe.RST, 'R'}, {probe.PSH, 'P'}, {probe.ACK, '.'}, {probe.URG, 'U'}, {probe.ECE, 'E'}, {probe.CWR, 'W'}}
 
 // formatSeg writes a step's segment in packetdrill's notation, as the
-// live checks do: relative to the two ISNs (when known) or absolute.
-func (c *conn) formatSeg(ev *event, rel bool) string {
+// live checks do: relative to the two ISNs (when known), and absolute.
+func (c *conn) formatSeg(ev *event) (rel, abs string) {
 	sg := &ev.seg
 	i := int(ev.side)
+	var opts []byte
+	switch {
+	case sg.optsUnknown:
+		opts = append(opts, " <options not captured>"...)
+	case sg.optLen > 0:
+		var buf [160]byte
+		opts = append(buf[:0], ' ')
+		opts = appendOptions(opts, sg.opts[:sg.optLen])
+	}
 	seq, ack := uint32(sg.seq), uint32(sg.ack)
-	if rel && c.s[i].haveISN {
+	abs = string(appendSeg(nil, sg, seq, ack, opts))
+	if c.s[i].haveISN {
 		seq = uint32(sg.seq - c.s[i].isn)
 	}
-	if rel && c.s[1-i].haveISN {
+	if c.s[1-i].haveISN {
 		ack = uint32(sg.ack - c.s[1-i].isn)
 	}
-	b := make([]byte, 0, 64+4*int(sg.optLen))
+	if seq == uint32(sg.seq) && ack == uint32(sg.ack) {
+		return abs, abs
+	}
+	return string(appendSeg(nil, sg, seq, ack, opts)), abs
+}
+
+func appendSeg(b []byte, sg *segment, seq, ack uint32, opts []byte) []byte {
+	var buf [96]byte
+	if b == nil {
+		b = buf[:0]
+	}
 	if sg.flags == 0 {
 		b = append(b, "none"...)
 	}
@@ -203,38 +227,53 @@ func (c *conn) formatSeg(ev *event, rel bool) string {
 		b = append(b, " urg "...)
 		b = strconv.AppendUint(b, uint64(sg.urg), 10)
 	}
-	switch {
-	case sg.optsUnknown:
-		b = append(b, " <options not captured>"...)
-	case sg.optLen > 0:
-		b = append(b, ' ')
-		b = append(b, probe.FormatOptions(parseOptions(sg.opts[:sg.optLen]))...)
-	}
-	return string(b)
+	return append(b, opts...)
 }
 
-// parseOptions takes an option area apart for display, as the codec does:
-// up to EOL, or to the first option whose length is impossible (shown raw).
-func parseOptions(area []byte) []probe.Option {
-	var opts []probe.Option
-	for i := 0; i < len(area); {
+// appendOptions writes an option area as probe.FormatOptions writes the
+// options the codec decodes from it ("<mss 1460,sackOK,TS val 1 ecr 0>"),
+// without allocating for the usual kinds.
+func appendOptions(b, area []byte) []byte {
+	b = append(b, '<')
+	for i, n := 0, 0; i < len(area); n++ {
+		if n > 0 {
+			b = append(b, ',')
+		}
 		k := probe.OptionKind(area[i])
-		switch k {
-		case probe.OptionEOL:
-			return append(opts, probe.Option{Kind: k, Data: area[i+1:]})
-		case probe.OptionNOP:
-			opts = append(opts, probe.Option{Kind: k})
+		if k == probe.OptionEOL {
+			return append(b, "eol>"...)
+		}
+		if k == probe.OptionNOP {
+			b = append(b, "nop"...)
 			i++
 			continue
 		}
 		if i+1 >= len(area) || area[i+1] < 2 || i+int(area[i+1]) > len(area) {
-			return append(opts, probe.RawOption(area[i:]))
+			b = append(b, probe.RawOption(area[i:]).String()...)
+			break
 		}
-		n := int(area[i+1])
-		opts = append(opts, probe.Option{Kind: k, Data: area[i+2 : i+n]})
-		i += n
+		l := int(area[i+1])
+		d := area[i+2 : i+l]
+		switch {
+		case k == probe.OptionMSS && len(d) == 2:
+			b = append(b, "mss "...)
+			b = strconv.AppendUint(b, uint64(binary.BigEndian.Uint16(d)), 10)
+		case k == probe.OptionWScale && len(d) == 1:
+			b = append(b, "wscale "...)
+			b = strconv.AppendUint(b, uint64(d[0]), 10)
+		case k == probe.OptionSACKPermitted && len(d) == 0:
+			b = append(b, "sackOK"...)
+		case k == probe.OptionTimestamps && len(d) == 8:
+			b = append(b, "TS val "...)
+			b = strconv.AppendUint(b, uint64(binary.BigEndian.Uint32(d)), 10)
+			b = append(b, " ecr "...)
+			b = strconv.AppendUint(b, uint64(binary.BigEndian.Uint32(d[4:])), 10)
+		default:
+			b = append(b, probe.Option{Kind: k, Data: d}.String()...)
+		}
+		i += l
 	}
-	return opts
+	return append(b, '>')
 }
 
 // resultNotes says what the capture showed of the connection as a whole.
@@ -260,10 +299,10 @@ func (c *conn) resultNotes() []string {
 	for i := range c.s {
 		s := &c.s[i]
 		if s.synRetrans > 0 {
-			add("%s sent its SYN %d more times (retransmitted)", c.role(i), s.synRetrans)
+			add("%s sent its SYN %s more (retransmitted)", c.role(i), plural(s.synRetrans, "time"))
 		}
 		if s.synackRetrans > 0 {
-			add("%s sent its SYN-ACK %d more times (retransmitted)", c.role(i), s.synackRetrans)
+			add("%s sent its SYN-ACK %s more (retransmitted)", c.role(i), plural(s.synackRetrans, "time"))
 		}
 	}
 
@@ -286,7 +325,7 @@ func (c *conn) resultNotes() []string {
 	}
 	for i := range c.s {
 		if n := c.s[i].finRetrans; n > 0 {
-			add("%s sent its FIN %d more times (retransmitted)", c.role(i), n)
+			add("%s sent its FIN %s more (retransmitted)", c.role(i), plural(n, "time"))
 		}
 	}
 	if c.how == closeRST {
@@ -323,7 +362,7 @@ func (c *conn) resultNotes() []string {
 	}
 	for i := range c.s {
 		if h := c.s[i].holes; h > 0 {
-			add("the capture misses data of %s in %d places (capture loss or reordering): acks of it are not judged", c.role(i), h)
+			add("the capture misses data of %s in %s (capture loss or reordering)", c.role(i), plural(h, "place"))
 		}
 	}
 	notes = append(notes, c.notes...)
@@ -337,6 +376,14 @@ func (c *conn) resultNotes() []string {
 		notes = append(notes, "ISNs: "+strings.Join(isns, ", "))
 	}
 	return notes
+}
+
+// plural writes "1 place", "2 places".
+func plural[N int | uint64](n N, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	return strconv.FormatUint(uint64(n), 10) + " " + word + "s"
 }
 
 func joinDetail(a, b string) string {

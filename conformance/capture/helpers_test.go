@@ -116,7 +116,10 @@ func (cv *conv) frame(g seg) *probe.Frame {
 	}
 	win := g.win
 	if win == 0 {
-		win = 502
+		win = 64240
+		if g.fromServer {
+			win = 65160
+		}
 	}
 	f := &probe.Frame{
 		Ethernet: probe.Ethernet{Dst: dmac, Src: smac, VLAN: cv.vlan, Tagged: cv.vlan != 0},
