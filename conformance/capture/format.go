@@ -10,15 +10,32 @@ import (
 	"synprobe/probe"
 )
 
-// result turns a judged connection into its report.Result.
-func (c *conn) result() report.Result {
+// result turns a judged connection into its report.Result. buf is
+// scratch space, reused from one result to the next: each text costs one
+// allocation, its own.
+func (c *conn) result(buf *[]byte) report.Result {
 	s0, s1 := &c.s[0], &c.s[1]
-	res := report.Result{
-		Name: s0.addr.String() + " > " + s1.addr.String(),
-		Description: fmt.Sprintf("packets %d-%d: %d segments; data: %d octets from %s, %d from %s",
-			c.firstPkt, c.lastPkt, s0.segs+s1.segs, s0.octets, c.role(0), s1.octets, c.role(1)),
-		RFC: "9293",
-	}
+	c.buf = buf
+	b := s0.addr.AppendTo((*buf)[:0])
+	b = append(b, " > "...)
+	b = s1.addr.AppendTo(b)
+	name := string(b)
+	b = append(b[:0], "packets "...)
+	b = strconv.AppendInt(b, int64(c.firstPkt), 10)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(c.lastPkt), 10)
+	b = append(b, ": "...)
+	b = strconv.AppendUint(b, s0.segs+s1.segs, 10)
+	b = append(b, " segments; data: "...)
+	b = strconv.AppendUint(b, s0.octets, 10)
+	b = append(b, " octets from "...)
+	b = append(b, c.role(0)...)
+	b = append(b, ", "...)
+	b = strconv.AppendUint(b, s1.octets, 10)
+	b = append(b, " from "...)
+	b = append(b, c.role(1)...)
+	res := report.Result{Name: name, Description: string(b), RFC: "9293"}
+	*buf = b
 	if !c.first.IsZero() && !c.last.IsZero() {
 		res.DurationMS = report.Millis(c.last.Sub(c.first))
 	}
@@ -95,34 +112,17 @@ func (c *conn) rel(v probe.Seq, i int) string {
 func (c *conn) expected(ev *event) string {
 	i := int(ev.side)
 	who, peer := c.role(i), c.role(1-i)
-	switch ev.kind {
-	case evSYN:
-		if ev.variant == 1 {
-			return "S (" + who + " opens too: simultaneous open)"
-		}
-		return "S (" + who + " opens: SYN without ACK)"
-	case evSYNRetrans:
-		return "S again with the same ISN (retransmitted SYN)"
-	case evSYNACK:
-		if c.s[1-i].synSeen {
-			return "S. 0:0(0) ack 1 <only options the SYN offered> (ack = " + peer + "'s ISN+1)"
-		}
-		return "S. ack = " + peer + "'s ISN+1 (the SYN is not in the capture)"
-	case evSYNACKRetrans:
-		return "S. again with the same ISN (retransmitted SYN-ACK)"
-	case evHandshakeACK:
-		if c.s[i].synSeen {
-			return ". 1:1(0) ack 1 (the ACK that completes the handshake)"
-		}
+	switch {
+	case ev.kind == evHandshakeACK && !c.s[i].synSeen:
 		return ". ack " + c.rel(ev.want, 1-i) + " (the ACK that completes the handshake)"
-	case evFIN:
-		switch ev.variant {
-		case finSimultaneous:
-			return "F (" + who + " closes while " + peer + "'s FIN is unacknowledged: simultaneous close)"
-		case finPassive:
-			return "F (" + who + " closes its side too: passive close)"
+	case ev.kind == evSYNACK && !c.s[1-i].synSeen:
+		return "S. ack = " + peer + "'s ISN+1 (the SYN is not in the capture)"
+	case c.rolesKnown:
+		if t := expectedKnown[ev.kind][ev.variant&3][i]; t != "" {
+			return t
 		}
-		return "F (" + who + " closes first: active close)"
+	}
+	switch ev.kind {
 	case evFINAck:
 		return ". ack " + c.rel(ev.want, 1-i) + " (the ACK of " + peer + "'s FIN: its seq+1)"
 	case evRST:
@@ -131,13 +131,57 @@ func (c *conn) expected(ev *event) string {
 		return "R. 0:0(0) ack " + c.rel(ev.want, 1-i) + " (port closed: the RST for the SYN, RFC 9293 3.10.7.1)"
 	case evRSTNoConn:
 		return "R seq " + c.rel(ev.want, i) + " (" + who + " has no such connection: the RST takes the segment's ack, RFC 9293 3.10.7.1)"
+	}
+	return expectedText(ev.kind, ev.variant, who, peer)
+}
+
+// expectedText is the Expected of the steps whose text holds no number.
+func expectedText(kind evKind, variant uint8, who, peer string) string {
+	switch kind {
+	case evSYN:
+		if variant == 1 {
+			return "S (" + who + " opens too: simultaneous open)"
+		}
+		return "S (" + who + " opens: SYN without ACK)"
+	case evSYNRetrans:
+		return "S again with the same ISN (retransmitted SYN)"
+	case evSYNACK:
+		return "S. 0:0(0) ack 1 <only options the SYN offered> (ack = " + peer + "'s ISN+1)"
+	case evSYNACKRetrans:
+		return "S. again with the same ISN (retransmitted SYN-ACK)"
+	case evHandshakeACK:
+		return ". 1:1(0) ack 1 (the ACK that completes the handshake)"
+	case evFIN:
+		switch variant {
+		case finSimultaneous:
+			return "F (" + who + " closes while " + peer + "'s FIN is unacknowledged: simultaneous close)"
+		case finPassive:
+			return "F (" + who + " closes its side too: passive close)"
+		}
+		return "F (" + who + " closes first: active close)"
 	case evMalformed:
 		return "a well-formed segment"
 	case evChecksum:
 		return "valid checksums on the segments from " + who
+	case evProblem:
+		return "a segment consistent with the connection"
 	}
-	return "a segment consistent with the connection"
+	return ""
 }
+
+// expectedKnown holds expectedText for connections whose roles are known,
+// by kind, variant and side, so that a result does not build them again.
+var expectedKnown = func() (t [evQuiet + 1][4][2]string) {
+	roles := [2]string{"client", "server"}
+	for k := range t {
+		for v := range t[k] {
+			for i := range t[k][v] {
+				t[k][v][i] = expectedText(evKind(k), uint8(v), roles[i], roles[1-i])
+			}
+		}
+	}
+	return t
+}()
 
 // checksumText is the Actual of a checksum step.
 func (c *conn) checksumText(i int) string {
@@ -174,34 +218,36 @@ var flagLetters = [8]struct {
 func (c *conn) formatSeg(ev *event) (rel, abs string) {
 	sg := &ev.seg
 	i := int(ev.side)
-	var opts []byte
+	// The options go first in the scratch buffer, then each segment text.
+	b := (*c.buf)[:0]
 	switch {
 	case sg.optsUnknown:
-		opts = append(opts, " <options not captured>"...)
+		b = append(b, " <options not captured>"...)
 	case sg.optLen > 0:
-		var buf [160]byte
-		opts = append(buf[:0], ' ')
-		opts = appendOptions(opts, sg.opts[:sg.optLen])
+		b = append(b, ' ')
+		b = appendOptions(b, sg.opts[:sg.optLen])
 	}
+	nopts := len(b)
 	seq, ack := uint32(sg.seq), uint32(sg.ack)
-	abs = string(appendSeg(nil, sg, seq, ack, opts))
+	b = appendSeg(b, sg, seq, ack, b[:nopts])
+	abs = string(b[nopts:])
 	if c.s[i].haveISN {
 		seq = uint32(sg.seq - c.s[i].isn)
 	}
 	if c.s[1-i].haveISN {
 		ack = uint32(sg.ack - c.s[1-i].isn)
 	}
-	if seq == uint32(sg.seq) && ack == uint32(sg.ack) {
-		return abs, abs
+	rel = abs
+	if seq != uint32(sg.seq) || ack != uint32(sg.ack) {
+		b = appendSeg(b[:nopts], sg, seq, ack, b[:nopts])
+		rel = string(b[nopts:])
 	}
-	return string(appendSeg(nil, sg, seq, ack, opts)), abs
+	*c.buf = b
+	return rel, abs
 }
 
+// appendSeg appends a segment's text; opts is its options' text.
 func appendSeg(b []byte, sg *segment, seq, ack uint32, opts []byte) []byte {
-	var buf [96]byte
-	if b == nil {
-		b = buf[:0]
-	}
 	if sg.flags == 0 {
 		b = append(b, "none"...)
 	}
@@ -279,7 +325,7 @@ func appendOptions(b, area []byte) []byte {
 // resultNotes says what the capture showed of the connection as a whole.
 func (c *conn) resultNotes() []string {
 	s0, s1 := &c.s[0], &c.s[1]
-	var notes []string
+	notes := make([]string, 0, 4)
 	add := func(format string, args ...any) { notes = append(notes, fmt.Sprintf(format, args...)) }
 
 	// The opening.
@@ -310,7 +356,11 @@ func (c *conn) resultNotes() []string {
 	if c.firstCloser >= 0 {
 		first := int(c.firstCloser)
 		f, o := &c.s[first], &c.s[1-first]
-		add("%s closed first (active close)", c.role(first))
+		if c.rolesKnown {
+			notes = append(notes, closedFirst[first])
+		} else {
+			notes = append(notes, c.role(first)+" closed first (active close)")
+		}
 		switch {
 		case c.simClose:
 			notes = append(notes, "simultaneous close: each side sent its FIN before it had the other's")
@@ -361,22 +411,39 @@ func (c *conn) resultNotes() []string {
 		add("%d more steps not listed (%d of them with problems): a result lists at most %d", c.droppedBad+c.droppedPass, c.droppedBad, c.maxSteps)
 	}
 	for i := range c.s {
+		if n := c.s[i].partialSums; n > 0 {
+			verb := "carry"
+			if n == 1 {
+				verb = "carries"
+			}
+			add("%s from %s %s a partial checksum (the pseudo-header sum): checksum offload, captured before the network card completed it; not a fault", plural(n, "segment"), c.role(i), verb)
+		}
+	}
+	for i := range c.s {
 		if h := c.s[i].holes; h > 0 {
 			add("the capture misses data of %s in %s (capture loss or reordering)", c.role(i), plural(h, "place"))
 		}
 	}
 	notes = append(notes, c.notes...)
 	if c.s[0].haveISN || c.s[1].haveISN {
-		var isns []string
+		b := append((*c.buf)[:0], "ISNs: "...)
 		for i := range c.s {
 			if c.s[i].haveISN {
-				isns = append(isns, fmt.Sprintf("%s %d", c.role(i), uint32(c.s[i].isn)))
+				if len(b) > len("ISNs: ") {
+					b = append(b, ", "...)
+				}
+				b = append(b, c.role(i)...)
+				b = append(b, ' ')
+				b = strconv.AppendUint(b, uint64(uint32(c.s[i].isn)), 10)
 			}
 		}
-		notes = append(notes, "ISNs: "+strings.Join(isns, ", "))
+		notes = append(notes, string(b))
+		*c.buf = b
 	}
 	return notes
 }
+
+var closedFirst = [2]string{"client closed first (active close)", "server closed first (active close)"}
 
 // plural writes "1 place", "2 places".
 func plural[N int | uint64](n N, word string) string {
