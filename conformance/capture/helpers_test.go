@@ -60,15 +60,14 @@ func textOf(rep *report.Report) string {
 
 // Endpoints of the synthetic connections.
 var (
-	cli   = netip.MustParseAddrPort("192.0.2.1:40000")
-	srv   = netip.MustParseAddrPort("192.0.2.2:80")
-	cli6  = netip.MustParseAddrPort("[2001:db8::1]:40000")
-	srv6  = netip.MustParseAddrPort("[2001:db8::2]:443")
-	macC  = probe.MAC{2, 0, 0, 0, 0, 1}
-	macS  = probe.MAC{2, 0, 0, 0, 0, 2}
-	isnC  = probe.Seq(1000)
-	isnS  = probe.Seq(5000)
-	noOpt []probe.Option
+	cli  = netip.MustParseAddrPort("192.0.2.1:40000")
+	srv  = netip.MustParseAddrPort("192.0.2.2:80")
+	cli6 = netip.MustParseAddrPort("[2001:db8::1]:40000")
+	srv6 = netip.MustParseAddrPort("[2001:db8::2]:443")
+	macC = probe.MAC{2, 0, 0, 0, 0, 1}
+	macS = probe.MAC{2, 0, 0, 0, 0, 2}
+	isnC = probe.Seq(1000)
+	isnS = probe.Seq(5000)
 )
 
 // seg describes a segment of a synthetic connection, in numbers relative
