@@ -695,10 +695,11 @@ func (c *conn) onSegment(from int, t *probe.TCP, plen uint32, optsUnknown bool, 
 	}
 	if !handshake {
 		if !optsUnknown {
-			// A TSecr newer than anything seen from the peer is its
+			// A TSecr newer than anything seen from the peer is the
 			// capture's loss, not the peer's fault, when the ack also
-			// runs ahead of the capture.
-			peerAny := p.tsAny && !(isACK && p.haveNxt && p.nxt.LessThan(t.Ack))
+			// runs ahead of the capture or the capture already missed
+			// some of the peer's data.
+			peerAny := p.tsAny && p.holes == 0 && !(isACK && p.haveNxt && p.nxt.LessThan(t.Ack))
 			tsf := conformance.TSFlow{Known: c.tsKnown, Negotiated: c.tsOn, OwnLast: s.tsLast, OwnAny: s.tsAny, PeerMax: p.tsLast, PeerAny: peerAny}
 			ps = append(ps, conformance.TSUse(tsf, t)...)
 			ps = append(ps, conformance.WScaleUse(t)...)
