@@ -115,7 +115,7 @@ type Analyzer struct {
 	// connection had bad checksums: the capture was taken on them.
 	offloadHosts map[netip.Addr]bool
 
-	scratch   []byte // for the texts of results
+	texts     texts // for the texts of results
 	results   []keptResult
 	summary   report.Summary
 	now       time.Time
@@ -336,7 +336,7 @@ func (a *Analyzer) finalize(c *conn, why endReason) {
 	a.summary[v]++
 	keep := !a.opt.OnlyFailures || (v != report.Pass && v != report.Info && v != report.Skip)
 	if keep {
-		res := c.result(&a.scratch)
+		res := c.result(&a.texts)
 		if a.opt.OnResult != nil {
 			a.opt.OnResult(res)
 		} else {

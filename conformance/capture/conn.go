@@ -256,10 +256,10 @@ type conn struct {
 	firstCloser       int8
 	tsKnown, tsOn     bool
 
-	// names caches the sides' addresses as text, for role; buf is
-	// scratch space while the result is written.
+	// names caches the sides' addresses as text, for role; tx collects
+	// the texts while the result is written.
 	names [2]string
-	buf   *[]byte
+	tx    *texts
 
 	closed   bool
 	how      closeKind

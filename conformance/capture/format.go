@@ -10,17 +10,49 @@ import (
 	"synprobe/probe"
 )
 
-// result turns a judged connection into its report.Result. buf is
-// scratch space, reused from one result to the next: each text costs one
-// allocation, its own.
-func (c *conn) result(buf *[]byte) report.Result {
+// texts collects the texts of one result in one buffer and turns them
+// into one string at the end: a result's dozens of texts (names, segments,
+// expectations) cost one allocation, not one each.
+type texts struct {
+	buf  []byte
+	opts []byte // scratch for a segment's options
+	refs []textRef
+}
+
+type textRef struct {
+	dst        *string
+	start, end int
+}
+
+// set makes *dst the text appended to buf since start, once flushed.
+func (x *texts) set(dst *string, start int) {
+	x.refs = append(x.refs, textRef{dst, start, len(x.buf)})
+}
+
+// flush fills in every text and empties x for the next result.
+func (x *texts) flush() {
+	all := string(x.buf)
+	for _, r := range x.refs {
+		*r.dst = all[r.start:r.end]
+	}
+	clear(x.refs)
+	x.buf, x.refs = x.buf[:0], x.refs[:0]
+}
+
+// result turns a judged connection into its report.Result, writing its
+// texts through x.
+func (c *conn) result(x *texts) report.Result {
 	s0, s1 := &c.s[0], &c.s[1]
-	c.buf = buf
-	b := s0.addr.AppendTo((*buf)[:0])
-	b = append(b, " > "...)
-	b = s1.addr.AppendTo(b)
-	name := string(b)
-	b = append(b[:0], "packets "...)
+	c.tx = x
+	var res report.Result
+	res.RFC = "9293"
+	start := len(x.buf)
+	x.buf = s0.addr.AppendTo(x.buf)
+	x.buf = append(x.buf, " > "...)
+	x.buf = s1.addr.AppendTo(x.buf)
+	x.set(&res.Name, start)
+	start = len(x.buf)
+	b := append(x.buf, "packets "...)
 	b = strconv.AppendInt(b, int64(c.firstPkt), 10)
 	b = append(b, '-')
 	b = strconv.AppendInt(b, int64(c.lastPkt), 10)
@@ -33,44 +65,53 @@ func (c *conn) result(buf *[]byte) report.Result {
 	b = append(b, ", "...)
 	b = strconv.AppendUint(b, s1.octets, 10)
 	b = append(b, " from "...)
-	b = append(b, c.role(1)...)
-	res := report.Result{Name: name, Description: string(b), RFC: "9293"}
-	*buf = b
+	x.buf = append(b, c.role(1)...)
+	x.set(&res.Description, start)
 	if !c.first.IsZero() && !c.last.IsZero() {
 		res.DurationMS = report.Millis(c.last.Sub(c.first))
 	}
-	steps := make([]report.Step, 0, len(c.events)+1)
+	n := 0
+	for i := range c.events {
+		if !c.events[i].removed {
+			n++
+		}
+	}
+	// Sized once: x holds pointers into it.
+	steps := make([]report.Step, max(n, 1))
+	k := 0
 	for i := range c.events {
 		ev := &c.events[i]
 		if ev.removed {
 			continue
 		}
-		st := report.Step{
-			Index:     len(steps) + 1,
+		st := &steps[k]
+		k++
+		*st = report.Step{
+			Index:     k,
 			Line:      ev.pkt,
 			Direction: report.Observe,
 			Verdict:   ev.problems.Verdict(),
-			Expected:  c.expected(ev),
 			Problems:  ev.problems.Texts(),
 			AtMS:      report.Millis(ev.at),
 		}
+		c.expected(ev, &st.Expected)
 		if ev.kind == evChecksum {
 			st.Actual = c.checksumText(int(ev.side))
 		} else {
-			st.Actual, st.ActualAbs = c.formatSeg(ev)
+			c.formatSeg(ev, &st.Actual, &st.ActualAbs)
 		}
-		steps = append(steps, st)
 	}
-	if len(steps) == 0 {
+	if n == 0 {
 		// Nothing notable: say what was judged.
-		steps = append(steps, report.Step{
+		steps[0] = report.Step{
 			Index: 1, Line: c.firstPkt, Direction: report.Observe, Verdict: report.Pass,
 			Expected: "segments consistent with the connection",
 			Actual:   fmt.Sprintf("%d segments, packets %d-%d, none broke a rule", s0.segs+s1.segs, c.firstPkt, c.lastPkt),
-		})
+		}
 	}
 	res.Steps = steps
 	res.Notes = c.resultNotes()
+	x.flush()
 	if c.droppedBad > 0 {
 		worst := report.Pass
 		for _, st := range steps {
@@ -108,31 +149,43 @@ func (c *conn) rel(v probe.Seq, i int) string {
 	return strconv.FormatUint(uint64(uint32(v)), 10)
 }
 
-// expected says what the rules wanted of a step's segment.
-func (c *conn) expected(ev *event) string {
+// expected sets *dst to what the rules wanted of a step's segment.
+func (c *conn) expected(ev *event, dst *string) {
 	i := int(ev.side)
 	who, peer := c.role(i), c.role(1-i)
+	x := c.tx
+	start := len(x.buf)
+	app := func(parts ...string) {
+		for _, p := range parts {
+			x.buf = append(x.buf, p...)
+		}
+		x.set(dst, start)
+	}
 	switch {
 	case ev.kind == evHandshakeACK && !c.s[i].synSeen:
-		return ". ack " + c.rel(ev.want, 1-i) + " (the ACK that completes the handshake)"
+		app(". ack ", c.rel(ev.want, 1-i), " (the ACK that completes the handshake)")
+		return
 	case ev.kind == evSYNACK && !c.s[1-i].synSeen:
-		return "S. ack = " + peer + "'s ISN+1 (the SYN is not in the capture)"
+		app("S. ack = ", peer, "'s ISN+1 (the SYN is not in the capture)")
+		return
 	case c.rolesKnown:
 		if t := expectedKnown[ev.kind][ev.variant&3][i]; t != "" {
-			return t
+			*dst = t
+			return
 		}
 	}
 	switch ev.kind {
 	case evFINAck:
-		return ". ack " + c.rel(ev.want, 1-i) + " (the ACK of " + peer + "'s FIN: its seq+1)"
+		app(". ack ", c.rel(ev.want, 1-i), " (the ACK of ", peer, "'s FIN: its seq+1)")
 	case evRST:
-		return "R seq " + c.rel(ev.want, i) + " from " + who + " in " + ev.state.String() + " (RCV.NXT of " + peer + ": an exact reset)"
+		app("R seq ", c.rel(ev.want, i), " from ", who, " in ", ev.state.String(), " (RCV.NXT of ", peer, ": an exact reset)")
 	case evRSTClosed:
-		return "R. 0:0(0) ack " + c.rel(ev.want, 1-i) + " (port closed: the RST for the SYN, RFC 9293 3.10.7.1)"
+		app("R. 0:0(0) ack ", c.rel(ev.want, 1-i), " (port closed: the RST for the SYN, RFC 9293 3.10.7.1)")
 	case evRSTNoConn:
-		return "R seq " + c.rel(ev.want, i) + " (" + who + " has no such connection: the RST takes the segment's ack, RFC 9293 3.10.7.1)"
+		app("R seq ", c.rel(ev.want, i), " (", who, " has no such connection: the RST takes the segment's ack, RFC 9293 3.10.7.1)")
+	default:
+		*dst = expectedText(ev.kind, ev.variant, who, peer)
 	}
-	return expectedText(ev.kind, ev.variant, who, peer)
 }
 
 // expectedText is the Expected of the steps whose text holds no number.
@@ -215,35 +268,34 @@ var flagLetters = [8]struct {
 
 // formatSeg writes a step's segment in packetdrill's notation, as the
 // live checks do: relative to the two ISNs (when known), and absolute.
-func (c *conn) formatSeg(ev *event) (rel, abs string) {
+func (c *conn) formatSeg(ev *event, rel, abs *string) {
+	x := c.tx
 	sg := &ev.seg
 	i := int(ev.side)
-	// The options go first in the scratch buffer, then each segment text.
-	b := (*c.buf)[:0]
+	opts := x.opts[:0]
 	switch {
 	case sg.optsUnknown:
-		b = append(b, " <options not captured>"...)
+		opts = append(opts, " <options not captured>"...)
 	case sg.optLen > 0:
-		b = append(b, ' ')
-		b = appendOptions(b, sg.opts[:sg.optLen])
+		opts = append(opts, ' ')
+		opts = appendOptions(opts, sg.opts[:sg.optLen])
 	}
-	nopts := len(b)
+	x.opts = opts
 	seq, ack := uint32(sg.seq), uint32(sg.ack)
-	b = appendSeg(b, sg, seq, ack, b[:nopts])
-	abs = string(b[nopts:])
+	start := len(x.buf)
+	x.buf = appendSeg(x.buf, sg, seq, ack, opts)
+	x.set(abs, start)
 	if c.s[i].haveISN {
 		seq = uint32(sg.seq - c.s[i].isn)
 	}
 	if c.s[1-i].haveISN {
 		ack = uint32(sg.ack - c.s[1-i].isn)
 	}
-	rel = abs
 	if seq != uint32(sg.seq) || ack != uint32(sg.ack) {
-		b = appendSeg(b[:nopts], sg, seq, ack, b[:nopts])
-		rel = string(b[nopts:])
+		start = len(x.buf)
+		x.buf = appendSeg(x.buf, sg, seq, ack, opts)
 	}
-	*c.buf = b
-	return rel, abs
+	x.set(rel, start)
 }
 
 // appendSeg appends a segment's text; opts is its options' text.
@@ -426,19 +478,22 @@ func (c *conn) resultNotes() []string {
 	}
 	notes = append(notes, c.notes...)
 	if c.s[0].haveISN || c.s[1].haveISN {
-		b := append((*c.buf)[:0], "ISNs: "...)
+		x := c.tx
+		start := len(x.buf)
+		x.buf = append(x.buf, "ISNs: "...)
 		for i := range c.s {
 			if c.s[i].haveISN {
-				if len(b) > len("ISNs: ") {
-					b = append(b, ", "...)
+				if len(x.buf) > start+len("ISNs: ") {
+					x.buf = append(x.buf, ", "...)
 				}
-				b = append(b, c.role(i)...)
-				b = append(b, ' ')
-				b = strconv.AppendUint(b, uint64(uint32(c.s[i].isn)), 10)
+				x.buf = append(x.buf, c.role(i)...)
+				x.buf = append(x.buf, ' ')
+				x.buf = strconv.AppendUint(x.buf, uint64(uint32(c.s[i].isn)), 10)
 			}
 		}
-		notes = append(notes, string(b))
-		*c.buf = b
+		// Last: x keeps a pointer into notes, which must not grow after.
+		notes = append(notes, "")
+		x.set(&notes[len(notes)-1], start)
 	}
 	return notes
 }
