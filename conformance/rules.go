@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"errors"
 	"fmt"
 
 	"synprobe/conformance/report"
@@ -98,11 +97,7 @@ func (ps Problems) Texts() []string {
 // only zeros after EOL, no MSS outside a SYN, reserved bits zero.
 func WellFormed(f *probe.Frame, decodeErr error) Problems {
 	var ps Problems
-	var de *probe.DecodeError
-	if errors.As(decodeErr, &de) {
-		ps.add("well-formed", Must, "malformed: %v", de)
-		return ps
-	} else if decodeErr != nil {
+	if decodeErr != nil {
 		ps.add("well-formed", Must, "malformed: %v", decodeErr)
 		return ps
 	}
