@@ -179,8 +179,11 @@ func TestLinuxSYNCookies(t *testing.T) {
 	c.contains("evidence", ev, "the ISN repeated on one 4-tuple")
 	c.contains("evidence", ev, "moved the ISN by -3")
 	c.eq("retransmissions", len(fp.Retransmission.AtMS), 0)
-	if fp.ISN.OneTuple.RateHz == nil || *fp.ISN.OneTuple.RateHz != 0 {
-		t.Errorf("isn rate on one 4-tuple: got %v (%s), want 0", fp.ISN.OneTuple.RateHz, fp.ISN.OneTuple.Why)
+	// A cookie's ISN holds still within a minute and jumps when the
+	// minute counter in it ticks over (one run in 25 or so sees that): 0 Hz
+	// or no steady rate, never a clock.
+	if r := fp.ISN.OneTuple.RateHz; r != nil && *r != 0 {
+		t.Errorf("isn rate on one 4-tuple: got %v Hz, want 0 or none", *r)
 	}
 	c.boolp("alive after the rst train (a cookie connection)", fp.ChallengeACK.AliveAfter, true)
 	requireNoState(t, tg)
@@ -214,7 +217,7 @@ func TestLinuxFastOpenWithoutECN(t *testing.T) {
 	fp := measure(t, tg, target, Config{ClosedPort: tg.Closed.Port()}, probe.DialConfig{})
 	c := check{t}
 	c.boolp("fast open", fp.FastOpen.Supported, true)
-	c.contains("fast open detail", fp.FastOpen.Detail, "8-byte cookie in a Fast Open option (kind 34)")
+	c.contains("fast open detail", fp.FastOpen.Detail, "a cookie of 8 bytes in a Fast Open option (kind 34)")
 	// Linux 6.18 sends a SYN-ACK with a Fast Open cookie without the
 	// timestamps option, whatever the order of the SYN's options and
 	// though 12 bytes of option space are left.

@@ -487,7 +487,7 @@ func TestFaultyResponders(t *testing.T) {
 		}), func(t *testing.T, fp *Fingerprint) {
 			c := check{t}
 			c.boolp("fast open", fp.FastOpen.Supported, true)
-			c.contains("fast open detail", fp.FastOpen.Detail, "8-byte cookie")
+			c.contains("fast open detail", fp.FastOpen.Detail, "a cookie of 8 bytes")
 		}},
 		{"TTL 61 without DF", &lab.Tamper{ToProbe: tamperTCP(func(f *probe.Frame) bool {
 			f.IP.TTL, f.IP.Flags = 61, 0

@@ -465,7 +465,7 @@ func (f *Fingerprint) fillSupport(first, ecn, fo *synAnswer) {
 			continue
 		}
 		f.FastOpen.Supported = ptr(true)
-		f.FastOpen.Detail = fmt.Sprintf("a %d-byte cookie in a Fast Open option (%s)", len(cookie), kind)
+		f.FastOpen.Detail = fmt.Sprintf("a cookie of %d bytes in a Fast Open option (%s)", len(cookie), kind)
 		_, _, offered := fo.sent.Frame.TCP.Timestamps()
 		if _, _, answered := t.Timestamps(); offered && !answered {
 			// Linux 6.18 does this: the option space is not the reason.

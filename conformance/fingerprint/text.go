@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -147,7 +148,7 @@ func fmtHz(hz float64) string {
 	case a >= 100:
 		return fmt.Sprintf("%.0f Hz", hz)
 	}
-	return fmt.Sprintf("%.1f Hz", hz)
+	return strconv.FormatFloat(math.Round(hz*10)/10, 'f', -1, 64) + " Hz"
 }
 
 func (t Timestamps) text() string {
@@ -155,8 +156,8 @@ func (t Timestamps) text() string {
 		return orWhy("", t.Why)
 	}
 	s := fmtHz(*t.RateHz)
-	if t.NominalHz != 0 && t.NominalHz != *t.RateHz {
-		s = fmt.Sprintf("%s (measured %s)", fmtHz(t.NominalHz), s)
+	if n := fmtHz(t.NominalHz); t.NominalHz != 0 && n != s {
+		s = fmt.Sprintf("%s (measured %s)", n, s)
 	}
 	if t.UptimeS != nil {
 		s += ", implied uptime " + fmtUptime(*t.UptimeS) + " (less any offset per host pair)"
