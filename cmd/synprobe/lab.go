@@ -12,7 +12,7 @@ import (
 )
 
 // labDefault is the command 'synprobe lab' runs when given none.
-const labDefault = "handshake"
+const labDefault = "audit"
 
 func labCommand() *cli.Command {
 	return &cli.Command{
@@ -81,8 +81,12 @@ func runLab(c *cli.Context) error {
 // or IPv6): synprobe lab never sends anywhere else.
 func labArgs(name string, rest []string) ([]string, error) {
 	target := netip.AddrPortFrom(lab.TargetAddr4, lab.OpenPort).String()
+	closed := fmt.Sprint(lab.ClosedPort)
 	var args []string
 	for _, a := range rest {
+		if a == "--target" || a == "-t" || strings.HasPrefix(a, "--target=") {
+			return nil, usageErr("lab %s: the lab supplies the target; drop --target", name)
+		}
 		ap, err := netip.ParseAddrPort(a)
 		if err != nil || strings.HasPrefix(a, "-") {
 			args = append(args, a)
@@ -96,6 +100,10 @@ func labArgs(name string, rest []string) ([]string, error) {
 	switch name {
 	case "handshake":
 		return append(args, target), nil
+	case "audit":
+		return append(append([]string{"--closed-port", closed}, args...), target), nil
+	case "run":
+		return append([]string{"--target", target, "--closed-port", closed}, args...), nil
 	}
 	return nil, usageErr("lab: %s does not run against a target", name)
 }

@@ -97,7 +97,11 @@ Exit codes: 0 everything passed; 1 some check failed; 2 bad usage or bad input;
 		EnableBashCompletion: false,
 		ExitErrHandler:       func(*cli.Context, error) {},
 		Commands: []*cli.Command{
+			auditCommand(),
+			analyzeCommand(),
 			handshakeCommand(),
+			runCommand(),
+			scenariosCommand(),
 			labCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {

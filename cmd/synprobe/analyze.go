@@ -1,0 +1,81 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"synprobe/conformance/capture"
+	"synprobe/conformance/report"
+)
+
+func analyzeCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "analyze",
+		Usage:     "judge every TCP connection in a pcap or pcapng capture",
+		ArgsUsage: "FILE|-",
+		Description: `Reads a capture (pcap, microsecond or nanosecond, either byte order; or
+pcapng, several interfaces and link types) as a stream, and judges every TCP
+connection in it with the same rules the live checks use: the handshake (ack =
+ISN+1, options only if offered, timestamp echo), the close (FIN accounting, the
+ACK of each FIN), resets (which side, in which state, acceptable or not) and
+what goes on between (acks of data never sent, window scale and timestamps as
+negotiated, checksums). No privileges are needed. '-' reads standard input:
+
+  tcpdump -i eth0 -w - 'tcp port 80' | synprobe analyze -
+
+A connection whose start or end is not in the capture is reported as such, not
+as a failure. Checksums that are wrong only from one host usually mean the
+capture was taken on that host with checksum offload: reported as info.
+A damaged file is reported up to the damage, with its byte offset (exit 2).
+
+Examples:
+  synprobe analyze trace.pcapng
+  synprobe analyze --only-failures --format json big.pcap`,
+		Flags: append([]cli.Flag{
+			&cli.BoolFlag{Name: "only-failures", Usage: "list only connections that did not pass (counts still cover all); keeps memory low on big captures"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every connection"},
+		}, outputFlags("text", "json", "junit")...),
+		Action: runAnalyze,
+	}
+}
+
+func runAnalyze(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErr("analyze needs one capture file (or - for standard input), got %d arguments", c.NArg())
+	}
+	if err := checkFormat(c, "text", "json", "junit"); err != nil {
+		return err
+	}
+	name := c.Args().First()
+	var in io.Reader = os.Stdin
+	if name != "-" {
+		f, err := os.Open(name)
+		if err != nil {
+			return usageErr("%v", err)
+		}
+		defer f.Close()
+		in = f
+	} else {
+		name = "standard input"
+	}
+	rep, err := capture.Analyze(c.Context, in, name, capture.Options{OnlyFailures: c.Bool("only-failures")})
+	if rep == nil {
+		return usageErr("%s: %v", name, err)
+	}
+	werr := writeReport(c, rep, report.TextOptions{Steps: c.Bool("verbose")})
+	switch {
+	case errors.Is(err, c.Context.Err()) && err != nil:
+		return err
+	case err != nil:
+		// The report holds what was read before the damage.
+		return usageErr("%s: %v", name, err)
+	}
+	if werr != nil {
+		return werr
+	}
+	return nil
+}
+

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"synprobe/conformance"
+	"synprobe/conformance/fingerprint"
+	"synprobe/scenarios"
+)
+
+func auditCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "audit",
+		Usage:     "run the built-in conformance suite against HOST:PORT and fingerprint the stack",
+		ArgsUsage: "HOST:PORT",
+		Description: `Runs every built-in scenario (see 'synprobe scenarios') against a listening
+port, rule by rule, and measures what the stack is like (TTL, options, ISN and
+timestamp clocks, retransmission schedule...). Scenarios run concurrently, the
+slowest first, with at most --rate SYNs per second to the target: the whole
+suite takes little longer than its slowest scenario.
+
+A scenario's level sets the verdict a deviation earns: MUST -> fail,
+SHOULD -> warn, info -> info (reported as observed). Some scenarios need the
+target's application to answer "GET /N HTTP/1.0" with data (a web server does);
+without enough data they skip.
+
+Examples:
+  synprobe audit 192.0.2.10:80
+  synprobe audit --only 'listen-*' --only closed 192.0.2.10:80
+  synprobe audit --level must --format junit -o audit.xml 192.0.2.10:80
+  synprobe lab                      (audit a disposable local target)`,
+		Flags: append(append([]cli.Flag{
+			&cli.UintFlag{Name: "closed-port", Usage: "a `PORT` of the target host with no listener", DefaultText: "find one near the open port"},
+			&cli.StringSliceFlag{Name: "only", Usage: "run only scenarios whose name or area matches `GLOB` (repeatable)"},
+			&cli.StringSliceFlag{Name: "skip", Usage: "skip scenarios whose name or area matches `GLOB` (repeatable)"},
+			&cli.StringFlag{Name: "level", Value: "info", Usage: "run scenarios of `LEVEL` and stronger: must, should or info (all)"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 64, Usage: "run up to `N` scenarios at once"},
+			&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to the target (0: no limit)"},
+			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for a reply that has no time of its own"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every scenario"},
+		}, outputFlags("text", "json", "junit")...), probeFlags()...),
+		Action: runAudit,
+	}
+}
+
+func runAudit(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErr("audit needs one HOST:PORT (flags go before it), got %d arguments", c.NArg())
+	}
+	if err := checkFormat(c, "text", "json", "junit"); err != nil {
+		return err
+	}
+	if err := checkRunFlags(c); err != nil {
+		return err
+	}
+	items, err := scenarios.Select(c.StringSlice("only"), c.StringSlice("skip"), c.String("level"))
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	target, err := parseTarget(c.Context, c.Args().First())
+	if err != nil {
+		return err
+	}
+	return runScenarios(c, "audit", target, items, true)
+}
+
+// fingerprintFunc measures the stack beside an audit's scenarios.
+func fingerprintFunc() func(ctx context.Context, env *scenarios.Env) any {
+	return func(ctx context.Context, env *scenarios.Env) any {
+		return fingerprint.Measure(ctx, env.Prober, fingerprint.Config{
+			Target: env.Target, ClosedPort: env.ClosedPort, Pace: env.Pace, Timeout: env.Timeout / 2,
+		})
+	}
+}
+
+// writeFingerprint writes the fingerprint section of a text report.
+func writeFingerprint(w io.Writer, fp any) {
+	if f, ok := fp.(*fingerprint.Fingerprint); ok && f != nil {
+		f.WriteText(w)
+	}
+}

@@ -1,0 +1,232 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"synprobe/conformance"
+	"synprobe/conformance/report"
+	"synprobe/conformance/script"
+	"synprobe/scenarios"
+)
+
+func runCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "run",
+		Usage:     "run packetdrill-style scripts against a live target",
+		ArgsUsage: "SCRIPT|DIR|SCENARIO ...",
+		Description: `Runs scripts in packetdrill's packet-line language against a remote target and
+reports pass or fail per line. A directory runs every .pkt file in it (and below);
+a name runs a built-in scenario (see 'synprobe scenarios'; globs like 'listen-*'
+work). Every script is parsed before anything is sent: a syntax error stops the
+run with file:line:col.
+
+Direction is seen from the target, as in packetdrill: '<' is a segment synprobe
+injects, '>' one it expects. SYN lines carry absolute sequence numbers, all
+others are relative to the two ISNs. System calls describe the target's
+application and are never executed: an expectation that is not met after a
+'write', 'read', 'close' or 'shutdown' is skip, not fail. Shell commands and
+%{ }% blocks are never executed. Extensions: wildcards ('win *', 'mss *'),
+'> none' (silence), payloads ("GET /\r\n\r\n"), IP fields ('[ttl 64, df]'),
+malformed sends ('{tcpsum bad}', 'raw 0x...' options), '// @name' metadata.
+See README.md for the whole language.
+
+Scripts run concurrently, each on its own source port, with at most --rate SYNs
+per second to the target. Ctrl-C stops cleanly and still writes the report.
+
+Examples:
+  synprobe run --target 192.0.2.10:80 close.pkt
+  synprobe run --target 192.0.2.10:80 --closed-port 81 --format junit -o out.xml tests/
+  synprobe lab run my.pkt            (against a disposable local target)`,
+		Flags: append(append([]cli.Flag{
+			&cli.StringFlag{Name: "target", Aliases: []string{"t"}, Usage: "the listening `HOST:PORT` the scripts talk to (required)"},
+			&cli.UintFlag{Name: "closed-port", Usage: "a `PORT` of the target host with no listener, for scripts that need one", DefaultText: "none: such scripts skip"},
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 16, Usage: "run up to `N` scripts at once"},
+			&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to the target (0: no limit)"},
+			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for a '*' expectation or a first reply"},
+			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every script"},
+		}, outputFlags("text", "json", "junit")...), probeFlags()...),
+		Action: runScripts,
+	}
+}
+
+func runScripts(c *cli.Context) error {
+	if err := checkFormat(c, "text", "json", "junit"); err != nil {
+		return err
+	}
+	if c.String("target") == "" {
+		return usageErr("run needs --target HOST:PORT (the listening port the scripts talk to)")
+	}
+	if c.NArg() == 0 {
+		return usageErr("run needs at least one script, directory or scenario name")
+	}
+	if err := checkRunFlags(c); err != nil {
+		return err
+	}
+	target, err := parseTarget(c.Context, c.String("target"))
+	if err != nil {
+		return err
+	}
+	items, err := loadScripts(c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	return runScenarios(c, "run", target, items, false)
+}
+
+// checkRunFlags validates the flags run and audit share.
+func checkRunFlags(c *cli.Context) error {
+	if p := c.Uint("closed-port"); p > 65535 {
+		return usageErr("--closed-port %d: want 1 to 65535", p)
+	}
+	if c.Int("jobs") < 1 {
+		return usageErr("--jobs %d: want at least 1", c.Int("jobs"))
+	}
+	if c.Float64("rate") < 0 {
+		return usageErr("--rate %v: want a number of SYNs per second, 0 for no limit", c.Float64("rate"))
+	}
+	if c.Duration("timeout") <= 0 {
+		return usageErr("--timeout %v: want a positive duration such as 2s", c.Duration("timeout"))
+	}
+	return nil
+}
+
+// runScenarios dials the target, runs items and writes the report.
+func runScenarios(c *cli.Context, command string, target netip.AddrPort, items []scenarios.Scenario, audit bool) error {
+	started := time.Now()
+	s, err := dial(c, target)
+	if err != nil {
+		return err
+	}
+	rate := c.Float64("rate")
+	if rate == 0 {
+		rate = -1 // no limit
+	}
+	cfg := scenarios.RunConfig{
+		Target:         target,
+		ClosedPort:     uint16(c.Uint("closed-port")),
+		FindClosedPort: audit,
+		Jobs:           c.Int("jobs"),
+		Rate:           rate,
+		Timeout:        c.Duration("timeout"),
+	}
+	if audit {
+		cfg.Fingerprint = fingerprintFunc()
+	}
+	progress := newProgress(c, len(items))
+	cfg.Progress = progress.update
+	rep := scenarios.Run(c.Context, s.prober, cfg, items)
+	progress.done()
+	rep.Command = command
+	rep.Target = s.reportTarget(netip.AddrPort{})
+	rep.Started = started
+	if err := s.close(); err != nil {
+		rep.Notes = append(rep.Notes, "closing: "+err.Error())
+	}
+	rep.DurationMS = report.Millis(time.Since(started))
+	return writeReport(c, rep, report.TextOptions{Steps: c.Bool("verbose"), Fingerprint: writeFingerprint})
+}
+
+// loadScripts parses every script named (files, directories) and resolves
+// built-in scenario names, before anything is sent.
+func loadScripts(args []string) ([]scenarios.Scenario, error) {
+	var items []scenarios.Scenario
+	var errs []string
+	for _, arg := range args {
+		st, err := os.Stat(arg)
+		switch {
+		case err == nil && st.IsDir():
+			var files []string
+			werr := filepath.WalkDir(arg, func(p string, d fs.DirEntry, err error) error {
+				if err == nil && !d.IsDir() && strings.HasSuffix(p, ".pkt") {
+					files = append(files, p)
+				}
+				return err
+			})
+			if werr != nil {
+				return nil, usageErr("%s: %v", arg, werr)
+			}
+			if len(files) == 0 {
+				return nil, usageErr("%s: no .pkt scripts in this directory", arg)
+			}
+			sort.Strings(files)
+			for _, f := range files {
+				it, err := parseFile(f)
+				if err != nil {
+					errs = append(errs, err.Error())
+					continue
+				}
+				items = append(items, it)
+			}
+		case err == nil:
+			it, err := parseFile(arg)
+			if err != nil {
+				errs = append(errs, err.Error())
+				continue
+			}
+			items = append(items, it)
+		case !errors.Is(err, fs.ErrNotExist):
+			return nil, usageErr("%v", err)
+		default:
+			sel, serr := scenarios.Select([]string{arg}, nil, "")
+			if serr != nil {
+				return nil, usageErr("%q: no such script, directory or built-in scenario (see 'synprobe scenarios')", arg)
+			}
+			items = append(items, sel...)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, usageErr("%s", strings.Join(errs, "\n"))
+	}
+	return items, nil
+}
+
+func parseFile(name string) (scenarios.Scenario, error) {
+	src, err := os.ReadFile(name)
+	if err != nil {
+		return scenarios.Scenario{}, err
+	}
+	s, err := script.Parse(name, src)
+	if err != nil {
+		return scenarios.Scenario{}, err
+	}
+	return scenarios.FromScript(s), nil
+}
+
+// progress draws a one-line progress bar on a terminal's stderr while a
+// run goes on; in pipes and for JSON or JUnit it draws nothing.
+type progress struct {
+	on    bool
+	total int
+	c     *cli.Context
+}
+
+func newProgress(c *cli.Context, total int) *progress {
+	f, ok := c.App.ErrWriter.(*os.File)
+	on := ok && isTerminal(f) && c.String("format") == "text" && total > 1
+	return &progress{on: on, total: total, c: c}
+}
+
+func (p *progress) update(done, total int, name string) {
+	if !p.on {
+		return
+	}
+	const width = 30
+	n := done * width / total
+	fmt.Fprintf(p.c.App.ErrWriter, "\r\x1b[K[%s%s] %d/%d %s", strings.Repeat("=", n), strings.Repeat(" ", width-n), done, total, name)
+}
+
+func (p *progress) done() {
+	if p.on {
+		fmt.Fprint(p.c.App.ErrWriter, "\r\x1b[K")
+	}
+}
