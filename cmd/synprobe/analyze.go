@@ -78,4 +78,3 @@ func runAnalyze(c *cli.Context) error {
 	}
 	return nil
 }
-
