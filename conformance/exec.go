@@ -26,6 +26,7 @@ type execution struct {
 
 	t0          time.Time
 	prevSched   time.Time
+	prevActual  time.Time
 	prevInbound bool
 	havePrev    bool
 	maxRTT      time.Duration
@@ -44,6 +45,7 @@ type execution struct {
 	finSent    bool
 	finRcvd    bool
 
+	syns        int // SYNs sent: later ones go first at the pacer
 	notes       []string
 	skipReason  string
 	interrupted bool
@@ -92,7 +94,12 @@ func (e *execution) schedule(ev *script.Event) (start, end time.Time) {
 	case script.Absolute:
 		start, end = e.t0.Add(ev.Time.Start), e.t0.Add(ev.Time.End)
 	case script.Relative:
+		// From when the previous event really happened (the kernel's
+		// time of the frame), or its schedule between two inbound lines.
 		base := now
+		if e.havePrev {
+			base = e.prevActual
+		}
 		if inbound && e.prevInbound && e.havePrev {
 			base = e.prevSched
 		}
@@ -106,8 +113,9 @@ func (e *execution) schedule(ev *script.Event) (start, end time.Time) {
 	return start, end
 }
 
-func (e *execution) done(sched time.Time, inbound bool) {
-	e.prevSched, e.prevInbound, e.havePrev = sched, inbound, true
+// done records an event: when it was due and when it really happened.
+func (e *execution) done(sched, actual time.Time, inbound bool) {
+	e.prevSched, e.prevActual, e.prevInbound, e.havePrev = sched, actual, inbound, true
 }
 
 // tolerance is packetdrill's: max(tolerance_usecs, percent of the gap to
@@ -155,7 +163,7 @@ func (e *execution) syscall(ev *script.Event) {
 	if ev.Syscall.AppActs() {
 		e.appPending = ev
 	}
-	e.done(start, false)
+	e.done(start, start, false)
 }
 
 // step records a step for ev.
@@ -203,14 +211,20 @@ func (e *execution) level() Level {
 func (e *execution) inbound(ev *script.Event) bool {
 	p := ev.Packet
 	start, _ := e.schedule(ev)
+	if !e.sleepUntil(start) {
+		return false
+	}
 	if p.ICMP == nil && p.Flags&probe.SYN != 0 {
-		if err := e.r.pace.wait(e.ctx); err != nil {
+		// Waiting for the pacer is time outside the script: the script's
+		// clock stops meanwhile.
+		waited := time.Now()
+		if err := e.r.pace.wait(e.ctx, int(e.s.Length()/time.Millisecond)+e.syns); err != nil {
 			e.interrupted = true
 			return false
 		}
-	}
-	if !e.sleepUntil(start) {
-		return false
+		e.syns++
+		d := time.Since(waited)
+		e.t0, e.prevSched, start = e.t0.Add(d), e.prevSched.Add(d), start.Add(d)
 	}
 	frames, err := e.build(p)
 	if err != nil {
@@ -244,7 +258,7 @@ func (e *execution) inbound(ev *script.Event) bool {
 		st.ActualAbs = FormatAbs(&first.Frame.TCP)
 	}
 	e.step(ev, st, first.Time)
-	e.done(start, true)
+	e.done(start, first.Time, true)
 	return true
 }
 
@@ -426,7 +440,7 @@ func (e *execution) outbound(ev *script.Event) bool {
 		st.ActualAbs = FormatAbs(&r.Frame.TCP)
 	}
 	e.step(ev, st, r.Time)
-	e.done(start, false)
+	e.done(start, r.Time, false)
 	if st.Verdict == report.Fail || st.Verdict == report.Error {
 		return false
 	}
@@ -484,7 +498,7 @@ func (e *execution) silence(ev *script.Event) bool {
 		st.Problems = []string{fmt.Sprintf("the local socket dropped %d frames meanwhile: silence cannot be judged", n)}
 	}
 	e.step(ev, st, start)
-	e.done(start, false)
+	e.done(start, start, false)
 	return st.Verdict == report.Pass
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"synprobe/conformance/report"
@@ -60,9 +61,17 @@ func NewRunner(p *probe.Prober, cfg RunConfig) *Runner {
 // call it before running scripts.
 func (r *Runner) SetClosedPort(port uint16) { r.cfg.ClosedPort = port }
 
-// Pace waits until the next SYN may be sent to the target: Go checks that
-// run beside scripts share the runner's per-target pacing.
-func (r *Runner) Pace(ctx context.Context) error { return r.pace.wait(ctx) }
+// NewPace returns the pacing function for one job (a Go check, the
+// fingerprint) expected to last priority milliseconds: call it before every
+// SYN sent to the target. Jobs share the runner's per-target rate.
+func (r *Runner) NewPace(priority int) func(context.Context) error {
+	var sent atomic.Int32
+	return func(ctx context.Context) error {
+		err := r.pace.wait(ctx, priority+int(sent.Load()))
+		sent.Add(1)
+		return err
+	}
+}
 
 // Run runs the scripts concurrently, each on its own connection, and
 // returns their results in the order given. When ctx ends, running
@@ -121,7 +130,6 @@ func newResult(s *script.Script) report.Result {
 
 // RunScript runs one script on a connection of its own.
 func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result {
-	start := time.Now()
 	res := newResult(s)
 	target, why := r.targetFor(s)
 	if why != "" {
@@ -153,7 +161,8 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 	if res.Verdict == report.Pass && s.Meta.Level == "info" {
 		res.Verdict, res.Reason = report.Info, "behaved as the script describes"
 	}
-	res.DurationMS = report.Millis(time.Since(start))
+	// The script's own time: waits for the pacer are outside it.
+	res.DurationMS = report.Millis(time.Since(e.t0))
 	return res
 }
 
@@ -186,11 +195,25 @@ func (r *Runner) targetFor(s *script.Script) (netip.AddrPort, string) {
 	return t, ""
 }
 
-// pacer spaces SYNs to a target: at most rate per second, no bursts.
+// pacer spaces SYNs to a target: at most one per interval, no bursts.
+// Waiting SYNs are served by priority, then in order of arrival. A job's
+// priority is its expected length in milliseconds plus the SYNs it has sent
+// already: the longest jobs start first and work under way goes before new
+// work, so a run takes about as long as its longest job (longest processing
+// time first) rather than waiting behind the queue.
 type pacer struct {
-	mu       sync.Mutex
 	interval time.Duration
-	next     time.Time
+	mu       sync.Mutex
+	next     time.Time // when the next SYN may go
+	queue    []*waiter
+	armed    bool
+	seq      uint64
+}
+
+type waiter struct {
+	prio int
+	seq  uint64
+	ch   chan struct{}
 }
 
 func newPacer(rate float64) *pacer {
@@ -200,27 +223,61 @@ func newPacer(rate float64) *pacer {
 	return &pacer{interval: time.Duration(float64(time.Second) / rate)}
 }
 
-// wait blocks until the next SYN may go.
-func (p *pacer) wait(ctx context.Context) error {
+// wait blocks until the next SYN may go; prio is how many SYNs the caller's
+// job has sent already.
+func (p *pacer) wait(ctx context.Context, prio int) error {
 	if p.interval == 0 {
 		return nil
 	}
+	w := &waiter{prio: prio, ch: make(chan struct{})}
 	p.mu.Lock()
-	now := time.Now()
-	at := p.next
-	if at.Before(now) {
-		at = now
-	}
-	p.next = at.Add(p.interval)
+	p.seq++
+	w.seq = p.seq
+	p.queue = append(p.queue, w)
+	p.dispatchLocked()
 	p.mu.Unlock()
-	if d := time.Until(at); d > 0 {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			return ctx.Err()
+	select {
+	case <-w.ch:
+		return nil
+	case <-ctx.Done():
+		p.mu.Lock()
+		for i, q := range p.queue {
+			if q == w {
+				p.queue = append(p.queue[:i], p.queue[i+1:]...)
+				break
+			}
 		}
+		p.mu.Unlock()
+		return ctx.Err()
 	}
-	return nil
+}
+
+// dispatchLocked releases the best waiter when the next slot has come,
+// and otherwise arms a timer for it.
+func (p *pacer) dispatchLocked() {
+	for len(p.queue) > 0 {
+		now := time.Now()
+		if now.Before(p.next) {
+			if !p.armed {
+				p.armed = true
+				time.AfterFunc(p.next.Sub(now), func() {
+					p.mu.Lock()
+					p.armed = false
+					p.dispatchLocked()
+					p.mu.Unlock()
+				})
+			}
+			return
+		}
+		best := 0
+		for i, w := range p.queue {
+			if w.prio > p.queue[best].prio || w.prio == p.queue[best].prio && w.seq < p.queue[best].seq {
+				best = i
+			}
+		}
+		w := p.queue[best]
+		p.queue = append(p.queue[:best], p.queue[best+1:]...)
+		close(w.ch)
+		p.next = now.Add(p.interval)
+	}
 }

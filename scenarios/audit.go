@@ -113,7 +113,7 @@ func Audit(ctx context.Context, p *probe.Prober, cfg AuditConfig) (*report.Repor
 // FromScript makes a scenario of a user's script.
 func FromScript(s *script.Script) Scenario {
 	return Scenario{Name: s.Meta.Name, Level: level(s.Meta.Level), RFC: s.Meta.RFC, Description: s.Meta.Description,
-		Needs: s.Meta.Needs, Script: s, File: s.File, Estimate: estimate(s)}
+		Needs: s.Meta.Needs, Script: s, File: s.File, Estimate: s.Length()}
 }
 
 // Run runs scenarios (scripts and Go checks alike) against the target,
@@ -129,7 +129,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	runner := conformance.NewRunner(p, conformance.RunConfig{
 		Target: cfg.Target, ClosedPort: cfg.ClosedPort, Jobs: 1, Rate: cfg.Rate, Timeout: cfg.Timeout,
 	})
-	env := &Env{Prober: p, Target: cfg.Target, ClosedPort: cfg.ClosedPort, Timeout: cfg.Timeout, Pace: runner.Pace}
+	env := &Env{Prober: p, Target: cfg.Target, ClosedPort: cfg.ClosedPort, Timeout: cfg.Timeout, Pace: runner.NewPace(0)}
 	if cfg.ClosedPort == 0 && cfg.FindClosedPort && needsClosed(items) {
 		port, why := findClosedPort(ctx, env)
 		if port != 0 {
@@ -160,9 +160,13 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	done := 0
 	if cfg.Fingerprint != nil {
 		wg.Add(1)
+		// The fingerprint's retransmission watch is among the longest jobs
+		// of an audit (about 3 s).
+		fenv := *env
+		fenv.Pace = runner.NewPace(3100)
 		go func() {
 			defer wg.Done()
-			fp := cfg.Fingerprint(ctx, env)
+			fp := cfg.Fingerprint(ctx, &fenv)
 			mu.Lock()
 			rep.Fingerprint = fp
 			mu.Unlock()
@@ -186,7 +190,9 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 			if sc.Script != nil {
 				res = runner.RunScript(ctx, sc.Script)
 			} else {
-				res = runCheck(ctx, sc, env)
+				cenv := *env
+				cenv.Pace = runner.NewPace(int(sc.Estimate / time.Millisecond))
+				res = runCheck(ctx, sc, &cenv)
 			}
 			results[i] = describe(res, sc)
 			if cfg.Progress != nil {

@@ -89,7 +89,7 @@ func load() ([]Scenario, error) {
 		out = append(out, Scenario{
 			Name: s.Meta.Name, Area: path.Dir(p), Level: level(s.Meta.Level), RFC: s.Meta.RFC,
 			Description: s.Meta.Description, Needs: s.Meta.Needs, Script: s, File: "scenarios/" + p,
-			Estimate: estimate(s),
+			Estimate: s.Length(),
 		})
 		return nil
 	})
@@ -127,26 +127,6 @@ func level(l string) string {
 		return "MUST"
 	}
 	return l
-}
-
-// estimate adds up a script's waits: the time of its last event.
-func estimate(s *script.Script) time.Duration {
-	var t time.Duration
-	for _, ev := range s.Events {
-		end := ev.Time.Start
-		if ev.Time.Range {
-			end = ev.Time.End
-		}
-		switch ev.Time.Kind {
-		case script.Absolute:
-			if end > t {
-				t = end
-			}
-		case script.Relative:
-			t += end
-		}
-	}
-	return t
 }
 
 // Lookup finds a scenario by name.

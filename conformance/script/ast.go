@@ -22,6 +22,25 @@ type Script struct {
 	Ignored []Note
 }
 
+// Length is how long the script runs when every reply comes at once: the
+// time of its last event. Schedulers use it to start long scripts first.
+func (s *Script) Length() time.Duration {
+	var t time.Duration
+	for _, ev := range s.Events {
+		end := ev.Time.Start
+		if ev.Time.Range || (ev.Syscall != nil && ev.Syscall.Blocking) {
+			end = max(end, ev.Time.End)
+		}
+		switch ev.Time.Kind {
+		case Absolute:
+			t = max(t, end)
+		case Relative:
+			t += end
+		}
+	}
+	return t
+}
+
 // Meta is the script's metadata, from "// @key value" comment lines.
 type Meta struct {
 	Name        string   // @name: defaults to the file name without .pkt
