@@ -56,6 +56,10 @@ type Tamper struct {
 	ToProbe func(frame []byte) [][]byte
 	// ToTarget rewrites what synprobe sends to the stack.
 	ToTarget func(frame []byte) [][]byte
+	// Answer gets each frame synprobe sends (before ToTarget) and returns
+	// frames to hand synprobe as if the stack had sent them: a responder
+	// that answers what the stack would not.
+	Answer func(frame []byte) [][]byte
 }
 
 // StartFaulty starts a gVisor lab whose frames pass through t.
@@ -219,9 +223,14 @@ func (l *gvisorLab) deliver(frame []byte) {
 	if l.inboundClosed {
 		return
 	}
+	if l.tamper.Answer != nil {
+		for _, f := range l.tamper.Answer(append([]byte(nil), frame...)) {
+			l.link.Inject(f)
+		}
+	}
 	frames := [][]byte{frame}
 	if l.tamper.ToTarget != nil {
-		frames = l.tamper.ToTarget(frame)
+		frames = l.tamper.ToTarget(append([]byte(nil), frame...))
 	}
 	for _, f := range frames {
 		pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithData(f)})
