@@ -131,14 +131,19 @@ func (e *execution) tolerance(sched time.Time) time.Duration {
 	return tol
 }
 
+// minAllowance is the least extra time a reply may take: a remote stack
+// (and this host, handing the frame over) may be busy for some
+// milliseconds even when the path is short.
+const minAllowance = 50 * time.Millisecond
+
 // allowance is the extra time a reply may take because the target is
-// remote: twice the longest round trip seen, or the run's timeout before
-// any was measured.
+// remote: twice the longest round trip seen (at least minAllowance), or the
+// run's timeout before any was measured.
 func (e *execution) allowance() time.Duration {
 	if e.maxRTT == 0 {
 		return e.r.cfg.Timeout
 	}
-	return 2*e.maxRTT + 2*time.Millisecond
+	return max(2*e.maxRTT, minAllowance)
 }
 
 func (e *execution) sleepUntil(t time.Time) bool {
@@ -480,11 +485,14 @@ func (e *execution) silence(ev *script.Event) bool {
 	start, _ := e.schedule(ev)
 	r, err := e.conn.Recv(e.ctx, start)
 	if err == nil {
+		var extra []string
+		if r.Frame.Has(probe.LayerTCP) {
+			extra = e.receive(r).Texts() // first: a SYN-ACK sets the ISN it is shown against
+		}
 		st := report.Step{Direction: report.Expect, Verdict: e.level().Verdict(), Actual: e.conn.FormatReply(r), RTTMicros: e.conn.RTT(r),
-			Problems: []string{fmt.Sprintf("expected silence until %.3f s, got a segment at %.3f s", start.Sub(e.t0).Seconds(), r.Time.Sub(e.t0).Seconds())}}
+			Problems: append([]string{fmt.Sprintf("expected silence until %.3f s, got a segment at %.3f s", start.Sub(e.t0).Seconds(), r.Time.Sub(e.t0).Seconds())}, extra...)}
 		if r.Frame.Has(probe.LayerTCP) {
 			st.ActualAbs = FormatAbs(&r.Frame.TCP)
-			st.Problems = append(st.Problems, e.receive(r).Texts()...)
 		}
 		e.step(ev, st, r.Time)
 		return false

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -158,12 +159,32 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 		res.Verdict, res.Reason = report.Skip, e.skipReason
 	}
 	res.Judge()
-	if res.Verdict == report.Pass && s.Meta.Level == "info" {
-		res.Verdict, res.Reason = report.Info, "behaved as the script describes"
+	if s.Meta.Level == "info" {
+		res.Verdict, res.Reason = report.Info, observed(res)
 	}
 	// The script's own time: waits for the pacer are outside it.
 	res.DurationMS = report.Millis(time.Since(e.t0))
 	return res
+}
+
+// observed says what an info-level script saw: its last expectation's
+// answer, and whether the script foresaw it.
+func observed(res report.Result) string {
+	for i := len(res.Steps) - 1; i >= 0; i-- {
+		st := res.Steps[i]
+		if st.Direction != report.Expect || st.Verdict == report.Skip {
+			continue
+		}
+		if st.Verdict == report.Pass {
+			return fmt.Sprintf("as the script describes: %s at line %d", st.Actual, st.Line)
+		}
+		want := strings.TrimPrefix(st.Expected, "> ")
+		if want == "none" {
+			want = "silence"
+		}
+		return fmt.Sprintf("observed %s at line %d, where the script describes %s", st.Actual, st.Line, want)
+	}
+	return res.Reason
 }
 
 // targetFor picks the port a script talks to, or says why it cannot run.

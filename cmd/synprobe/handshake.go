@@ -91,5 +91,5 @@ func runHandshake(c *cli.Context) error {
 	}
 	rep.DurationMS = report.Millis(time.Since(started))
 	rep.Finish()
-	return writeReport(c, rep, report.TextOptions{Steps: true})
+	return writeReport(c, rep, report.TextOptions{Steps: true, Passes: true})
 }

@@ -133,7 +133,8 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 		rep.Notes = append(rep.Notes, "closing: "+err.Error())
 	}
 	rep.DurationMS = report.Millis(time.Since(started))
-	return writeReport(c, rep, report.TextOptions{Steps: c.Bool("verbose"), Fingerprint: writeFingerprint})
+	// A run lists every script; an audit is a summary of what did not pass.
+	return writeReport(c, rep, report.TextOptions{Steps: c.Bool("verbose"), Passes: !audit, Fingerprint: writeFingerprint})
 }
 
 // loadScripts parses every script named (files, directories) and resolves

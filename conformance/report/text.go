@@ -8,16 +8,21 @@ import (
 
 // TextOptions shape the text report.
 type TextOptions struct {
-	// Steps shows the steps of every result; otherwise only results that
-	// are not pass, info or skip show theirs.
+	// Steps shows every step of every result (--verbose).
 	Steps bool
+	// Passes lists passing results, one line each. Without it the report
+	// is a summary: counts, then only what did not pass.
+	Passes bool
 	// Color marks verdicts with ANSI colours (for terminals only).
 	Color bool
 	// Fingerprint, if set, writes the fingerprint section.
 	Fingerprint func(w io.Writer, fp any)
 }
 
-// WriteText writes rep for people.
+// WriteText writes rep for people: the header, the fingerprint if any, the
+// counts per verdict, then the results. A result that failed, warned or
+// erred shows the step that decided it and why (in packetdrill's words for
+// scripts); with Steps, every step of every result is shown.
 func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
 	var b strings.Builder
 	b.WriteString(header(rep))
@@ -26,8 +31,17 @@ func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
 		var fb strings.Builder
 		opt.Fingerprint(&fb, rep.Fingerprint)
 		b.WriteString(fb.String())
+		b.WriteByte('\n')
+	}
+	listAll := opt.Passes || opt.Steps
+	if !listAll && len(rep.Results) > 1 {
+		fmt.Fprintf(&b, "%d results: %s\n\n", len(rep.Results), rep.Summary.Counts())
 	}
 	for _, r := range rep.Results {
+		bad := r.Verdict == Fail || r.Verdict == Error || r.Verdict == Warn
+		if r.Verdict == Pass && !listAll {
+			continue
+		}
 		fmt.Fprintf(&b, "%s %s", verdictTag(r.Verdict, opt.Color), r.Name)
 		if r.Level != "" || r.RFC != "" {
 			fmt.Fprintf(&b, " [%s]", strings.TrimSpace(r.Level+" "+rfcLabel(r.RFC)))
@@ -37,17 +51,16 @@ func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
 			fmt.Fprintf(&b, ": %s", r.Reason)
 		}
 		b.WriteByte('\n')
-		if r.Verdict == Fail || r.Verdict == Error || r.Verdict == Warn {
+		switch {
+		case opt.Steps:
 			writePacketdrill(&b, r)
+			writeSteps(&b, r, opt.Color)
+		case bad && !writePacketdrill(&b, r):
+			writeSteps(&b, deciding(r), opt.Color)
 		}
-		if opt.Steps || r.Verdict == Fail || r.Verdict == Error || r.Verdict == Warn {
-			for _, s := range r.Steps {
-				writeStepColor(&b, s, opt.Color)
-			}
-			for _, n := range r.Notes {
-				fmt.Fprintf(&b, "      note: %s\n", n)
-			}
-		}
+	}
+	if !listAll && rep.Summary[Pass] > 0 && len(rep.Results) > 1 {
+		fmt.Fprintf(&b, "(%d passing results not listed: --verbose shows every step)\n", rep.Summary[Pass])
 	}
 	fmt.Fprintf(&b, "\nsummary: %s (%s)\n", rep.Summary.Counts(), ms(rep.DurationMS))
 	for _, n := range rep.Notes {
@@ -55,6 +68,27 @@ func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeSteps writes every step of r and its notes.
+func writeSteps(b *strings.Builder, r Result, color bool) {
+	for _, s := range r.Steps {
+		writeStepColor(b, s, color)
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(b, "      note: %s\n", n)
+	}
+}
+
+// deciding keeps the steps that decided r's verdict.
+func deciding(r Result) Result {
+	out := Result{Notes: r.Notes}
+	for _, s := range r.Steps {
+		if s.Verdict == r.Verdict {
+			out.Steps = append(out.Steps, s)
+		}
+	}
+	return out
 }
 
 func rfcLabel(rfc string) string {
@@ -138,14 +172,14 @@ func writeStepColor(b *strings.Builder, s Step, color bool) {
 }
 
 // writePacketdrill writes the step that decided a scripted result the way
-// packetdrill reports an error:
+// packetdrill reports an error, and says whether there was one:
 //
 //	listen/ack.pkt:7: error handling packet: ack: expected 1 (abs 8221823) got 0
 //	  script packet:  > . 1:1(0) ack 1
 //	  actual packet:  . 1:1(0) ack 0 win 65160
-func writePacketdrill(b *strings.Builder, r Result) {
+func writePacketdrill(b *strings.Builder, r Result) bool {
 	if r.File == "" {
-		return
+		return false
 	}
 	for _, s := range r.Steps {
 		if s.Verdict != r.Verdict || s.Line == 0 {
@@ -162,8 +196,9 @@ func writePacketdrill(b *strings.Builder, r Result) {
 		if s.ActualAbs != "" && s.ActualAbs != s.Actual {
 			fmt.Fprintf(b, "    (absolute)      %s\n", s.ActualAbs)
 		}
-		return
+		return true
 	}
+	return false
 }
 
 func rttText(us float64) string {
