@@ -356,30 +356,35 @@ func wscaleOver14(ctx context.Context, env *Env) report.Result {
 		return errResult(err)
 	}
 	// Acknowledge in batches, so that the target's window fills between
-	// acknowledgments and its slow start grows past the window.
+	// acknowledgments and its slow start grows past the window: a batch
+	// waits for the first segment, then takes segments until the sender
+	// pauses, then acknowledges them all (well within its RTO).
 	var ps conformance.Problems
 	most := 0
 	acked := cl.c.RCVNXT
-	for batch := 0; batch < 10 && most < limit; batch++ {
-		deadline := time.Now().Add(25 * time.Millisecond)
+	for batch := 0; batch < 12 && most < limit; batch++ {
+		wait := 100 * time.Millisecond
 		if batch == 0 {
-			deadline = time.Now().Add(env.Timeout / 4)
+			wait = env.Timeout / 2
 		}
+		got := false
 		for {
-			r, err := cl.c.Recv(ctx, deadline)
+			r, err := cl.c.Recv(ctx, time.Now().Add(wait))
 			if err != nil {
 				break
 			}
+			wait = 20 * time.Millisecond
 			if !r.Frame.Has(probe.LayerTCP) {
 				continue
 			}
+			got = true
 			ps = append(ps, cl.judge(r)...)
 			t := &r.Frame.TCP
 			if out := int(t.End().Sub(acked)); out > most {
 				most = out
 			}
 		}
-		if cl.c.RCVNXT == acked && batch > 0 {
+		if !got {
 			break // nothing more came
 		}
 		acked = cl.c.RCVNXT

@@ -162,9 +162,6 @@ var expected = map[lab.Stack]map[string]report.Verdict{
 		"established-paws": report.Fail,
 		// As Linux: data without a negotiated TSopt is taken.
 		"options-ts-missing-dropped": report.Warn,
-		// gVisor's send buffer keeps its flight below 16384 bytes, so a
-		// window scale clamped to 14 cannot be told from 15.
-		"options-wscale-over-14": report.Skip,
 		// gVisor answers a SYN+FIN with a SYN-ACK (Linux drops it); RFC
 		// 9293 leaves it open.
 		"listen-syn-fin":           report.Info,

@@ -27,9 +27,10 @@ const gvisorNIC tcpip.NICID = 1
 // Linux (6.18) where gVisor has the same knob, so that the two labs differ
 // only where the stacks really differ:
 //   - SACK on (net.ipv4.tcp_sack=1);
-//   - receive and send buffer ranges of net.ipv4.tcp_rmem and tcp_wmem,
-//     with receive-buffer moderation (tcp_moderate_rcvbuf=1); the maximum
-//     receive buffer of 32 MiB gives window scale 10, as on Linux;
+//   - receive and send buffer ranges as the Linux lab sets them (those of
+//     packetdrill's defaults.sh), with receive-buffer moderation
+//     (tcp_moderate_rcvbuf=1); the maximum receive buffer of 15 MiB gives
+//     window scale 8, as on the Linux lab;
 //   - CUBIC congestion control, Linux's built-in default (gVisor's own is
 //     Reno);
 //   - Nagle off (gVisor's default, and what Go sets on the Linux lab's
@@ -38,8 +39,8 @@ const gvisorNIC tcpip.NICID = 1
 // Timestamps and window scaling have no switch in gVisor: they are used
 // whenever the peer's SYN offers them, as on Linux.
 var (
-	gvisorReceiveBuffer = tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 131072, Max: 32 << 20}
-	gvisorSendBuffer    = tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 16384, Max: 4 << 20}
+	gvisorReceiveBuffer = tcpip.TCPReceiveBufferSizeRangeOption{Min: 4096, Default: 540000, Max: 15 << 20}
+	gvisorSendBuffer    = tcpip.TCPSendBufferSizeRangeOption{Min: 4096, Default: 256 << 10, Max: 4 << 20}
 )
 
 // outboundQueue is how many frames the stack may have in flight to the

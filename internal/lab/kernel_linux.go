@@ -109,6 +109,9 @@ func (k *kernelLab) setup(ctx context.Context) error {
 		if err := netns.Do(s.ns, quietIPv6); err != nil {
 			return fmt.Errorf("configure %s namespace: %w", s.name, err)
 		}
+		if err := netns.Do(s.ns, packetdrillBuffers); err != nil {
+			return fmt.Errorf("configure %s namespace: %w", s.name, err)
+		}
 		err := netns.Do(s.ns, func() (err error) {
 			s.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
 			return err
@@ -212,6 +215,23 @@ func segmentOnTheWire(ifName string) error {
 		ifr.data = uintptr(unsafe.Pointer(&value))
 		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
 			return fmt.Errorf("switch off segmentation offload (ethtool 0x%x) on %s: %w", cmd, ifName, errno)
+		}
+	}
+	return nil
+}
+
+// packetdrillBuffers sets the TCP buffer sizes of packetdrill's test
+// environment (defaults.sh in Linux's selftests), which published scripts
+// assume: a 15 MiB receive buffer gives window scale 8. The rest stays as a
+// stock kernel has it (ECN, Fast Open, SYN cookies), so that an audit of
+// the lab shows a stock Linux.
+func packetdrillBuffers() error {
+	for knob, value := range map[string]string{
+		"/proc/sys/net/ipv4/tcp_rmem": "4096 540000 15728640",
+		"/proc/sys/net/ipv4/tcp_wmem": "4096 262144 4194304",
+	} {
+		if err := os.WriteFile(knob, []byte(value+"\n"), 0); err != nil {
+			return fmt.Errorf("set sysctl: %w", err)
 		}
 	}
 	return nil
