@@ -111,8 +111,11 @@ func (a *PortAllocator) Allocate() (uint16, error) {
 			return p, nil
 		}
 	}
-	return 0, fmt.Errorf("allocate source port: all %d ports in %d-%d are taken", n, a.lo, a.hi)
+	return 0, fmt.Errorf("allocate source port: all %d ports in %d-%d are taken: %w", n, a.lo, a.hi, ErrNoFreePort)
 }
+
+// ErrNoFreePort is returned by Allocate when every port of the range is taken.
+var ErrNoFreePort = errors.New("no free source port")
 
 // ErrPortInUse is returned by Reserve for a port that is already taken.
 var ErrPortInUse = errors.New("port in use")

@@ -45,7 +45,9 @@ type ProberConfig struct {
 }
 
 // quarantine is how long a released port rests before reuse, so that a new
-// session never meets segments or state of an old one at the target.
+// session never meets segments or state of an old one at the target (a run
+// that needs more ports than the range holds reuses the longest-resting
+// ones sooner).
 const quarantine = 60 * time.Second
 
 // guardTTL bounds how long a port stays protected if synprobe dies without
@@ -197,7 +199,11 @@ func (p *Prober) Open(cfg SessionConfig) (*Session, error) {
 	port := cfg.LocalPort
 	if port == 0 {
 		var err error
-		if port, err = p.ports.Allocate(); err != nil {
+		port, err = p.ports.Allocate()
+		for errors.Is(err, ErrNoFreePort) && p.releaseOldest() {
+			port, err = p.ports.Allocate()
+		}
+		if err != nil {
 			return nil, fmt.Errorf("open session to %v: %w", cfg.Remote, err)
 		}
 	} else if err := p.ports.Reserve(port); err != nil {
@@ -234,6 +240,21 @@ func (p *Prober) closeSession(s *Session) {
 		delete(p.sessions, key)
 		p.resting = append(p.resting, restingPort{s.local.Port(), time.Now().Add(quarantine)})
 	}
+}
+
+// releaseOldest hands out the port that has rested longest before its
+// time: a run fast enough to use every port of the range reuses ports after
+// less than the full rest, rather than failing. It reports whether there
+// was one.
+func (p *Prober) releaseOldest() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.resting) == 0 {
+		return false
+	}
+	p.ports.Release(p.resting[0].port)
+	p.resting = p.resting[1:]
+	return true
 }
 
 func (p *Prober) releaseRestedLocked(now time.Time) {
@@ -413,7 +434,7 @@ func (sp *simplePorts) Allocate() (uint16, error) {
 			return port, nil
 		}
 	}
-	return 0, errors.New("no free source port")
+	return 0, ErrNoFreePort
 }
 
 func (sp *simplePorts) Reserve(port uint16) error {
