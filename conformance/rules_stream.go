@@ -299,3 +299,16 @@ func WindowShrink(prevEdge probe.Seq, t *probe.TCP, shift uint8) Problems {
 	}
 	return ps
 }
+
+// PAWSAccepted checks that a receiver did not take data that PAWS rejects
+// (RFC 7323 5.3, R1): a segment whose TSval is older than TS.Recent is not
+// acceptable; the receiver acknowledges it and drops it. oldSeq is where
+// such a segment's data began; t is the receiver's next segment: an ack
+// beyond oldSeq took the data.
+func PAWSAccepted(oldSeq probe.Seq, t *probe.TCP) Problems {
+	var ps Problems
+	if t.Flags&probe.ACK != 0 && t.Flags&probe.RST == 0 && oldSeq.LessThan(t.Ack) {
+		ps.add("paws", Must, "acknowledged data (from seq %d) that came with a TSval older than one already received: PAWS drops such a segment (RFC 7323 5.3)", uint32(oldSeq))
+	}
+	return ps
+}

@@ -201,6 +201,11 @@ type side struct {
 
 	tsLast, tsPrev uint32
 	tsAny          bool
+	// paws is set while data this side sent with an old TSval (PAWS says
+	// the peer drops it) waits for the peer's next ack; pawsSeq is where it
+	// began.
+	paws    bool
+	pawsSeq probe.Seq
 
 	finSeen, finAcked bool
 	finSeq            probe.Seq
@@ -659,6 +664,25 @@ func (c *conn) negotiate(from int, syn, synack *probe.TCP, optsUnknown bool) {
 	c.tsKnown, c.tsOn = true, tsA && tsB
 }
 
+// trackPAWS notes new data that s sent with a TSval older than its newest
+// (the peer must drop it, RFC 7323 5.3), and forgets it when s sends the
+// data again with a good TSval.
+func (c *conn) trackPAWS(s, p *side, t *probe.TCP, plen uint32) {
+	val, _, ok := t.Timestamps()
+	if !ok || plen == 0 || !c.tsOn {
+		return
+	}
+	end := t.Seq.Add(plen)
+	switch {
+	case s.tsAny && int32(val-s.tsLast) < 0:
+		if !(p.haveAck && end.LessEq(p.ack)) { // data not yet acknowledged
+			s.paws, s.pawsSeq = true, t.Seq
+		}
+	case s.paws && t.Seq.LessEq(s.pawsSeq) && s.pawsSeq.LessThan(end):
+		s.paws = false // sent again, with a good TSval
+	}
+}
+
 func (c *conn) onSegment(from int, t *probe.TCP, plen uint32, optsUnknown bool, ev event, ps conformance.Problems) {
 	s, p := &c.s[from], &c.s[1-from]
 	isACK := t.Flags&probe.ACK != 0
@@ -702,7 +726,12 @@ func (c *conn) onSegment(from int, t *probe.TCP, plen uint32, optsUnknown bool, 
 			peerAny := p.tsAny && p.holes == 0 && !(isACK && p.haveNxt && p.nxt.LessThan(t.Ack))
 			tsf := conformance.TSFlow{Known: c.tsKnown, Negotiated: c.tsOn, OwnLast: s.tsLast, OwnAny: s.tsAny, PeerMax: p.tsLast, PeerAny: peerAny}
 			ps = append(ps, conformance.TSUse(tsf, t)...)
+			c.trackPAWS(s, p, t, plen)
 			ps = append(ps, conformance.WScaleUse(t)...)
+		}
+		if isACK && p.paws && !optsUnknown {
+			ps = append(ps, conformance.PAWSAccepted(p.pawsSeq, t)...)
+			p.paws = false
 		}
 		if isACK && s.haveEdge && s.shiftKnown && s.haveAck && !t.Ack.LessThan(s.ack) {
 			ps = append(ps, conformance.WindowShrink(s.edge, t, s.shift)...)

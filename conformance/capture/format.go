@@ -93,6 +93,7 @@ func (c *conn) result(x *texts) report.Result {
 			Verdict:   ev.problems.Verdict(),
 			Problems:  ev.problems.Texts(),
 			AtMS:      report.Millis(ev.at),
+			From:      c.endpoint(int(ev.side)),
 		}
 		c.expected(ev, &st.Expected)
 		if ev.kind == evChecksum {
@@ -135,6 +136,11 @@ func (c *conn) role(i int) string {
 		}
 		return "server"
 	}
+	return c.endpoint(i)
+}
+
+// endpoint is side i's address and port, as text.
+func (c *conn) endpoint(i int) string {
 	if c.names[i] == "" {
 		c.names[i] = c.s[i].addr.String()
 	}

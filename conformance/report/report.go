@@ -134,6 +134,9 @@ type Step struct {
 	Actual    string   `json:"actual"`
 	ActualAbs string   `json:"actual_abs,omitempty"`
 	Problems  []string `json:"problems,omitempty"`
+	// From names the endpoint that sent the segment an observed step
+	// judges (capture analysis judges both ends of a connection).
+	From string `json:"from,omitempty"`
 	// RTTMicros is the time from the segment that caused this reply to the
 	// reply, from kernel timestamps.
 	RTTMicros *float64 `json:"rtt_us,omitempty"`
