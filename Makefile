@@ -28,8 +28,12 @@ lint:
 	$(GO) vet $(PKGS)
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) $(PKGS)
 
+# Go benchmarks (codec, pcap, analysis, the runner's throughput, the
+# audit's wall time against the lab), then synprobe analyze against tshark
+# on a large capture (installs Debian's tshark if missing).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	./scripts/bench-analyze.sh
 
 # A short run of every fuzz target (FUZZTIME each).
 FUZZTIME ?= 20s

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"errors"
+	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -61,20 +62,34 @@ func runAnalyze(c *cli.Context) error {
 	} else {
 		name = "standard input"
 	}
-	rep, err := capture.Analyze(c.Context, in, name, capture.Options{OnlyFailures: c.Bool("only-failures")})
-	if rep == nil {
-		return usageErr("%s: %v", name, err)
-	}
-	werr := writeReport(c, rep, report.TextOptions{Steps: c.Bool("verbose")})
-	switch {
-	case errors.Is(err, c.Context.Err()) && err != nil:
+	// The report streams: each connection is written when it ends, so
+	// memory stays bounded by the open connections, whatever the file size.
+	w, color, done, err := output(c)
+	if err != nil {
 		return err
-	case err != nil:
+	}
+	head := &report.Report{Command: "analyze", Target: report.Target{Address: name}, Started: time.Now()}
+	st := report.NewStream(w, c.String("format"), head, report.TextOptions{Steps: c.Bool("verbose"), Color: color})
+	rep, aerr := capture.Analyze(c.Context, in, name, capture.Options{
+		OnlyFailures: c.Bool("only-failures"),
+		OnResult:     func(r report.Result) { st.Result(r) },
+	})
+	if rep == nil {
+		done()
+		return usageErr("%s: %v", name, aerr)
+	}
+	werr := st.Finish(rep)
+	if cerr := done(); werr == nil {
+		werr = cerr
+	}
+	switch {
+	case aerr != nil && c.Context.Err() != nil:
+		return aerr
+	case aerr != nil:
 		// The report holds what was read before the damage.
-		return usageErr("%s: %v", name, err)
+		return usageErr("%s: %v", name, aerr)
+	case werr != nil:
+		return envErr(fmt.Errorf("write report: %w", werr))
 	}
-	if werr != nil {
-		return werr
-	}
-	return nil
+	return exitFor(rep)
 }

@@ -217,8 +217,17 @@ func TestAnalyzeKB(t *testing.T) {
 	go func() { w.Write(in); w.Close() }()
 	code, out, _ = synprobe(t, "analyze", "--format", "json", "-")
 	os.Stdin = old
-	if code != 0 || !strings.Contains(out, `"address": "standard input"`) {
-		t.Errorf("analyze -: exit %d\n%s", code, out)
+	var rep struct {
+		Target struct {
+			Address string `json:"address"`
+		} `json:"target"`
+		Results []struct {
+			Name, Verdict string
+		} `json:"results"`
+		Summary map[string]int `json:"summary"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || code != 0 || rep.Target.Address != "standard input" || len(rep.Results) != 2 || rep.Summary["pass"] != 2 {
+		t.Errorf("analyze -: exit %d, %v, %+v\n%s", code, err, rep, out)
 	}
 }
 

@@ -200,21 +200,29 @@ func (s *session) reportTarget(local netip.AddrPort) report.Target {
 	return t
 }
 
-// writeReport writes rep in the chosen format and returns the exit code
-// the report earns (as an error, so that actions can return it).
-func writeReport(c *cli.Context, rep *report.Report, textOpt report.TextOptions) error {
-	var w io.Writer = c.App.Writer
+// output opens where the report goes (--output, or standard output) and
+// says whether colour suits it (a terminal, NO_COLOR unset).
+func output(c *cli.Context) (w io.Writer, color bool, done func() error, err error) {
 	if name := c.String("output"); name != "" && name != "-" {
 		f, err := os.Create(name)
 		if err != nil {
-			return usageErr("--output: %v", err)
+			return nil, false, nil, usageErr("--output: %v", err)
 		}
-		defer f.Close()
-		w = f
-	} else if f, ok := w.(*os.File); ok && isTerminal(f) && os.Getenv("NO_COLOR") == "" {
-		textOpt.Color = true
+		return f, false, f.Close, nil
 	}
-	var err error
+	w = c.App.Writer
+	f, ok := w.(*os.File)
+	return w, ok && isTerminal(f) && os.Getenv("NO_COLOR") == "", func() error { return nil }, nil
+}
+
+// writeReport writes rep in the chosen format and returns the exit code
+// the report earns (as an error, so that actions can return it).
+func writeReport(c *cli.Context, rep *report.Report, textOpt report.TextOptions) error {
+	w, color, done, err := output(c)
+	if err != nil {
+		return err
+	}
+	textOpt.Color = color
 	switch c.String("format") {
 	case "json":
 		err = report.WriteJSON(w, rep)
@@ -223,9 +231,17 @@ func writeReport(c *cli.Context, rep *report.Report, textOpt report.TextOptions)
 	default:
 		err = report.WriteText(w, rep, textOpt)
 	}
+	if cerr := done(); err == nil {
+		err = cerr
+	}
 	if err != nil {
 		return envErr(fmt.Errorf("write report: %w", err))
 	}
+	return exitFor(rep)
+}
+
+// exitFor is the exit code a report earns, as an error for actions.
+func exitFor(rep *report.Report) error {
 	if code := rep.ExitCode(); code != 0 {
 		return exitCode(code)
 	}

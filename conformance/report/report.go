@@ -230,6 +230,15 @@ func (rep *Report) ExitCode() int {
 	return 0
 }
 
+// Total is the number of results counted.
+func (s Summary) Total() int {
+	n := 0
+	for _, v := range s {
+		n += v
+	}
+	return n
+}
+
 // Counts formats the summary as "3 pass, 1 fail" (verdicts with a count).
 func (s Summary) Counts() string {
 	var parts []string

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"encoding/xml"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -186,5 +187,53 @@ func TestText(t *testing.T) {
 	}
 	if strings.Contains(out, "\x1b[") {
 		t.Error("colour codes without Color")
+	}
+}
+
+// TestStream: a streamed report says what the whole one says.
+func TestStream(t *testing.T) {
+	rep := sample()
+	for _, format := range []string{"json", "junit", "text"} {
+		var whole, streamed bytes.Buffer
+		var err error
+		switch format {
+		case "json":
+			err = WriteJSON(&whole, rep)
+		case "junit":
+			err = WriteJUnit(&whole, rep)
+		default:
+			err = WriteText(&whole, rep, TextOptions{Passes: true})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := NewStream(&streamed, format, rep, TextOptions{Passes: true})
+		for _, r := range rep.Results {
+			if err := st.Result(r); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := st.Finish(rep); err != nil {
+			t.Fatal(err)
+		}
+		switch format {
+		case "json":
+			var a, b map[string]any
+			if err := json.Unmarshal(whole.Bytes(), &a); err != nil {
+				t.Fatal(err)
+			}
+			if err := json.Unmarshal(streamed.Bytes(), &b); err != nil {
+				t.Fatalf("streamed JSON: %v\n%s", err, streamed.String())
+			}
+			for _, k := range []string{"command", "target", "results", "summary", "notes"} {
+				if x, y := fmt.Sprint(a[k]), fmt.Sprint(b[k]); x != y {
+					t.Errorf("json %s: whole %s, streamed %s", k, x, y)
+				}
+			}
+		default:
+			if whole.String() != streamed.String() {
+				t.Errorf("%s: streamed differs:\n%s\n---\n%s", format, whole.String(), streamed.String())
+			}
+		}
 	}
 }

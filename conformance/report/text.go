@@ -38,36 +38,48 @@ func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
 		fmt.Fprintf(&b, "%d results: %s\n\n", len(rep.Results), rep.Summary.Counts())
 	}
 	for _, r := range rep.Results {
-		bad := r.Verdict == Fail || r.Verdict == Error || r.Verdict == Warn
 		if r.Verdict == Pass && !listAll {
 			continue
 		}
-		fmt.Fprintf(&b, "%s %s", verdictTag(r.Verdict, opt.Color), r.Name)
-		if r.Level != "" || r.RFC != "" {
-			fmt.Fprintf(&b, " [%s]", strings.TrimSpace(r.Level+" "+rfcLabel(r.RFC)))
-		}
-		fmt.Fprintf(&b, " (%s)", ms(r.DurationMS))
-		if r.Reason != "" && r.Verdict != Pass {
-			fmt.Fprintf(&b, ": %s", r.Reason)
-		}
-		b.WriteByte('\n')
-		switch {
-		case opt.Steps:
-			writePacketdrill(&b, r)
-			writeSteps(&b, r, opt.Color)
-		case bad && !writePacketdrill(&b, r):
-			writeSteps(&b, deciding(r), opt.Color)
-		}
+		writeResult(&b, r, opt)
 	}
-	if !listAll && rep.Summary[Pass] > 0 && len(rep.Results) > 1 {
-		fmt.Fprintf(&b, "(%d passing results not listed: --verbose shows every step)\n", rep.Summary[Pass])
-	}
-	fmt.Fprintf(&b, "\nsummary: %s (%s)\n", rep.Summary.Counts(), ms(rep.DurationMS))
-	for _, n := range rep.Notes {
-		fmt.Fprintf(&b, "note: %s\n", n)
-	}
+	writeSummary(&b, rep, opt)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeResult writes one result: a line, then (for one that did not pass,
+// or with Steps) the step that decided it or every step.
+func writeResult(b *strings.Builder, r Result, opt TextOptions) {
+	bad := r.Verdict == Fail || r.Verdict == Error || r.Verdict == Warn
+	fmt.Fprintf(b, "%s %s", verdictTag(r.Verdict, opt.Color), r.Name)
+	if r.Level != "" || r.RFC != "" {
+		fmt.Fprintf(b, " [%s]", strings.TrimSpace(r.Level+" "+rfcLabel(r.RFC)))
+	}
+	fmt.Fprintf(b, " (%s)", ms(r.DurationMS))
+	if r.Reason != "" && r.Verdict != Pass {
+		fmt.Fprintf(b, ": %s", r.Reason)
+	}
+	b.WriteByte('\n')
+	switch {
+	case opt.Steps:
+		writePacketdrill(b, r)
+		writeSteps(b, r, opt.Color)
+	case bad && !writePacketdrill(b, r):
+		writeSteps(b, deciding(r), opt.Color)
+	}
+}
+
+// writeSummary writes the end of a text report: what was left out, the
+// counts and the notes.
+func writeSummary(b *strings.Builder, rep *Report, opt TextOptions) {
+	if !opt.Passes && !opt.Steps && rep.Summary[Pass] > 0 && rep.Summary.Total() > 1 {
+		fmt.Fprintf(b, "(%d passing results not listed: --verbose shows every step)\n", rep.Summary[Pass])
+	}
+	fmt.Fprintf(b, "\nsummary: %s (%s)\n", rep.Summary.Counts(), ms(rep.DurationMS))
+	for _, n := range rep.Notes {
+		fmt.Fprintf(b, "note: %s\n", n)
+	}
 }
 
 // writeSteps writes every step of r and its notes.
