@@ -378,6 +378,14 @@ func wscaleOver14(ctx context.Context, env *Env) report.Result {
 			if out := int(t.End().Sub(acked)); out > most {
 				most = out
 			}
+			if batch == 0 && len(t.Payload) > 0 {
+				// The first flight has begun: acknowledge it once it
+				// pauses. Waiting longer lets the target's retransmission
+				// timer (200 ms at least on Linux and gVisor) fire, and
+				// the loss it infers shrinks its congestion window below
+				// the window under test.
+				deadline = time.Now().Add(25 * time.Millisecond)
+			}
 		}
 		if cl.c.RCVNXT == acked && batch > 0 {
 			break // nothing more came
