@@ -508,7 +508,12 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 			break
 		}
 		sent += len(t.Payload)
-		times = append(times, r.Time)
+		// A window probe carries data, or repeats an old sequence number
+		// (Linux: SND.UNA-1 without data) to draw an ACK. A plain ACK at
+		// RCV.NXT, such as the one of the request, probes nothing.
+		if len(t.Payload) > 0 || t.Seq.LessThan(before) {
+			times = append(times, r.Time)
+		}
 		f := probe.Frame{IP: cl.c.IPv4(), TCP: cl.segment(probe.ACK, nil, 0)}
 		cl.c.Send(&f)
 	}
@@ -520,6 +525,10 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 			backoff = false
 		}
 	}
+	// Data sent into the window comes first: the reason names the worst.
+	if sent > len(times) {
+		ps = append(ps, problem("zero-window", conformance.Must, "the target sent %d bytes into a zero window", sent)...)
+	}
 	switch {
 	case rst:
 		ps = append(ps, problem("zero-window", conformance.Must, "the target aborted the connection (RST) while the window was zero (RFC 9293 3.8.6.1: the window may stay closed indefinitely)")...)
@@ -527,9 +536,6 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 		ps = append(ps, problem("zero-window", conformance.Must, "no window probe within 1.6 s")...)
 	case !backoff:
 		ps = append(ps, problem("zero-window-backoff", conformance.Should, "probe intervals %s do not back off (RFC 1122 4.2.2.17)", strings.Join(gaps, ", "))...)
-	}
-	if sent > len(times) {
-		ps = append(ps, problem("zero-window", conformance.Must, "the target sent %d bytes into a zero window", sent)...)
 	}
 	actual := fmt.Sprintf("%d probes", len(times))
 	if len(gaps) > 0 {
