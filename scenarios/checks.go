@@ -373,15 +373,20 @@ func wscaleOver14(ctx context.Context, env *Env) report.Result {
 			if err != nil {
 				break
 			}
-			wait = 20 * time.Millisecond
 			if !r.Frame.Has(probe.LayerTCP) {
 				continue
 			}
-			got = true
 			ps = append(ps, cl.judge(r)...)
 			t := &r.Frame.TCP
 			if out := int(t.End().Sub(acked)); out > most {
 				most = out
+			}
+			if len(t.Payload) > 0 {
+				// Data flows: acknowledge once the flight pauses. Waiting
+				// longer lets the target's retransmission timer (200 ms
+				// at least) fire, and the loss it infers shrinks its
+				// congestion window below the window under test.
+				got, wait = true, 20*time.Millisecond
 			}
 		}
 		if !got {
@@ -505,7 +510,12 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 			break
 		}
 		sent += len(t.Payload)
-		times = append(times, r.Time)
+		// A window probe carries data, or repeats an old sequence number
+		// (Linux: SND.UNA-1 without data) to draw an ACK. A plain ACK at
+		// RCV.NXT, such as the one of the request, probes nothing.
+		if len(t.Payload) > 0 || t.Seq.LessThan(before) {
+			times = append(times, r.Time)
+		}
 		f := probe.Frame{IP: cl.c.IPv4(), TCP: cl.segment(probe.ACK, nil, 0)}
 		cl.c.Send(&f)
 	}
@@ -517,6 +527,10 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 			backoff = false
 		}
 	}
+	// Data sent into the window comes first: the reason names the worst.
+	if sent > len(times) {
+		ps = append(ps, problem("zero-window", conformance.Must, "the target sent %d bytes into a zero window", sent)...)
+	}
 	switch {
 	case rst:
 		ps = append(ps, problem("zero-window", conformance.Must, "the target aborted the connection (RST) while the window was zero (RFC 9293 3.8.6.1: the window may stay closed indefinitely)")...)
@@ -524,9 +538,6 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 		ps = append(ps, problem("zero-window", conformance.Must, "no window probe within 1.6 s")...)
 	case !backoff:
 		ps = append(ps, problem("zero-window-backoff", conformance.Should, "probe intervals %s do not back off (RFC 1122 4.2.2.17)", strings.Join(gaps, ", "))...)
-	}
-	if sent > len(times) {
-		ps = append(ps, problem("zero-window", conformance.Must, "the target sent %d bytes into a zero window", sent)...)
 	}
 	actual := fmt.Sprintf("%d probes", len(times))
 	if len(gaps) > 0 {
