@@ -82,7 +82,7 @@ var faultCases = []faultCase{
 		dropToTarget(func(t *probe.TCP) bool { return t.Flags&probe.RST != 0 })),
 	fails("listen-syn-data", "the SYN-ACK acknowledges the SYN's 5 octets (no Fast Open)", "ack: expected 1",
 		onSYNACK(func(s *seg) { s.TCP.Ack += 5 })),
-	observes("listen-syn-fin", "SYN+FIN is dropped (as Linux does) instead of answered", "behaved as the script describes",
+	observes("listen-syn-fin", "SYN+FIN is dropped (as Linux does) instead of answered", "as the script describes",
 		onSYNACK(func(s *seg) { s.drop = true })),
 	fails("listen-synack", "the RST's seq is the SYN-ACK's ack + 1", "seq: expected 1000",
 		onRST(func(t *probe.TCP) { t.Seq++ })),
