@@ -304,6 +304,10 @@ func (e *execution) build(p *script.Packet) ([]*probe.Frame, error) {
 	if p.AE {
 		t.Reserved |= 1
 	}
+	// packetdrill's rule: the first segment sent opens the connection and
+	// its sequence number is the ISN, SYN or not; other lines count from
+	// it (so a first non-SYN "< . 100:100(0)" puts 200 on the wire, as in
+	// packetdrill).
 	isn := probe.Seq(p.Seq)
 	if c.HaveISN {
 		isn = c.ISN
