@@ -8,6 +8,7 @@ import (
 
 	"synprobe/conformance/report"
 	"synprobe/internal/lab"
+	"synprobe/internal/labtest"
 	"synprobe/probe"
 )
 
@@ -72,9 +73,9 @@ func rsts(frames []probe.Frame) []probe.Frame {
 // TestNoRSTReachesTarget: with the RST guard, nothing but synprobe's own
 // segments reaches the target: no RST from the probing host's kernel.
 func TestNoRSTReachesTarget(t *testing.T) {
-	tg := startLab(t, lab.StackLinux, nil)
+	tg := labtest.Start(t, lab.StackLinux, nil)
 	seen := captureAtTarget(t, tg)
-	p := dialLab(t, tg, tg.Open.Addr(), probe.DialConfig{})
+	p := labtest.Dial(t, tg, tg.Open.Addr(), probe.DialConfig{})
 	res := runHandshake(t, p, tg.Open.String(), 2*time.Second)
 	checkSteps(t, res, allPass, nil)
 	frames := seen.arrived()
@@ -91,9 +92,9 @@ func TestNoRSTReachesTarget(t *testing.T) {
 // and the result says the local host disturbed the run (error), never
 // that the target failed.
 func TestWithoutGuardTheLocalKernelIsBlamed(t *testing.T) {
-	tg := startLab(t, lab.StackLinux, nil)
+	tg := labtest.Start(t, lab.StackLinux, nil)
 	seen := captureAtTarget(t, tg)
-	p := dialLab(t, tg, tg.Open.Addr(), probe.DialConfig{NoGuard: true})
+	p := labtest.Dial(t, tg, tg.Open.Addr(), probe.DialConfig{NoGuard: true})
 	res := runHandshake(t, p, tg.Open.String(), 500*time.Millisecond)
 	if r := rsts(seen.arrived()); len(r) == 0 {
 		t.Fatal("no RST from the probing host reached the target without the guard: this test proves nothing")

@@ -10,6 +10,7 @@ import (
 
 	"synprobe/conformance/report"
 	"synprobe/internal/lab"
+	"synprobe/internal/labtest"
 	"synprobe/probe"
 )
 
@@ -67,12 +68,12 @@ func TestHandshakeAgainstRealStacks(t *testing.T) {
 	for _, stack := range stacks {
 		for _, v6 := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/ipv6=%v", stack, v6), func(t *testing.T) {
-				tg := startLab(t, stack, nil)
+				tg := labtest.Start(t, stack, nil)
 				open := tg.Open
 				if v6 {
 					open = tg.Open6
 				}
-				p := dialLab(t, tg, open.Addr(), probe.DialConfig{})
+				p := labtest.Dial(t, tg, open.Addr(), probe.DialConfig{})
 				res := runHandshake(t, p, open.String(), 2*time.Second)
 				checkSteps(t, res, allPass, nil)
 				if res.Verdict != report.Pass {
@@ -113,7 +114,7 @@ func TestHandshakeSilentTarget(t *testing.T) {
 
 func TestHandshakeFaultyRST(t *testing.T) {
 	// A closed port whose RST carries a wrong ack and a non-zero seq.
-	bad := lab.Tamper{ToProbe: tamperTCP(func(f *probe.Frame) bool {
+	bad := lab.Tamper{ToProbe: labtest.TamperTCP(func(f *probe.Frame) bool {
 		if f.TCP.Flags&probe.RST != 0 {
 			f.TCP.Seq, f.TCP.Ack = 7, f.TCP.Ack+1
 		}
@@ -150,7 +151,7 @@ func TestHandshakeFaultySYNACK(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bad := lab.Tamper{ToProbe: tamperTCP(func(f *probe.Frame) bool {
+			bad := lab.Tamper{ToProbe: labtest.TamperTCP(func(f *probe.Frame) bool {
 				if f.TCP.Flags.Has(probe.SYN | probe.ACK) {
 					tt.tamper(f)
 				}
@@ -197,7 +198,7 @@ func TestHandshakeFaultyClose(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			bad := lab.Tamper{ToProbe: tamperTCP(tt.tamper)}
+			bad := lab.Tamper{ToProbe: labtest.TamperTCP(tt.tamper)}
 			tg, p := labTarget(t, lab.StackGVisor, &bad, probe.DialConfig{})
 			res := runHandshake(t, p, tg.Open.String(), 400*time.Millisecond)
 			if tt.want != nil {

@@ -6,13 +6,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"synprobe/conformance/report"
 	"synprobe/conformance/script"
 	"synprobe/internal/lab"
+	"synprobe/internal/labtest"
 	"synprobe/probe"
 )
 
@@ -28,11 +28,7 @@ func mustParse(t testing.TB, name, src string) *script.Script {
 // runScripts runs scripts against a lab target with no SYN pacing.
 func runScripts(t testing.TB, stack lab.Stack, scripts ...*script.Script) []report.Result {
 	t.Helper()
-	tb, ok := t.(*testing.T)
-	if !ok {
-		t.Fatal("runScripts needs a *testing.T")
-	}
-	tg, p := labTarget(tb, stack, nil, probe.DialConfig{})
+	tg, p := labTarget(t, stack, nil, probe.DialConfig{})
 	r := NewRunner(p, RunConfig{Target: tg.Open, ClosedPort: tg.Closed.Port(), Rate: -1, Timeout: time.Second})
 	return r.Run(context.Background(), scripts)
 }
@@ -180,25 +176,8 @@ func TestRunInterrupted(t *testing.T) {
 // and reports scripts per second and CPU per script. Goal: 300 scripts/s
 // on a 2-core machine, every one passing.
 func BenchmarkRunHandshakeScripts(b *testing.B) {
-	stack := lab.StackLinux
-	if ok, _ := lab.LinuxAvailable(); !ok {
-		stack = lab.StackGVisor
-	}
 	ctx := context.Background()
-	tg, err := lab.Start(ctx, stack)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tg.Close()
-	cfg := probe.DialConfig{NetNS: tg.Probe.NetNS}
-	if tg.Probe.Link != nil {
-		cfg.Link, cfg.Path = tg.Probe.Link, tg.Probe.Path4
-	}
-	p, err := probe.Dial(ctx, tg.Open.Addr(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	tg, p := labTarget(b, lab.StackAuto, nil, probe.DialConfig{})
 	hs := mustParse(b, "handshake.pkt", `
 0  < S 0:0(0) win 65535 <mss 1460>
 +0 > S. 0:0(0) ack 1 <...>
@@ -210,13 +189,13 @@ func BenchmarkRunHandshakeScripts(b *testing.B) {
 		scripts[i] = hs
 	}
 	r := NewRunner(p, RunConfig{Target: tg.Open, Jobs: 64, Rate: -1, Timeout: 2 * time.Second})
-	c0 := cpuTime()
+	c0 := labtest.CPUTime()
 	b.ResetTimer()
 	start := time.Now()
 	res := r.Run(ctx, scripts)
 	elapsed := time.Since(start)
 	b.StopTimer()
-	cpu := cpuTime() - c0
+	cpu := labtest.CPUTime() - c0
 	for _, x := range res {
 		if x.Verdict != report.Pass {
 			b.Fatalf("a spurious %s: %s\n%s", x.Verdict, x.Reason, dump(x))
@@ -224,12 +203,4 @@ func BenchmarkRunHandshakeScripts(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "scripts/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/script")
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -16,25 +16,18 @@ import (
 	"time"
 
 	"github.com/google/nftables"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/veth"
+	"synprobe/internal/veth/vethtest"
 )
 
 // patience bounds every wait on the kernel: generous, because the machine
 // is shared and noisy, and only a failing test ever waits that long.
 const patience = 30 * time.Second
-
-// skipUnlessRoot skips a test that needs root to make what.
-func skipUnlessRoot(t testing.TB, what string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates " + what)
-	}
-}
 
 // vethPair is two anonymous network namespaces joined by a veth pair: the
 // probe side, where synprobe runs and the guard is installed, and the target
@@ -47,78 +40,18 @@ type vethPair struct {
 
 func newVethPair(t *testing.T) *vethPair {
 	t.Helper()
-	skipUnlessRoot(t, "network namespaces, a veth pair and nftables tables")
 	p := &vethPair{
 		probe4:  netip.MustParseAddr("192.0.2.1"),
 		target4: netip.MustParseAddr("192.0.2.2"),
 		probe6:  netip.MustParseAddr("2001:db8::1"),
 		target6: netip.MustParseAddr("2001:db8::2"),
 	}
-	var err error
-	if p.probeNS, err = netns.New(); err != nil {
-		t.Fatalf("create probe namespace: %v", err)
-	}
-	t.Cleanup(func() { netns.Close(p.probeNS) })
-	if p.targetNS, err = netns.New(); err != nil {
-		t.Fatalf("create target namespace: %v", err)
-	}
-	t.Cleanup(func() { netns.Close(p.targetNS) })
-
-	err = netns.Do(p.probeNS, func() error {
-		veth := &netlink.Veth{
-			LinkAttrs:     netlink.LinkAttrs{Name: "probe0"},
-			PeerName:      "target0",
-			PeerNamespace: netlink.NsFd(p.targetNS),
-		}
-		if err := netlink.LinkAdd(veth); err != nil {
-			return fmt.Errorf("add veth pair: %w", err)
-		}
-		return guardLinkUp("probe0", p.probe4, p.probe6)
+	pair := vethtest.New(t, veth.Config{
+		Probe:  veth.End{Name: "probe0", Addrs: []netip.Prefix{netip.PrefixFrom(p.probe4, 24), netip.PrefixFrom(p.probe6, 64)}},
+		Target: veth.End{Name: "target0", Addrs: []netip.Prefix{netip.PrefixFrom(p.target4, 24), netip.PrefixFrom(p.target6, 64)}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		err := netns.Do(p.probeNS, func() error {
-			l, err := netlink.LinkByName("probe0")
-			if err != nil {
-				return err
-			}
-			return netlink.LinkDel(l)
-		})
-		if err != nil {
-			t.Errorf("delete veth pair: %v", err)
-		}
-	})
-	if err := netns.Do(p.targetNS, func() error { return guardLinkUp("target0", p.target4, p.target6) }); err != nil {
-		t.Fatal(err)
-	}
+	p.probeNS, p.targetNS = pair.Probe.NS, pair.Target.NS
 	return p
-}
-
-func guardLinkUp(name string, addrs ...netip.Addr) error {
-	l, err := netlink.LinkByName(name)
-	if err != nil {
-		return fmt.Errorf("find link %s: %w", name, err)
-	}
-	for _, a := range addrs {
-		bits := 24
-		if a.Is6() {
-			bits = 64
-		}
-		addr := &netlink.Addr{
-			IPNet: &net.IPNet{IP: a.AsSlice(), Mask: net.CIDRMask(bits, a.BitLen())},
-			// No duplicate address detection: the address is usable at once.
-			Flags: unix.IFA_F_NODAD,
-		}
-		if err := netlink.AddrAdd(l, addr); err != nil {
-			return fmt.Errorf("add %s to %s: %w", a, name, err)
-		}
-	}
-	if err := netlink.LinkSetUp(l); err != nil {
-		return fmt.Errorf("set %s up: %w", name, err)
-	}
-	return nil
 }
 
 // rstKey names a RST by its ports: the probe side's source port and the

@@ -20,6 +20,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/veth"
+	"synprobe/internal/veth/vethtest"
 )
 
 // linkLab is two anonymous namespaces, "probe" and "target", joined by a
@@ -41,16 +43,8 @@ var labPorts = PortRange{Lo: 61000, Hi: 61009}
 // a guard against hanging, not a measurement.
 const linkWatchdog = 30 * time.Second
 
-func skipUnlessRootLink(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces, veth links and packet sockets")
-	}
-}
-
 func newLinkLab(t testing.TB) *linkLab {
 	t.Helper()
-	skipUnlessRootLink(t)
 	lab := &linkLab{
 		probeIf:  "sp-probe",
 		targetIf: "sp-target",
@@ -59,146 +53,15 @@ func newLinkLab(t testing.TB) *linkLab {
 		probe6:   netip.MustParseAddr("fd77::1"),
 		target6:  netip.MustParseAddr("fd77::2"),
 	}
-	var err error
-	if lab.probeNS, err = netns.New(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netns.Close(lab.probeNS) })
-	if lab.targetNS, err = netns.New(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { netns.Close(lab.targetNS) })
-
-	// No duplicate address detection in either namespace: the link-local
-	// addresses must be usable at once, or the first neighbour
-	// solicitation waits for DAD and a kernel SYN for a retransmission.
-	for _, ns := range []int{lab.probeNS, lab.targetNS} {
-		err := netns.Do(ns, func() error {
-			return os.WriteFile("/proc/sys/net/ipv6/conf/default/accept_dad", []byte("0"), 0)
-		})
-		if err != nil {
-			t.Fatalf("disable DAD: %v", err)
-		}
-	}
-	err = netns.Do(lab.probeNS, func() error {
-		h, err := netlink.NewHandle()
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		veth := &netlink.Veth{
-			LinkAttrs:     netlink.LinkAttrs{Name: lab.probeIf},
-			PeerName:      lab.targetIf,
-			PeerNamespace: netlink.NsFd(lab.targetNS),
-		}
-		if err := h.LinkAdd(veth); err != nil {
-			return fmt.Errorf("add veth %s/%s: %w", lab.probeIf, lab.targetIf, err)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// Deleting one end deletes the pair.
-		netns.Do(lab.probeNS, func() error {
-			if l, err := netlink.LinkByName(lab.probeIf); err == nil {
-				return netlink.LinkDel(l)
-			}
-			return nil
-		})
-	})
 	// The probe side's loopback is up, as on a host: OpenPacketLink uses it
 	// to see that the kernel's timestamping is on (awaitTimestamps).
-	err = netns.Do(lab.probeNS, func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return err
-		}
-		return netlink.LinkSetUp(lo)
+	pair := vethtest.New(t, veth.Config{
+		Probe:  veth.End{Name: lab.probeIf, Addrs: []netip.Prefix{netip.PrefixFrom(lab.probe4, 24), netip.PrefixFrom(lab.probe6, 64)}},
+		Target: veth.End{Name: lab.targetIf, Addrs: []netip.Prefix{netip.PrefixFrom(lab.target4, 24), netip.PrefixFrom(lab.target6, 64)}},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lab.probeMAC = lab.setUp(t, lab.probeNS, lab.probeIf, lab.probe4, lab.probe6)
-	lab.targetMAC = lab.setUp(t, lab.targetNS, lab.targetIf, lab.target4, lab.target6)
-	lab.waitOperUp(t, lab.probeNS, lab.probeIf)
-	lab.waitOperUp(t, lab.targetNS, lab.targetIf)
+	lab.probeNS, lab.targetNS = pair.Probe.NS, pair.Target.NS
+	lab.probeMAC, lab.targetMAC = vethMAC(t, pair.Probe), vethMAC(t, pair.Target)
 	return lab
-}
-
-// waitOperUp waits until the kernel has activated an interface and its IPv6
-// addresses. Until the link watch work runs (up to a second after carrier
-// comes on), the device has no qdisc and drops every frame sent on it
-// silently: no error for the sender, and no copy for packet sockets. Until
-// addrconf has run, even a NODAD address is tentative: the target ignores
-// neighbour solicitations for it, and the kernel's SYN waits a second for the
-// next one.
-func (lab *linkLab) waitOperUp(t testing.TB, ns int, name string) {
-	t.Helper()
-	deadline := time.Now().Add(linkWatchdog)
-	for {
-		var state netlink.LinkOperState
-		tentative := 0
-		err := netns.Do(ns, func() error {
-			link, err := netlink.LinkByName(name)
-			if err != nil {
-				return err
-			}
-			state = link.Attrs().OperState
-			addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
-			for _, a := range addrs {
-				if a.Flags&unix.IFA_F_TENTATIVE != 0 {
-					tentative++
-				}
-			}
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if state == netlink.OperUp && tentative == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: operational state %v and %d tentative IPv6 addresses after %v, want up and none", name, state, tentative, linkWatchdog)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
-// setUp addresses and raises an interface and returns its MAC.
-func (lab *linkLab) setUp(t testing.TB, ns int, name string, a4, a6 netip.Addr) MAC {
-	t.Helper()
-	var mac MAC
-	err := netns.Do(ns, func() error {
-		link, err := netlink.LinkByName(name)
-		if err != nil {
-			return err
-		}
-		for _, a := range []struct {
-			addr  netip.Addr
-			bits  int
-			flags int
-		}{{a4, 24, 0}, {a6, 64, unix.IFA_F_NODAD}} {
-			addr := &netlink.Addr{IPNet: &net.IPNet{IP: a.addr.AsSlice(), Mask: net.CIDRMask(a.bits, a.addr.BitLen())}, Flags: a.flags}
-			if err := netlink.AddrAdd(link, addr); err != nil {
-				return fmt.Errorf("add %v to %s: %w", a.addr, name, err)
-			}
-		}
-		if err := netlink.LinkSetUp(link); err != nil {
-			return fmt.Errorf("set %s up: %w", name, err)
-		}
-		var ok bool
-		if mac, ok = MACFrom(link.Attrs().HardwareAddr); !ok {
-			return fmt.Errorf("%s has hardware address %v", name, link.Attrs().HardwareAddr)
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return mac
 }
 
 func (lab *linkLab) addrs(v6 bool) (probe, target netip.Addr) {
@@ -618,8 +481,19 @@ func TestPacketLinkClose(t *testing.T) {
 
 func TestOpenPacketLinkErrors(t *testing.T) {
 	lab := newLinkLab(t)
-	// lo is down in the target namespace (as in any new one) and up in the
-	// probe namespace, where it is an interface that is up but not Ethernet.
+	// lo is up in both namespaces: in the probe namespace it is an
+	// interface that is up but not Ethernet; in the target namespace it is
+	// taken down, for an interface that is down.
+	err := netns.Do(lab.targetNS, func() error {
+		lo, err := netlink.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		return netlink.LinkSetDown(lo)
+	})
+	if err != nil {
+		t.Fatalf("take lo down in the target namespace: %v", err)
+	}
 	good := FlowFilter{Remote: lab.target4, LocalPorts: labPorts}
 	for _, c := range []struct {
 		name string

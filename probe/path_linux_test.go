@@ -5,84 +5,63 @@ import (
 	"errors"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/veth"
+	"synprobe/internal/veth/vethtest"
 )
 
 // pathLab is two fresh network namespaces joined by a veth pair: "local",
-// where paths are resolved, and "peer", whose kernel answers.
+// where paths are resolved, and "peer", whose kernel answers. No link-local
+// address is made automatically: the ends have only these.
 //
 //	local sp0 10.9.0.1/24 10.9.0.3/24 fd00:9::1/64 fe80::1/64
 //	peer  sp1 10.9.0.2/24             fd00:9::2/64 fe80::2/64
 type pathLab struct {
-	local, peer   int // namespace descriptors
-	hl, hp        *netlink.Handle
-	localIndex    int
-	localMAC      MAC
-	peerMAC       MAC
-	localLinkName string
+	local, peer int // namespace descriptors
+	hl          *netlink.Handle
+	localIndex  int
+	localMAC    MAC
+	peerMAC     MAC
 }
 
 func newPathLab(t *testing.T) *pathLab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces and veth links")
-	}
-	lab := &pathLab{localLinkName: "sp0"}
-	lab.local = newNetNS(t)
-	lab.peer = newNetNS(t)
-	lab.hl = netlinkIn(t, lab.local)
-	lab.hp = netlinkIn(t, lab.peer)
-
-	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: "sp0"},
-		PeerName:      "sp1",
-		PeerNamespace: netlink.NsFd(lab.peer),
-	}
-	if err := lab.hl.LinkAdd(veth); err != nil {
-		t.Fatalf("add veth pair: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := lab.hl.LinkDel(veth); err != nil {
-			t.Errorf("delete veth pair: %v", err)
-		}
+	pair := vethtest.New(t, veth.Config{
+		Probe:           veth.End{Name: "sp0", Addrs: prefixes("10.9.0.1/24", "10.9.0.3/24", "fd00:9::1/64", "fe80::1/64")},
+		Target:          veth.End{Name: "sp1", Addrs: prefixes("10.9.0.2/24", "fd00:9::2/64", "fe80::2/64")},
+		NoAutoLinkLocal: true,
 	})
-	lab.localMAC, lab.localIndex = setUpLink(t, lab.hl, "sp0", "10.9.0.1/24", "10.9.0.3/24", "fd00:9::1/64", "fe80::1/64")
-	lab.peerMAC, _ = setUpLink(t, lab.hp, "sp1", "10.9.0.2/24", "fd00:9::2/64", "fe80::2/64")
-	// Both ends are up only now: wait for each to see its carrier.
-	for _, end := range []struct {
-		h    *netlink.Handle
-		name string
-	}{{lab.hl, "sp0"}, {lab.hp, "sp1"}} {
-		l, err := end.h.LinkByName(end.name)
-		if err != nil {
-			t.Fatalf("find %s: %v", end.name, err)
-		}
-		waitIPv6Ready(t, end.h, l)
-	}
+	lab := &pathLab{local: pair.Probe.NS, peer: pair.Target.NS, localIndex: pair.Probe.Index}
+	lab.localMAC = vethMAC(t, pair.Probe)
+	lab.peerMAC = vethMAC(t, pair.Target)
+	lab.hl = netlinkIn(t, lab.local)
 	return lab
 }
 
-func newNetNS(t *testing.T) int {
+// vethMAC is the hardware address of one end of a veth pair.
+func vethMAC(t testing.TB, s veth.Side) MAC {
 	t.Helper()
-	fd, err := netns.New()
-	if err != nil {
-		t.Fatalf("create network namespace: %v", err)
+	mac, ok := MACFrom(s.MAC)
+	if !ok {
+		t.Fatalf("%s has hardware address %v, want 6 bytes", s.Name, s.MAC)
 	}
-	t.Cleanup(func() {
-		if err := netns.Close(fd); err != nil {
-			t.Errorf("close network namespace: %v", err)
-		}
-	})
-	return fd
+	return mac
+}
+
+// prefixes parses addresses with their prefix lengths.
+func prefixes(s ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(s))
+	for i, p := range s {
+		out[i] = netip.MustParsePrefix(p)
+	}
+	return out
 }
 
 func netlinkIn(t *testing.T, ns int) *netlink.Handle {
@@ -97,100 +76,6 @@ func netlinkIn(t *testing.T, ns int) *netlink.Handle {
 	}
 	t.Cleanup(h.Close)
 	return h
-}
-
-// setUpLink brings lo and name up with addrs. IPv6 addresses skip duplicate
-// address detection and no automatic link-local address is made, so that
-// every address is usable at once instead of after a timer.
-func setUpLink(t *testing.T, h *netlink.Handle, name string, addrs ...string) (MAC, int) {
-	t.Helper()
-	lo, err := h.LinkByName("lo")
-	if err != nil {
-		t.Fatalf("find lo: %v", err)
-	}
-	if err := h.LinkSetUp(lo); err != nil {
-		t.Fatalf("set lo up: %v", err)
-	}
-	l, err := h.LinkByName(name)
-	if err != nil {
-		t.Fatalf("find %s: %v", name, err)
-	}
-	if err := h.LinkSetIP6AddrGenMode(l, nl.IN6_ADDR_GEN_MODE_NONE); err != nil {
-		t.Fatalf("disable IPv6 address generation on %s: %v", name, err)
-	}
-	for _, a := range addrs {
-		ipn, err := netlink.ParseIPNet(a)
-		if err != nil {
-			t.Fatalf("parse %s: %v", a, err)
-		}
-		if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipn, Flags: unix.IFA_F_NODAD}); err != nil {
-			t.Fatalf("add %s to %s: %v", a, name, err)
-		}
-	}
-	if err := h.LinkSetUp(l); err != nil {
-		t.Fatalf("set %s up: %v", name, err)
-	}
-	mac, ok := MACFrom(l.Attrs().HardwareAddr)
-	if !ok {
-		t.Fatalf("%s has hardware address %v, want 6 bytes", name, l.Attrs().HardwareAddr)
-	}
-	return mac, l.Attrs().Index
-}
-
-// waitIPv6Ready waits until the kernel has finished bringing up IPv6 on l.
-// That happens asynchronously after the link goes up, even without duplicate
-// address detection: until the link's operational state is up (linkwatch
-// may take a second) IPv6 has no multicast route on it and drops every
-// Neighbor Solicitation, and until the address work has run the addresses
-// are tentative and have no local route.
-func waitIPv6Ready(t *testing.T, h *netlink.Handle, l netlink.Link) {
-	t.Helper()
-	name, index := l.Attrs().Name, l.Attrs().Index
-	ready := func() (bool, error) {
-		cur, err := h.LinkByIndex(index)
-		if err != nil || cur.Attrs().OperState != netlink.OperUp {
-			return false, err
-		}
-		addrs, err := h.AddrList(l, netlink.FAMILY_V6)
-		if err != nil {
-			return false, err
-		}
-		for _, a := range addrs {
-			if a.Flags&unix.IFA_F_TENTATIVE != 0 {
-				return false, nil
-			}
-			rs, err := h.RouteGet(a.IP)
-			if err != nil || len(rs) == 0 || rs[0].Type != unix.RTN_LOCAL {
-				return false, nil
-			}
-		}
-		rs, err := h.RouteListFiltered(netlink.FAMILY_V6,
-			&netlink.Route{Table: unix.RT_TABLE_LOCAL, LinkIndex: index},
-			netlink.RT_FILTER_TABLE|netlink.RT_FILTER_OIF)
-		if err != nil {
-			return false, err
-		}
-		for _, r := range rs {
-			if r.Type == unix.RTN_MULTICAST {
-				return true, nil
-			}
-		}
-		return false, nil
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		ok, err := ready()
-		if err != nil {
-			t.Fatalf("check IPv6 on %s: %v", name, err)
-		}
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("IPv6 on %s still not ready after 10s", name)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func (lab *pathLab) addRoute(t *testing.T, dst, gw string) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/veth/vethtest"
 )
 
 func TestParseLocalPortRange(t *testing.T) {
@@ -74,13 +75,8 @@ func TestParseProcNetTCP(t *testing.T) {
 // lo-hi.
 func newPortNamespace(t *testing.T, lo, hi uint16) int {
 	t.Helper()
-	skipUnlessRoot(t, "network namespaces")
-	ns, err := netns.New()
-	if err != nil {
-		t.Fatalf("create namespace: %v", err)
-	}
-	t.Cleanup(func() { netns.Close(ns) })
-	err = netns.Do(ns, func() error {
+	ns := vethtest.Namespace(t)
+	err := netns.Do(ns, func() error {
 		return os.WriteFile(localPortRangePath, fmt.Appendf(nil, "%d %d", lo, hi), 0)
 	})
 	if err != nil {

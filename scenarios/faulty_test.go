@@ -11,6 +11,7 @@ import (
 
 	"synprobe/conformance/report"
 	"synprobe/internal/lab"
+	"synprobe/internal/labtest"
 	"synprobe/probe"
 )
 
@@ -632,14 +633,12 @@ func runAgainst(sc Scenario, f *fault, stack lab.Stack) (report.Result, error) {
 		return report.Result{}, fmt.Errorf("start lab: %w", err)
 	}
 	defer tg.Close()
-	cfg := probe.DialConfig{NetNS: tg.Probe.NetNS}
 	if tg.Probe.Link != nil {
-		cfg.Link, cfg.Path = tg.Probe.Link, tg.Probe.Path4
 		r.mu.Lock()
 		r.link, _ = tg.Probe.Link.(*probe.MemoryLink)
 		r.mu.Unlock()
 	}
-	p, err := probe.Dial(ctx, tg.Open.Addr(), cfg)
+	p, err := probe.Dial(ctx, tg.Open.Addr(), labtest.DialConfig(tg, tg.Open.Addr(), probe.DialConfig{}))
 	if err != nil {
 		return report.Result{}, fmt.Errorf("dial: %w", err)
 	}

@@ -6,12 +6,12 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"synprobe/conformance/report"
 	"synprobe/internal/lab"
+	"synprobe/internal/labtest"
 	"synprobe/probe"
 )
 
@@ -101,32 +101,17 @@ func TestSelect(t *testing.T) {
 // labRun runs items against a fresh lab and returns the report.
 func labRun(t *testing.T, stack lab.Stack, v6 bool, items []Scenario) *report.Report {
 	t.Helper()
-	if stack == lab.StackLinux {
-		if ok, why := lab.LinuxAvailable(); !ok {
-			t.Skip("linux lab unavailable: " + why)
-		}
-	}
-	ctx := context.Background()
-	tg, err := lab.Start(ctx, stack)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tg := labtest.Start(t, stack, nil)
+	// Closed on return too, not only when the test ends: a test may run
+	// many labs one after another.
 	defer tg.Close()
 	target := tg.Open
-	cfg := probe.DialConfig{NetNS: tg.Probe.NetNS}
-	if tg.Probe.Link != nil {
-		cfg.Link, cfg.Path = tg.Probe.Link, tg.Probe.Path4
-	}
 	if v6 {
 		target = tg.Open6
-		cfg.Path = tg.Probe.Path6
 	}
-	p, err := probe.Dial(ctx, target.Addr(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := labtest.Dial(t, tg, target.Addr(), probe.DialConfig{})
 	defer p.Close()
-	return Run(ctx, p, RunConfig{Target: target, ClosedPort: lab.ClosedPort, Rate: 100}, items)
+	return Run(context.Background(), p, RunConfig{Target: target, ClosedPort: lab.ClosedPort, Rate: 100}, items)
 }
 
 func verdicts(rep *report.Report) map[string]report.Verdict {
@@ -258,25 +243,9 @@ func diffVerdicts(a, b map[string]report.Verdict) string {
 // (gVisor without root) at the default 20 SYNs per second, next to its
 // slowest scenario run alone: the goal is under 1.5x, under 10 s.
 func BenchmarkAudit(b *testing.B) {
-	stack := lab.StackLinux
-	if ok, _ := lab.LinuxAvailable(); !ok {
-		stack = lab.StackGVisor
-	}
 	ctx := context.Background()
-	tg, err := lab.Start(ctx, stack)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tg.Close()
-	cfg := probe.DialConfig{NetNS: tg.Probe.NetNS}
-	if tg.Probe.Link != nil {
-		cfg.Link, cfg.Path = tg.Probe.Link, tg.Probe.Path4
-	}
-	p, err := probe.Dial(ctx, tg.Open.Addr(), cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer p.Close()
+	tg := labtest.Start(b, lab.StackAuto, nil)
+	p := labtest.Dial(b, tg, tg.Open.Addr(), probe.DialConfig{})
 	all, err := Suite()
 	if err != nil {
 		b.Fatal(err)
@@ -290,10 +259,10 @@ func BenchmarkAudit(b *testing.B) {
 	var suite, alone time.Duration
 	var cpu time.Duration
 	for i := 0; i < b.N; i++ {
-		c0 := cpuTime()
+		c0 := labtest.CPUTime()
 		d, rep := run(all)
-		cpu += cpuTime() - c0
-		if rep.Summary[report.Fail]+rep.Summary[report.Error] > 0 && stack == lab.StackLinux {
+		cpu += labtest.CPUTime() - c0
+		if rep.Summary[report.Fail]+rep.Summary[report.Error] > 0 && tg.Stack == lab.StackLinux {
 			b.Fatalf("the Linux lab failed: %s", rep.Summary.Counts())
 		}
 		suite += d
@@ -305,13 +274,4 @@ func BenchmarkAudit(b *testing.B) {
 	b.ReportMetric(float64(suite)/float64(alone), "ratio")
 	b.ReportMetric(float64(len(all)), "scenarios")
 	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s")
-}
-
-// cpuTime is the CPU this process has used, user and system.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"synprobe/internal/kbframes"
+	"synprobe/internal/labtest"
 	"synprobe/probe/pcap"
 )
 
@@ -36,9 +37,9 @@ func TestLabRunFormats(t *testing.T) {
 	dir := t.TempDir()
 	writeScript(t, dir, "ok.pkt", passing)
 	writeScript(t, dir, "bad.pkt", failing)
-	for _, stack := range labStacks(t) {
-		t.Run(stack, func(t *testing.T) {
-			code, out, errOut := synprobe(t, "lab", "--stack", stack, "run", dir, "closed-syn")
+	for _, stack := range labtest.Stacks(t) {
+		t.Run(string(stack), func(t *testing.T) {
+			code, out, errOut := synprobe(t, "lab", "--stack", string(stack), "run", dir, "closed-syn")
 			if code != exitFail {
 				t.Fatalf("exit %d, want %d (one script fails)\n%s%s", code, exitFail, out, errOut)
 			}
@@ -49,7 +50,7 @@ func TestLabRunFormats(t *testing.T) {
 				}
 			}
 
-			code, out, _ = synprobe(t, "lab", "--stack", stack, "run", "--format", "json", dir)
+			code, out, _ = synprobe(t, "lab", "--stack", string(stack), "run", "--format", "json", dir)
 			var rep struct {
 				Command string `json:"command"`
 				Results []struct {
@@ -68,7 +69,7 @@ func TestLabRunFormats(t *testing.T) {
 				t.Errorf("JSON report: exit %d, %+v", code, rep)
 			}
 
-			code, out, _ = synprobe(t, "lab", "--stack", stack, "run", "--format", "junit", dir)
+			code, out, _ = synprobe(t, "lab", "--stack", string(stack), "run", "--format", "junit", dir)
 			var ju struct {
 				Suites []struct {
 					Tests    int `xml:"tests,attr"`

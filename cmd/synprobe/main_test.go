@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"synprobe/internal/lab"
+	"synprobe/internal/labtest"
 	"synprobe/probe"
 	"synprobe/probe/pcap"
 )
@@ -26,21 +26,10 @@ func synprobe(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	return code, out.String(), errb.String()
 }
 
-// labStacks are the stacks CLI runs use: gVisor always, Linux as root.
-func labStacks(t *testing.T) []string {
-	stacks := []string{"gvisor"}
-	if ok, _ := lab.LinuxAvailable(); ok {
-		stacks = append(stacks, "linux")
-	} else {
-		t.Log("linux lab unavailable: testing gvisor only")
-	}
-	return stacks
-}
-
 func TestLabHandshakeJSON(t *testing.T) {
-	for _, stack := range labStacks(t) {
-		t.Run(stack, func(t *testing.T) {
-			code, out, errOut := synprobe(t, "lab", "--stack", stack, "handshake", "--format", "json")
+	for _, stack := range labtest.Stacks(t) {
+		t.Run(string(stack), func(t *testing.T) {
+			code, out, errOut := synprobe(t, "lab", "--stack", string(stack), "handshake", "--format", "json")
 			if code != 0 {
 				t.Fatalf("exit %d, want 0\n%s\n%s", code, out, errOut)
 			}
@@ -64,7 +53,7 @@ func TestLabHandshakeJSON(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Fatalf("not JSON: %v\n%s", err, out)
 			}
-			if rep.Command != "handshake" || rep.Target.Address != "192.0.2.2:80" || rep.Target.Lab != stack {
+			if rep.Command != "handshake" || rep.Target.Address != "192.0.2.2:80" || rep.Target.Lab != string(stack) {
 				t.Errorf("header: got %+v", rep)
 			}
 			if len(rep.Results) != 1 || len(rep.Results[0].Steps) != 7 || rep.Results[0].Verdict != "pass" || rep.Summary["pass"] != 1 {
@@ -83,9 +72,9 @@ func TestLabHandshakeJSON(t *testing.T) {
 }
 
 func TestLabHandshakeClosedPortExitCode(t *testing.T) {
-	for _, stack := range labStacks(t) {
-		t.Run(stack, func(t *testing.T) {
-			code, out, _ := synprobe(t, "lab", "--stack", stack, "handshake", "192.0.2.2:81")
+	for _, stack := range labtest.Stacks(t) {
+		t.Run(string(stack), func(t *testing.T) {
+			code, out, _ := synprobe(t, "lab", "--stack", string(stack), "handshake", "192.0.2.2:81")
 			if code != 1 {
 				t.Fatalf("exit %d, want 1 (a check failed)\n%s", code, out)
 			}
@@ -99,10 +88,10 @@ func TestLabHandshakeClosedPortExitCode(t *testing.T) {
 // TestPcapOpensInTcpdump: --pcap records every frame both ways, in a file
 // tcpdump reads.
 func TestPcapOpensInTcpdump(t *testing.T) {
-	for _, stack := range labStacks(t) {
-		t.Run(stack, func(t *testing.T) {
+	for _, stack := range labtest.Stacks(t) {
+		t.Run(string(stack), func(t *testing.T) {
 			file := filepath.Join(t.TempDir(), "hs.pcap")
-			if code, out, errOut := synprobe(t, "lab", "--stack", stack, "handshake", "--pcap", file); code != 0 {
+			if code, out, errOut := synprobe(t, "lab", "--stack", string(stack), "handshake", "--pcap", file); code != 0 {
 				t.Fatalf("exit %d\n%s%s", code, out, errOut)
 			}
 			f, err := os.Open(file)

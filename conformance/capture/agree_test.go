@@ -11,6 +11,7 @@ import (
 	"synprobe/conformance"
 	"synprobe/conformance/report"
 	"synprobe/internal/lab"
+	"synprobe/internal/labtest"
 	"synprobe/probe"
 	"synprobe/probe/pcap"
 	"synprobe/scenarios"
@@ -20,37 +21,16 @@ import (
 // with every frame recorded, and returns the capture.
 func recorded(t *testing.T, stack lab.Stack, tamper *lab.Tamper, run func(p *probe.Prober, tg *lab.Target)) []byte {
 	t.Helper()
-	if stack == lab.StackLinux {
-		if ok, why := lab.LinuxAvailable(); !ok {
-			t.Skip("linux lab unavailable: " + why)
-		}
-	}
-	ctx := context.Background()
-	var tg *lab.Target
-	var err error
-	if tamper != nil {
-		tg, err = lab.StartFaulty(ctx, *tamper)
-	} else {
-		tg, err = lab.Start(ctx, stack)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tg.Close()
+	tg := labtest.Start(t, stack, tamper)
 	var buf bytes.Buffer
 	w, err := pcap.NewWriter(&buf, pcap.LinkTypeEthernet)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := probe.DialConfig{NetNS: tg.Probe.NetNS, Recorder: w}
-	if tg.Probe.Link != nil {
-		cfg.Link, cfg.Path = tg.Probe.Link, tg.Probe.Path4
-	}
-	p, err := probe.Dial(ctx, tg.Open.Addr(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := labtest.Dial(t, tg, tg.Open.Addr(), probe.DialConfig{Recorder: w})
 	run(p, tg)
+	// Closed now, not when the test ends: then nothing writes to w any
+	// more, and Close reports what failed to be recorded.
 	if err := p.Close(); err != nil {
 		t.Fatal(err)
 	}

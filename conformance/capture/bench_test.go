@@ -9,6 +9,7 @@ import (
 
 	"synprobe/conformance/capture/internal/gen"
 	"synprobe/conformance/report"
+	"synprobe/internal/labtest"
 )
 
 var shortConns struct {
@@ -56,7 +57,7 @@ func BenchmarkAnalyzeShortConnections(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(data)))
-			start, cpu0 := time.Now(), cpuTime()
+			start, cpu0 := time.Now(), labtest.CPUTime()
 			for b.Loop() {
 				rep, err := Analyze(context.Background(), bytes.NewReader(data), "bench.pcap", bc.opt)
 				if err != nil {
@@ -66,7 +67,7 @@ func BenchmarkAnalyzeShortConnections(b *testing.B) {
 					b.Fatalf("summary %s, want %d pass", rep.Summary.Counts(), packets/gen.PacketsPerConnection)
 				}
 			}
-			sec, cpu := time.Since(start).Seconds(), (cpuTime() - cpu0).Seconds()
+			sec, cpu := time.Since(start).Seconds(), (labtest.CPUTime() - cpu0).Seconds()
 			b.ReportMetric(float64(packets)*float64(b.N)/sec, "packets/s")
 			if cpu > 0 {
 				b.ReportMetric(float64(packets)*float64(b.N)/cpu, "packets/cpu-s")

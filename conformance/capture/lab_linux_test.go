@@ -5,7 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -13,11 +13,12 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"synprobe/conformance/report"
 	"synprobe/internal/netns"
+	"synprobe/internal/veth"
+	"synprobe/internal/veth/vethtest"
 	"synprobe/probe"
 	"synprobe/probe/pcap"
 )
@@ -37,22 +38,11 @@ type capLab struct {
 
 func newCapLab(t *testing.T) *capLab {
 	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create network namespaces, veth links and packet sockets")
-	}
-	lab := &capLab{client: labNetNS(t), server: labNetNS(t), done: make(chan struct{})}
-	hc, hs := labNetlink(t, lab.client), labNetlink(t, lab.server)
-	veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "ca0"}, PeerName: "ca1", PeerNamespace: netlink.NsFd(lab.server)}
-	if err := hc.LinkAdd(veth); err != nil {
-		t.Fatalf("add veth pair: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := hc.LinkDel(veth); err != nil {
-			t.Errorf("delete veth pair: %v", err)
-		}
+	pair := vethtest.New(t, veth.Config{
+		Probe:  veth.End{Name: "ca0", Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.1/24")}},
+		Target: veth.End{Name: "ca1", Addrs: []netip.Prefix{netip.MustParsePrefix("10.77.0.2/24")}},
 	})
-	labLinkUp(t, hc, "ca0", "10.77.0.1/24")
-	labLinkUp(t, hs, "ca1", "10.77.0.2/24")
+	lab := &capLab{client: pair.Probe.NS, server: pair.Target.NS, done: make(chan struct{})}
 	err := netns.Do(lab.client, func() error {
 		ifi, err := net.InterfaceByName("ca0")
 		if err != nil {
@@ -70,48 +60,6 @@ func newCapLab(t *testing.T) *capLab {
 		<-lab.done
 	})
 	return lab
-}
-
-func labNetNS(t *testing.T) int {
-	t.Helper()
-	fd, err := netns.New()
-	if err != nil {
-		t.Fatalf("create network namespace: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := netns.Close(fd); err != nil {
-			t.Errorf("close network namespace: %v", err)
-		}
-	})
-	return fd
-}
-
-func labNetlink(t *testing.T, ns int) *netlink.Handle {
-	t.Helper()
-	var h *netlink.Handle
-	if err := netns.Do(ns, func() (err error) { h, err = netlink.NewHandle(unix.NETLINK_ROUTE); return err }); err != nil {
-		t.Fatalf("open netlink in namespace: %v", err)
-	}
-	t.Cleanup(h.Close)
-	return h
-}
-
-func labLinkUp(t *testing.T, h *netlink.Handle, name, addr string) {
-	t.Helper()
-	l, err := h.LinkByName(name)
-	if err != nil {
-		t.Fatalf("find %s: %v", name, err)
-	}
-	ipn, err := netlink.ParseIPNet(addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := h.AddrAdd(l, &netlink.Addr{IPNet: ipn}); err != nil {
-		t.Fatalf("add %s to %s: %v", addr, name, err)
-	}
-	if err := h.LinkSetUp(l); err != nil {
-		t.Fatalf("set %s up: %v", name, err)
-	}
 }
 
 // capture records every frame on ca0, both directions, until the socket

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"synprobe/internal/lab"
+	"synprobe/internal/labtest"
 	"synprobe/internal/netns"
 	"synprobe/probe"
 )
@@ -129,7 +130,7 @@ func requireNoState(t *testing.T, tg *lab.Target) {
 func TestLinux(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ipv6=%v", v6), func(t *testing.T) {
-			tg := startLab(t, lab.StackLinux, nil)
+			tg := labtest.Start(t, lab.StackLinux, nil)
 			c := check{t}
 			c.eq("net.ipv4.tcp_ecn", sysctl(t, tg, "net.ipv4.tcp_ecn", ""), "2")
 			target, closed := tg.Open, tg.Closed
@@ -167,7 +168,7 @@ func TestLinux(t *testing.T) {
 // retransmission, an ISN that repeats on one 4-tuple, and the MSS class
 // in the ISN (1460 is class 3, 536 class 0: the ISN moves by -3).
 func TestLinuxSYNCookies(t *testing.T) {
-	tg := startLab(t, lab.StackLinux, nil)
+	tg := labtest.Start(t, lab.StackLinux, nil)
 	sysctl(t, tg, "net.ipv4.tcp_syncookies", "2")
 	fp := measure(t, tg, tg.Open, Config{ClosedPort: tg.Closed.Port()}, probe.DialConfig{})
 	c := check{t}
@@ -191,7 +192,7 @@ func TestLinuxSYNCookies(t *testing.T) {
 // net.ipv4.tcp_fastopen=3 hands out an 8-byte cookie to a cookie request;
 // with net.ipv4.tcp_ecn=0 the SYN-ACK to an ECN setup SYN has no ECE.
 func TestLinuxFastOpenWithoutECN(t *testing.T) {
-	tg := startLab(t, lab.StackLinux, nil)
+	tg := labtest.Start(t, lab.StackLinux, nil)
 	sysctl(t, tg, "net.ipv4.tcp_ecn", "0")
 	sysctl(t, tg, "net.ipv4.tcp_fastopen", "3")
 	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
@@ -230,7 +231,7 @@ func TestLinuxFastOpenWithoutECN(t *testing.T) {
 // retransmitting and the challenge connection dies. The fingerprint blames
 // the local host and infers nothing (in particular, no SYN cookies).
 func TestLinuxWithoutGuard(t *testing.T) {
-	tg := startLab(t, lab.StackLinux, nil)
+	tg := labtest.Start(t, lab.StackLinux, nil)
 	fp := measure(t, tg, tg.Open, Config{ClosedPort: tg.Closed.Port()}, probe.DialConfig{NoGuard: true})
 	c := check{t}
 	c.contains("retransmission why", fp.Retransmission.Why, "disturbed by the local host")

@@ -13,13 +13,14 @@ import (
 	"time"
 
 	"synprobe/internal/lab"
+	"synprobe/internal/labtest"
 	"synprobe/probe"
 )
 
 // measure runs Measure against target in tg and logs the text section.
 func measure(t *testing.T, tg *lab.Target, target netip.AddrPort, cfg Config, dial probe.DialConfig) *Fingerprint {
 	t.Helper()
-	p := dialLab(t, tg, target.Addr(), dial)
+	p := labtest.Dial(t, tg, target.Addr(), dial)
 	cfg.Target = target
 	fp := Measure(context.Background(), p, cfg)
 	var b strings.Builder
@@ -183,7 +184,7 @@ func (r *recorder) WritePacket(_ time.Time, data []byte) error {
 func TestGVisor(t *testing.T) {
 	for _, v6 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("ipv6=%v", v6), func(t *testing.T) {
-			tg := startLab(t, lab.StackGVisor, nil)
+			tg := labtest.Start(t, lab.StackGVisor, nil)
 			target := tg.Open
 			if v6 {
 				target = tg.Open6
@@ -220,7 +221,7 @@ func TestGVisor(t *testing.T) {
 // equal the pacer's calls), the whole works under the audit's default rate
 // of 20 SYNs per second, and the JSON and text have the documented shape.
 func TestPaceAndShape(t *testing.T) {
-	tg := startLab(t, lab.StackGVisor, nil)
+	tg := labtest.Start(t, lab.StackGVisor, nil)
 	var rec recorder
 	var calls atomic.Int32
 	var mu sync.Mutex
@@ -292,7 +293,7 @@ func TestUnanswered(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg := startLab(t, lab.StackGVisor, tt.tamper)
+			tg := labtest.Start(t, lab.StackGVisor, tt.tamper)
 			target := tg.Open
 			if tt.closed {
 				target = tg.Closed
@@ -324,7 +325,7 @@ func TestUnanswered(t *testing.T) {
 
 // synACKs applies fn to the SYN-ACKs the stack sends.
 func synACKs(fn func(f *probe.Frame) bool) *lab.Tamper {
-	return &lab.Tamper{ToProbe: tamperTCP(func(f *probe.Frame) bool {
+	return &lab.Tamper{ToProbe: labtest.TamperTCP(func(f *probe.Frame) bool {
 		if f.TCP.Flags.Has(probe.SYN | probe.ACK) {
 			return fn(f)
 		}
@@ -358,7 +359,7 @@ func counterISN() *lab.Tamper {
 	fake := map[string]uint32{}      // port and real ISN -> fake ISN
 	offset := map[uint16]probe.Seq{} // port -> fake - real
 	return &lab.Tamper{
-		ToProbe: tamperTCP(func(f *probe.Frame) bool {
+		ToProbe: labtest.TamperTCP(func(f *probe.Frame) bool {
 			mu.Lock()
 			defer mu.Unlock()
 			port := f.TCP.DstPort
@@ -373,7 +374,7 @@ func counterISN() *lab.Tamper {
 			f.TCP.Seq += offset[port]
 			return true
 		}),
-		ToTarget: tamperTCP(func(f *probe.Frame) bool {
+		ToTarget: labtest.TamperTCP(func(f *probe.Frame) bool {
 			mu.Lock()
 			defer mu.Unlock()
 			if f.TCP.Flags&probe.ACK != 0 {
@@ -391,7 +392,7 @@ func exactRST() *lab.Tamper {
 	var mu sync.Mutex
 	exact := map[uint16]probe.Seq{} // port -> the seq a RST must carry
 	return &lab.Tamper{
-		ToProbe: tamperTCP(func(f *probe.Frame) bool {
+		ToProbe: labtest.TamperTCP(func(f *probe.Frame) bool {
 			if f.TCP.Flags.Has(probe.SYN | probe.ACK) {
 				mu.Lock()
 				exact[f.TCP.DstPort] = f.TCP.Ack
@@ -399,7 +400,7 @@ func exactRST() *lab.Tamper {
 			}
 			return true
 		}),
-		ToTarget: tamperTCP(func(f *probe.Frame) bool {
+		ToTarget: labtest.TamperTCP(func(f *probe.Frame) bool {
 			mu.Lock()
 			defer mu.Unlock()
 			if want, ok := exact[f.TCP.SrcPort]; ok && f.TCP.Flags == probe.RST && f.TCP.Seq == want+1 {
@@ -438,7 +439,7 @@ func TestFaultyResponders(t *testing.T) {
 			c.eq("tsecr wrong", fp.Timestamps.TSecrWrong, fp.Timestamps.TSecrChecked)
 			c.contains("tsecr example", fp.Timestamps.TSecrExample, "got TSecr")
 		}},
-		{"fixed IP ID", &lab.Tamper{ToProbe: tamperTCP(func(f *probe.Frame) bool {
+		{"fixed IP ID", &lab.Tamper{ToProbe: labtest.TamperTCP(func(f *probe.Frame) bool {
 			f.IP.ID = 0x1234
 			return true
 		})}, func(t *testing.T, fp *Fingerprint) {
@@ -494,7 +495,7 @@ func TestFaultyResponders(t *testing.T) {
 			c.boolp("fast open", fp.FastOpen.Supported, true)
 			c.contains("fast open detail", fp.FastOpen.Detail, "a cookie of 8 bytes")
 		}},
-		{"TTL 61 without DF", &lab.Tamper{ToProbe: tamperTCP(func(f *probe.Frame) bool {
+		{"TTL 61 without DF", &lab.Tamper{ToProbe: labtest.TamperTCP(func(f *probe.Frame) bool {
 			f.IP.TTL, f.IP.Flags = 61, 0
 			return true
 		})}, func(t *testing.T, fp *Fingerprint) {
@@ -508,7 +509,7 @@ func TestFaultyResponders(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			tg := startLab(t, lab.StackGVisor, tt.tamper)
+			tg := labtest.Start(t, lab.StackGVisor, tt.tamper)
 			fp := measure(t, tg, tg.Open, Config{ClosedPort: tg.Closed.Port()}, probe.DialConfig{})
 			tt.check(t, fp)
 		})

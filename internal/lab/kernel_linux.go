@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -14,6 +13,7 @@ import (
 	"unsafe"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/veth"
 )
 
 // The veth pair's names. Each lives in its own namespace, so the names
@@ -60,8 +60,8 @@ const TargetInterface = targetIfName
 // kernelLab is the Linux kernel in a target namespace, reached from a probe
 // namespace over a veth pair.
 type kernelLab struct {
-	probeNS, targetNS int
-	server            *server
+	pair   *veth.Pair
+	server *server
 }
 
 func startLinux(ctx context.Context) (*Target, error) {
@@ -70,20 +70,10 @@ func startLinux(ctx context.Context) (*Target, error) {
 		k.teardown()
 		return nil, fmt.Errorf("start linux lab: %w", err)
 	}
-	probeSide := ProbeSide{NetNS: k.probeNS, Interface: probeIfName}
+	probeSide := ProbeSide{NetNS: k.pair.Probe.NS, Interface: probeIfName}
 	t := newTarget(StackLinux, probeSide, k, k.teardown)
-	t.targetNS = k.targetNS
+	t.targetNS = k.pair.Target.NS
 	return t, nil
-}
-
-// labSide is one end of the veth pair.
-type labSide struct {
-	name   string
-	ns     int
-	h      *netlink.Handle
-	ifName string
-	addr4  netip.Addr
-	addr6  netip.Addr
 }
 
 func (k *kernelLab) setup(ctx context.Context) error {
@@ -93,65 +83,37 @@ func (k *kernelLab) setup(ctx context.Context) error {
 		defer cancel()
 	}
 	var err error
-	// Anonymous namespaces: they die with their last descriptor or socket,
-	// so nothing outlives this process.
-	if k.probeNS, err = netns.New(); err != nil {
+	k.pair, err = veth.New(ctx, veth.Config{
+		Probe: veth.End{
+			Name:  probeIfName,
+			MAC:   ProbeMAC.HardwareAddr(),
+			Addrs: []netip.Prefix{netip.PrefixFrom(ProbeAddr4, Prefix4.Bits()), netip.PrefixFrom(ProbeAddr6, Prefix6.Bits())},
+		},
+		Target: veth.End{
+			Name:  targetIfName,
+			MAC:   TargetMAC.HardwareAddr(),
+			Addrs: []netip.Prefix{netip.PrefixFrom(TargetAddr4, Prefix4.Bits()), netip.PrefixFrom(TargetAddr6, Prefix6.Bits())},
+		},
+		MTU: MTU,
+	})
+	if err != nil {
 		return err
 	}
-	if k.targetNS, err = netns.New(); err != nil {
-		return err
-	}
-	sides := []*labSide{
-		{name: "probe", ns: k.probeNS, ifName: probeIfName, addr4: ProbeAddr4, addr6: ProbeAddr6},
-		{name: "target", ns: k.targetNS, ifName: targetIfName, addr4: TargetAddr4, addr6: TargetAddr6},
-	}
-	for _, s := range sides {
-		if err := netns.Do(s.ns, quietIPv6); err != nil {
-			return fmt.Errorf("configure %s namespace: %w", s.name, err)
-		}
-		if err := netns.Do(s.ns, packetdrillBuffers); err != nil {
-			return fmt.Errorf("configure %s namespace: %w", s.name, err)
-		}
-		err := netns.Do(s.ns, func() (err error) {
-			s.h, err = netlink.NewHandle(unix.NETLINK_ROUTE)
-			return err
+	for _, s := range []struct {
+		name string
+		side veth.Side
+	}{{"probe", k.pair.Probe}, {"target", k.pair.Target}} {
+		err := netns.Do(s.side.NS, func() error {
+			if err := packetdrillBuffers(); err != nil {
+				return err
+			}
+			return segmentOnTheWire(s.side.Name)
 		})
 		if err != nil {
-			return fmt.Errorf("open netlink in %s namespace: %w", s.name, err)
-		}
-		defer s.h.Close()
-	}
-	probeSide, targetSide := sides[0], sides[1]
-
-	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: probeIfName, MTU: MTU, HardwareAddr: ProbeMAC.HardwareAddr()},
-		PeerName:         targetIfName,
-		PeerHardwareAddr: TargetMAC.HardwareAddr(),
-		PeerMTU:          MTU,
-		PeerNamespace:    netlink.NsFd(k.targetNS),
-	}
-	if err := probeSide.h.LinkAdd(veth); err != nil {
-		return fmt.Errorf("create veth pair %s/%s: %w", probeIfName, targetIfName, err)
-	}
-	for _, s := range sides {
-		if err := netns.Do(s.ns, func() error { return segmentOnTheWire(s.ifName) }); err != nil {
-			return fmt.Errorf("%s namespace: %w", s.name, err)
-		}
-		if err := s.up(); err != nil {
-			return err
+			return fmt.Errorf("configure %s namespace: %w", s.name, err)
 		}
 	}
-	for _, s := range sides {
-		if err := s.waitReady(ctx); err != nil {
-			return err
-		}
-	}
-	for _, s := range sides {
-		if err := s.addAddrs(); err != nil {
-			return err
-		}
-	}
-	return netns.Do(targetSide.ns, func() error {
+	return netns.Do(k.pair.Target.NS, func() error {
 		var lc net.ListenConfig
 		for _, a := range []struct {
 			network string
@@ -168,22 +130,6 @@ func (k *kernelLab) setup(ctx context.Context) error {
 		}
 		return nil
 	})
-}
-
-// quietIPv6 switches off what would put frames on the lab link that nobody
-// asked for: router solicitations and duplicate address detection (which
-// would also hold new addresses back for a second). It must run before the
-// veth exists, so that the veth inherits the defaults.
-func quietIPv6() error {
-	for _, conf := range []string{"all", "default"} {
-		for _, knob := range []string{"accept_dad", "router_solicitations"} {
-			path := "/proc/sys/net/ipv6/conf/" + conf + "/" + knob
-			if err := os.WriteFile(path, []byte("0\n"), 0); err != nil {
-				return fmt.Errorf("set sysctl: %w", err)
-			}
-		}
-	}
-	return nil
 }
 
 // Legacy ethtool commands (linux/ethtool.h) that switch segmentation
@@ -237,102 +183,13 @@ func packetdrillBuffers() error {
 	return nil
 }
 
-func (s *labSide) up() error {
-	for _, name := range []string{"lo", s.ifName} {
-		link, err := s.h.LinkByName(name)
-		if err != nil {
-			return fmt.Errorf("find %s in %s namespace: %w", name, s.name, err)
-		}
-		if err := s.h.LinkSetUp(link); err != nil {
-			return fmt.Errorf("bring %s up in %s namespace: %w", name, s.name, err)
-		}
-	}
-	return nil
-}
-
-// waitReady waits until the kernel has finished bringing the veth up: its
-// carrier is seen, its queueing discipline is no longer the one that drops
-// everything, and IPv6 is configured on it. IPv6 gives the surest sign:
-// the kernel adds the link-local address only once the link is ready for
-// traffic (addrconf_link_ready), and with DAD off it is final at once.
-func (s *labSide) waitReady(ctx context.Context) error {
-	for {
-		state, err := s.linkState()
-		if err != nil {
-			return err
-		}
-		if state == "" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s in %s namespace to come up: %s: %w", s.ifName, s.name, state, ctx.Err())
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-// linkState says what the veth still lacks; "" when it is ready.
-func (s *labSide) linkState() (string, error) {
-	link, err := s.h.LinkByName(s.ifName)
-	if err != nil {
-		return "", fmt.Errorf("find %s in %s namespace: %w", s.ifName, s.name, err)
-	}
-	if op := link.Attrs().OperState; op != netlink.OperUp {
-		return "operstate " + op.String(), nil
-	}
-	addrs, err := s.h.AddrList(link, netlink.FAMILY_V6)
-	if err != nil {
-		return "", fmt.Errorf("list addresses of %s in %s namespace: %w", s.ifName, s.name, err)
-	}
-	for _, a := range addrs {
-		if a.IP.IsLinkLocalUnicast() && a.Flags&unix.IFA_F_TENTATIVE == 0 {
-			return "", nil
-		}
-	}
-	return "no usable IPv6 link-local address yet", nil
-}
-
-func (s *labSide) addAddrs() error {
-	link, err := s.h.LinkByName(s.ifName)
-	if err != nil {
-		return fmt.Errorf("find %s in %s namespace: %w", s.ifName, s.name, err)
-	}
-	for _, a := range []struct {
-		addr   netip.Addr
-		prefix netip.Prefix
-	}{
-		{s.addr4, Prefix4},
-		{s.addr6, Prefix6},
-	} {
-		addr := &netlink.Addr{IPNet: &net.IPNet{
-			IP:   a.addr.AsSlice(),
-			Mask: net.CIDRMask(a.prefix.Bits(), a.addr.BitLen()),
-		}}
-		if a.addr.Is6() {
-			addr.Flags = unix.IFA_F_NODAD // usable at once
-		}
-		if err := s.h.AddrAdd(link, addr); err != nil {
-			return fmt.Errorf("add %s to %s in %s namespace: %w", a.addr, s.ifName, s.name, err)
-		}
-	}
-	return nil
-}
-
 // teardown stops the application and lets both namespaces go: once their
 // descriptors and sockets are closed the kernel destroys them, and with
 // them the veth pair.
 func (k *kernelLab) teardown() error {
 	k.server.close()
-	var errs []error
-	for _, ns := range []*int{&k.targetNS, &k.probeNS} {
-		if *ns == 0 {
-			continue
-		}
-		if err := netns.Close(*ns); err != nil {
-			errs = append(errs, fmt.Errorf("close namespace: %w", err))
-		}
-		*ns = 0
+	if k.pair == nil {
+		return nil
 	}
-	return errors.Join(errs...)
+	return k.pair.Close()
 }

@@ -51,9 +51,9 @@ func TestLinuxLab(t *testing.T) {
 		t.Fatalf("ProbeSide: got %+v, want NetNS and Interface %q only", ps, probeIfName)
 	}
 	k := target.impl.(*kernelLab)
-	namespaces := []*watchedNS{watchNS(t, "probe", k.probeNS), watchNS(t, "target", k.targetNS)}
+	namespaces := []*watchedNS{watchNS(t, "probe", k.pair.Probe.NS), watchNS(t, "target", k.pair.Target.NS)}
 	checkVeth(t, ps.NetNS, ps.Interface, ProbeMAC)
-	checkVeth(t, k.targetNS, targetIfName, TargetMAC)
+	checkVeth(t, k.pair.Target.NS, targetIfName, TargetMAC)
 
 	tests := []struct {
 		name         string
@@ -122,7 +122,7 @@ func TestLinuxLabAbortsOpenConnections(t *testing.T) {
 		t.Errorf("auto stack as root: got %q, want %q", target.Stack, StackLinux)
 	}
 	k := target.impl.(*kernelLab)
-	namespaces := []*watchedNS{watchNS(t, "probe", k.probeNS), watchNS(t, "target", k.targetNS)}
+	namespaces := []*watchedNS{watchNS(t, "probe", k.pair.Probe.NS), watchNS(t, "target", k.pair.Target.NS)}
 	c, err := dialFrom(target.Probe.NetNS, target.Open6)
 	if err != nil {
 		t.Fatalf("dial %s: %v", target.Open6, err)
