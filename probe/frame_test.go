@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net/netip"
-	"os"
 	"testing"
 
 	"synprobe/internal/kbframes"
@@ -12,17 +11,9 @@ import (
 
 func loadKB(t testing.TB) []kbframes.Frame {
 	t.Helper()
-	f, err := os.Open("../testdata/kb172983-frames.txt")
+	frames, err := kbframes.ReadFile("../testdata/kb172983-frames.txt")
 	if err != nil {
 		t.Fatal(err)
-	}
-	defer f.Close()
-	frames, err := kbframes.Parse(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(frames) != 7 {
-		t.Fatalf("got %d frames, want 7", len(frames))
 	}
 	return frames
 }

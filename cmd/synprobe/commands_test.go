@@ -7,11 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"synprobe/internal/kbframes"
 	"synprobe/internal/labtest"
-	"synprobe/probe/pcap"
 )
 
 func writeScript(t *testing.T, dir, name, src string) string {
@@ -162,33 +160,18 @@ func TestScenariosList(t *testing.T) {
 
 func kbCapture(t *testing.T) string {
 	t.Helper()
-	f, err := os.Open("../../testdata/kb172983-frames.txt")
+	frames, err := kbframes.ReadFile("../../testdata/kb172983-frames.txt")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	frames, err := kbframes.Parse(f)
+	data, err := kbframes.Pcap(frames)
 	if err != nil {
 		t.Fatal(err)
 	}
 	name := filepath.Join(t.TempDir(), "kb.pcap")
-	out, err := os.Create(name)
-	if err != nil {
+	if err := os.WriteFile(name, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	w, err := pcap.NewWriter(out, pcap.LinkTypeEthernet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, fr := range frames {
-		if err := w.WritePacket(timeAt(fr.Number), fr.Data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	out.Close()
 	return name
 }
 
@@ -254,5 +237,3 @@ func TestAnalyzeDamaged(t *testing.T) {
 		t.Errorf("not a capture: exit %d, stderr %q", code, errOut)
 	}
 }
-
-func timeAt(n int) time.Time { return time.Unix(1000000000, int64(n)*int64(time.Millisecond)).UTC() }

@@ -1,36 +1,26 @@
 package capture
 
 import (
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 
 	"synprobe/conformance/report"
 	"synprobe/internal/kbframes"
-	"synprobe/probe/pcap"
 )
 
 // kbCapture is the seven frames of KB 172983 as a pcap.
 func kbCapture(tb testing.TB) []byte {
 	tb.Helper()
-	f, err := os.Open(filepath.Join("..", "..", "testdata", "kb172983-frames.txt"))
+	frames, err := kbframes.ReadFile(filepath.Join("..", "..", "testdata", "kb172983-frames.txt"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer f.Close()
-	frames, err := kbframes.Parse(f)
+	data, err := kbframes.Pcap(frames)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if len(frames) != 7 {
-		tb.Fatalf("%d KB frames, want 7", len(frames))
-	}
-	var data [][]byte
-	for _, fr := range frames {
-		data = append(data, fr.Data)
-	}
-	return pcapOf(tb, pcap.LinkTypeEthernet, data...)
+	return data
 }
 
 // TestKB172983 is the reference exchange: the seven frames hold two

@@ -4,10 +4,15 @@ package kbframes
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"io"
+	"os"
 	"strings"
+	"time"
+
+	"synprobe/probe/pcap"
 )
 
 // Frame is one frame of the file.
@@ -49,4 +54,41 @@ func Parse(r io.Reader) ([]Frame, error) {
 		f.Data = append(f.Data, b...)
 	}
 	return frames, sc.Err()
+}
+
+// ReadFile parses the frames file at path and checks that it holds the
+// seven frames of the article.
+func ReadFile(path string) ([]Frame, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	frames, err := Parse(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(frames) != 7 {
+		return nil, fmt.Errorf("%s: %d frames, want the 7 of KB 172983", path, len(frames))
+	}
+	return frames, nil
+}
+
+// Pcap returns frames as a pcap capture, one millisecond apart.
+func Pcap(frames []Frame) ([]byte, error) {
+	var buf bytes.Buffer
+	w, err := pcap.NewWriter(&buf, pcap.LinkTypeEthernet)
+	if err != nil {
+		return nil, err
+	}
+	base := time.Date(2001, 9, 9, 1, 46, 40, 0, time.UTC)
+	for _, fr := range frames {
+		if err := w.WritePacket(base.Add(time.Duration(fr.Number)*time.Millisecond), fr.Data); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }
