@@ -136,6 +136,24 @@ func (c *Conn) Receive(t *probe.TCP) Problems {
 	return TSEcho(before, t)
 }
 
+// Judge takes in a reply from the target (see Receive) and applies the
+// rules every reply must meet: timestamps as negotiated, well formed, and,
+// for a SYN-ACK to synprobe's SYN, only options that were offered. With
+// synack (the reply is the one that must answer synprobe's SYN), the
+// SYN-ACK's own rules too: flags, ack = ISN+1, ECN.
+func (c *Conn) Judge(r *probe.Reply, synack bool) Problems {
+	t := &r.Frame.TCP
+	ps := c.Receive(t)
+	ps = append(ps, WellFormed(&r.Frame, r.DecodeErr)...)
+	if c.SYN != nil && (synack || t.Flags.Has(probe.SYN|probe.ACK)) {
+		if synack {
+			ps = append(ps, SYNACK(c.SYN, t)...)
+		}
+		ps = append(ps, OptionsOffered(c.SYN, t)...)
+	}
+	return ps
+}
+
 // IPv4 returns the IP header fields synprobe sends with by default: DF
 // set and a per-connection incrementing ID (IPv4), like current stacks.
 func (c *Conn) IPv4() probe.IP {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -728,28 +729,8 @@ func (e *execution) matchIP(p *script.Packet, f *probe.Frame) Problems {
 	var ps Problems
 	lvl := e.level()
 	ip := p.IP
-	ecn := f.IP.ECN()
-	switch ip.ECN {
-	case script.ECNNotECT:
-		if ecn != probe.ECNNotECT {
-			ps.add("ecn", lvl, "ecn: expected not-ECT got %s", ecnName(ecn))
-		}
-	case script.ECNECT0:
-		if ecn != probe.ECNECT0 {
-			ps.add("ecn", lvl, "ecn: expected ECT(0) got %s", ecnName(ecn))
-		}
-	case script.ECNECT1:
-		if ecn != probe.ECNECT1 {
-			ps.add("ecn", lvl, "ecn: expected ECT(1) got %s", ecnName(ecn))
-		}
-	case script.ECNCE:
-		if ecn != probe.ECNCE {
-			ps.add("ecn", lvl, "ecn: expected CE got %s", ecnName(ecn))
-		}
-	case script.ECNECT01:
-		if ecn != probe.ECNECT0 && ecn != probe.ECNECT1 {
-			ps.add("ecn", lvl, "ecn: expected ECT(0) or ECT(1) got %s", ecnName(ecn))
-		}
+	if want, ok := ecnWant[ip.ECN]; ok && !want.allows(f.IP.ECN()) {
+		ps.add("ecn", lvl, "ecn: expected %s got %s", want.name, ecnName(f.IP.ECN()))
 	}
 	check := func(name string, n script.Num, got uint32) {
 		if n.Set && !n.Any && n.Value != got {
@@ -772,6 +753,22 @@ func (e *execution) matchIP(p *script.Packet, f *probe.Frame) Problems {
 	}
 	return ps
 }
+
+// ecnWant is what each ECN expectation of a script line accepts.
+var ecnWant = map[script.ECN]ecnSet{
+	script.ECNNotECT: {"not-ECT", []uint8{probe.ECNNotECT}},
+	script.ECNECT0:   {"ECT(0)", []uint8{probe.ECNECT0}},
+	script.ECNECT1:   {"ECT(1)", []uint8{probe.ECNECT1}},
+	script.ECNCE:     {"CE", []uint8{probe.ECNCE}},
+	script.ECNECT01:  {"ECT(0) or ECT(1)", []uint8{probe.ECNECT0, probe.ECNECT1}},
+}
+
+type ecnSet struct {
+	name string
+	set  []uint8
+}
+
+func (e ecnSet) allows(c uint8) bool { return slices.Contains(e.set, c) }
 
 func dfName(v uint32) string {
 	if v != 0 {
@@ -908,18 +905,13 @@ func (e *execution) relSACK(o probe.Option) string {
 // offered in a SYN-ACK, timestamps echoed and monotonic.
 func (e *execution) receive(r *probe.Reply) Problems {
 	t := &r.Frame.TCP
-	ps := e.conn.Receive(t)
 	if t.Flags&probe.RST != 0 {
 		e.closed = true
 	}
 	if t.Flags&probe.FIN != 0 {
 		e.finRcvd = true
 	}
-	ps = append(ps, WellFormed(&r.Frame, r.DecodeErr)...)
-	if t.Flags.Has(probe.SYN|probe.ACK) && e.conn.SYN != nil {
-		ps = append(ps, OptionsOffered(e.conn.SYN, t)...)
-	}
-	return ps
+	return e.conn.Judge(r, false)
 }
 
 // cleanup resets the target's side of a connection the script left open,

@@ -212,10 +212,7 @@ func (h *handshake) expectSYNACK() bool {
 		h.skipRest(3, "not run: the port is closed")
 		return false
 	}
-	ps := c.Receive(t)
-	ps = append(ps, WellFormed(&r.Frame, r.DecodeErr)...)
-	ps = append(ps, SYNACK(c.SYN, t)...)
-	ps = append(ps, OptionsOffered(c.SYN, t)...)
+	ps := c.Judge(r, true)
 	st.Verdict, st.Problems = ps.Verdict(), ps.Texts()
 	st.Actual, st.ActualAbs = c.Format(t, true), FormatAbs(t)
 	c.AddStep(st, r.Time)

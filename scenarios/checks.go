@@ -56,9 +56,7 @@ func closeSequence(ctx context.Context, env *Env) report.Result {
 		return errResult(err)
 	}
 	defer s.Close()
-	res := conformance.Handshake(ctx, s, conformance.HandshakeOptions{Timeout: env.Timeout})
-	res.Name = ""
-	return res
+	return conformance.Handshake(ctx, s, conformance.HandshakeOptions{Timeout: env.Timeout})
 }
 
 var linuxSYN = []probe.Option{probe.MSSOption(1460)}
@@ -459,19 +457,19 @@ func fastOpenCookie(ctx context.Context, env *Env) report.Result {
 		cl.finish(false)
 		return errResult(err)
 	}
-	res := report.Result{}
+	var observed string
 	if cl.expectSYNACK(r) {
-		res.Reason = "no Fast Open cookie in the SYN-ACK (Fast Open server off)"
+		observed = "no Fast Open cookie in the SYN-ACK (Fast Open server off)"
 		for _, o := range r.Frame.TCP.Options {
 			if c, ok := o.FastOpenCookie(); ok {
-				res.Reason = fmt.Sprintf("a Fast Open cookie of %d bytes in the SYN-ACK", len(c))
+				observed = fmt.Sprintf("a Fast Open cookie of %d bytes in the SYN-ACK", len(c))
 			}
 		}
 	}
 	cl.finish(r != nil)
-	out := cl.result()
-	out.Reason = res.Reason
-	return out
+	res := cl.result()
+	res.Reason = observed
+	return res
 }
 
 func zeroWindow(ctx context.Context, env *Env) report.Result {

@@ -44,11 +44,7 @@ func (cl *client) open(syn probe.TCP) (*probe.Reply, error) {
 	if _, err := cl.send(syn); err != nil {
 		return nil, err
 	}
-	r, err := cl.recv(cl.env.Timeout)
-	if err != nil || r == nil {
-		return r, err
-	}
-	return r, nil
+	return cl.recv(cl.env.Timeout)
 }
 
 // send sends t as is (sequence numbers absolute) and records the step.
@@ -87,16 +83,10 @@ func (cl *client) recv(d time.Duration) (*probe.Reply, error) {
 	return r, err
 }
 
-// judge checks a TCP reply with the universal rules.
+// judge takes in a TCP reply and checks it with the rules every reply
+// meets, a SYN-ACK with its own too.
 func (cl *client) judge(r *probe.Reply) conformance.Problems {
-	t := &r.Frame.TCP
-	ps := cl.c.Receive(t)
-	ps = append(ps, conformance.WellFormed(&r.Frame, r.DecodeErr)...)
-	if t.Flags.Has(probe.SYN|probe.ACK) && cl.c.SYN != nil {
-		ps = append(ps, conformance.SYNACK(cl.c.SYN, t)...)
-		ps = append(ps, conformance.OptionsOffered(cl.c.SYN, t)...)
-	}
-	return ps
+	return cl.c.Judge(r, r.Frame.TCP.Flags.Has(probe.SYN|probe.ACK))
 }
 
 // expectStep records an expectation and what came.

@@ -7,9 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
+	"synprobe/internal/fuzzseed"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -84,24 +84,11 @@ var updateSeeds = flag.Bool("update-seeds", false, "rewrite testdata/fuzz/FuzzRe
 // so that a plain `go test -fuzz` starts from valid captures of every kind.
 // Run with -update-seeds to rewrite it.
 func TestFuzzSeedCorpus(t *testing.T) {
-	dir := filepath.Join("testdata", "fuzz", "FuzzReader")
+	seeds := map[string][]byte{}
 	for name, data := range fuzzSeeds() {
-		path := filepath.Join(dir, seedFileName(name))
-		content := fmt.Appendf(nil, "go test fuzz v1\n[]byte(%q)\n", data)
-		if *updateSeeds {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(path, content, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		got, err := os.ReadFile(path)
-		if err != nil || !bytes.Equal(got, content) {
-			t.Errorf("seed %q is missing or stale in %s (run go test -run TestFuzzSeedCorpus -update-seeds)", name, path)
-		}
+		seeds[seedFileName(name)] = data
 	}
+	fuzzseed.Sync(t, filepath.Join("testdata", "fuzz", "FuzzReader"), seeds, *updateSeeds)
 }
 
 // seedFileName turns a seed's name into a file name: lower case, words
