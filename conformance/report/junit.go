@@ -68,11 +68,11 @@ func WriteJUnit(w io.Writer, rep *Report) error {
 		detail := stepsText(r)
 		switch r.Verdict {
 		case Fail:
-			c.Failure = &junitProblem{Message: r.Reason, Type: "fail", Text: detail}
+			c.Failure = &junitProblem{Message: r.Reason, Type: string(r.Cause), Text: detail}
 		case Error:
-			c.Error = &junitProblem{Message: r.Reason, Type: "error", Text: detail}
+			c.Error = &junitProblem{Message: r.Reason, Type: string(r.Cause), Text: detail}
 		case Skip:
-			c.Skipped = &junitProblem{Message: r.Reason}
+			c.Skipped = &junitProblem{Message: r.Reason, Type: string(r.Cause)}
 		case Warn, Info:
 			c.SystemOut = strings.ToUpper(string(r.Verdict)) + ": " + r.Reason + "\n" + detail
 		}

@@ -85,7 +85,10 @@ type Report struct {
 	DurationMS  float64  `json:"duration_ms"`
 	Results     []Result `json:"results"`
 	Fingerprint any      `json:"fingerprint,omitempty"`
-	Summary     Summary  `json:"summary"`
+	// Application is what the target's application does, learned before
+	// the suite (conformance.Application).
+	Application any     `json:"application,omitempty"`
+	Summary     Summary `json:"summary"`
 	// Notes are facts about the run that are not verdicts: the RST guard
 	// used, frames dropped locally, lines of a script that were ignored.
 	Notes []string `json:"notes,omitempty"`
@@ -113,7 +116,10 @@ type Result struct {
 	Verdict     Verdict `json:"verdict"`
 	// Reason says why, in one line: the first problem of the step that
 	// decided the verdict.
-	Reason     string   `json:"reason,omitempty"`
+	Reason string `json:"reason,omitempty"`
+	// Cause says what decided a verdict other than pass: the stack, the
+	// application, a premise, the path or the local host (see Cause).
+	Cause      Cause    `json:"cause,omitempty"`
 	DurationMS float64  `json:"duration_ms"`
 	Steps      []Step   `json:"steps"`
 	Notes      []string `json:"notes,omitempty"`
@@ -134,6 +140,9 @@ type Step struct {
 	Actual    string   `json:"actual"`
 	ActualAbs string   `json:"actual_abs,omitempty"`
 	Problems  []string `json:"problems,omitempty"`
+	// Cause says what decided a step's verdict when it is not the stack's
+	// behaviour (skip, error), or when a rule judged the stack.
+	Cause Cause `json:"cause,omitempty"`
 	// From names the endpoint that sent the segment an observed step
 	// judges (capture analysis judges both ends of a connection).
 	From string `json:"from,omitempty"`
@@ -170,10 +179,12 @@ func RTT(d time.Duration) *float64 {
 // Millis converts a duration to milliseconds with microsecond precision.
 func Millis(d time.Duration) float64 { return math.Round(float64(d.Microseconds())) / 1000 }
 
-// Judge sets r.Verdict and r.Reason from the steps unless a verdict is
-// already set: the worst step verdict decides, and the reason is that
-// step's first problem.
+// Judge sets r.Verdict, r.Reason and r.Cause from the steps unless they
+// are set already: the worst step verdict decides, the reason is that
+// step's first problem and the cause is that step's. A fail, warn or info
+// with no cause named is the stack's.
 func (r *Result) Judge() {
+	defer r.defaultCause()
 	if r.Verdict != "" {
 		return
 	}
@@ -182,18 +193,38 @@ func (r *Result) Judge() {
 		vs = append(vs, s.Verdict)
 	}
 	r.Verdict = Worst(vs...)
+	// A step skipped for a cause (the application, a premise) means the
+	// check could not be completed: nothing that passed before it makes
+	// the result a pass.
+	if r.Verdict == Pass || r.Verdict == Info {
+		for _, s := range r.Steps {
+			if s.Verdict == Skip && s.Cause != "" {
+				r.Verdict, r.Cause = Skip, s.Cause
+				if r.Reason == "" && len(s.Problems) > 0 {
+					r.Reason = s.Problems[0]
+				}
+				return
+			}
+		}
+	}
 	if r.Verdict == "" {
 		r.Verdict = Skip
 		if r.Reason == "" {
 			r.Reason = "nothing was judged"
+			if r.Cause == "" {
+				r.Cause = CausePremiseNothing
+			}
 		}
-		return
-	}
-	if r.Reason != "" {
 		return
 	}
 	for _, s := range r.Steps {
 		if s.Verdict == r.Verdict && r.Verdict != Pass {
+			if r.Cause == "" {
+				r.Cause = s.Cause
+			}
+			if r.Reason != "" {
+				return
+			}
 			r.Reason = s.Verdict.String() + " at step " + fmt.Sprint(s.Index)
 			if s.Line > 0 {
 				r.Reason = fmt.Sprintf("%s at line %d", s.Verdict, s.Line)
@@ -204,6 +235,31 @@ func (r *Result) Judge() {
 			return
 		}
 	}
+}
+
+// defaultCause names the stack as the cause of a fail, warn or info that
+// names none, and clears the cause of a pass.
+func (r *Result) defaultCause() {
+	switch r.Verdict {
+	case Pass:
+		r.Cause = ""
+	case Fail, Warn, Info:
+		if r.Cause == "" {
+			r.Cause = CauseStack
+		}
+	}
+}
+
+// Decide sets a verdict with its cause and reason, unless a step already
+// failed or warned: a cause explains a result, it never hides a failure
+// that came before it.
+func (r *Result) Decide(v Verdict, c Cause, reason string) {
+	for _, s := range r.Steps {
+		if (s.Verdict == Fail || s.Verdict == Warn) && v != Error {
+			return
+		}
+	}
+	r.Verdict, r.Cause, r.Reason = v, c, reason
 }
 
 func (v Verdict) String() string { return string(v) }

@@ -26,6 +26,9 @@ type TextOptions struct {
 func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
 	var b strings.Builder
 	b.WriteString(header(rep))
+	if a, ok := rep.Application.(interface{ Summary() string }); ok {
+		fmt.Fprintf(&b, "application: %s\n", a.Summary())
+	}
 	b.WriteByte('\n')
 	if rep.Fingerprint != nil && opt.Fingerprint != nil {
 		var fb strings.Builder
@@ -60,6 +63,9 @@ func writeResult(b *strings.Builder, r Result, opt TextOptions) {
 	if r.Reason != "" && r.Verdict != Pass {
 		fmt.Fprintf(b, ": %s", r.Reason)
 	}
+	if r.Cause != "" && r.Verdict != Pass {
+		fmt.Fprintf(b, " [cause %s]", r.Cause)
+	}
 	b.WriteByte('\n')
 	switch {
 	case opt.Steps:
@@ -77,6 +83,9 @@ func writeSummary(b *strings.Builder, rep *Report, opt TextOptions) {
 		fmt.Fprintf(b, "(%d passing results not listed: --verbose shows every step)\n", rep.Summary[Pass])
 	}
 	fmt.Fprintf(b, "\nsummary: %s (%s)\n", rep.Summary.Counts(), ms(rep.DurationMS))
+	if causes := rep.Causes().String(); causes != "" {
+		fmt.Fprintf(b, "causes: %s\n", causes)
+	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(b, "note: %s\n", n)
 	}

@@ -1,0 +1,141 @@
+package report
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Cause says what decided a result that did not pass, so that reports,
+// filters and summaries can count why. Four things shape what comes back
+// on the wire: the target's TCP stack, its application, the path and the
+// local host. Only the stack earns fail or warn; a result decided by
+// anything else, or whose premise did not hold, is skip, info or error
+// with one of the causes below.
+//
+// A cause is written "kind" or "kind:what", from a short fixed vocabulary
+// (Causes lists it, and `synprobe scenarios --causes` prints it).
+type Cause string
+
+// The causes.
+const (
+	// CauseStack: the target's TCP stack did it (every fail and warn, and
+	// info: implementation-defined behaviour, reported as observed).
+	CauseStack Cause = "stack"
+
+	// CauseAppNotAccepting: the listener does not accept connections (its
+	// accept queue is full, or it stopped answering SYNs): nothing past the
+	// SYN can be judged.
+	CauseAppNotAccepting Cause = "application:not-accepting"
+	// CauseAppClosed: the application closed the connection (its FIN)
+	// before the check was done; what the stack does with data after that
+	// (a RST, RFC 9293 3.10.7.4 and RFC 1122 4.2.2.13) is not the check.
+	CauseAppClosed Cause = "application:closed"
+	// CauseAppReset: the application aborted the connection (a RST, as a
+	// close with unread data sends, RFC 1122 4.2.2.13), as it does on such
+	// input when synprobe asks it alone.
+	CauseAppReset Cause = "application:reset"
+	// CauseAppNoData: the check needs data from the application and got
+	// too little (--request chooses what is asked).
+	CauseAppNoData Cause = "application:no-data"
+	// CauseAppDidNotAct: a script says the application acts (write, close,
+	// ...) and it did not: synprobe cannot make a remote application act.
+	CauseAppDidNotAct Cause = "application:did-not-act"
+
+	// CausePremiseTimestamps: timestamps were not negotiated.
+	CausePremiseTimestamps Cause = "premise:timestamps"
+	// CausePremiseSACK: SACK was not negotiated.
+	CausePremiseSACK Cause = "premise:sack"
+	// CausePremiseWScale: window scaling was not negotiated.
+	CausePremiseWScale Cause = "premise:window-scaling"
+	// CausePremiseECN: ECN was not negotiated.
+	CausePremiseECN Cause = "premise:ecn"
+	// CausePremiseSYNCookies: SYN cookies answer the SYNs: the listener
+	// keeps no state for half-open connections, so what depends on that
+	// state cannot be judged.
+	CausePremiseSYNCookies Cause = "premise:syn-cookies"
+	// CausePremiseClosedPort: no closed port is known, or the one named
+	// is filtered (a SYN to it got no RST).
+	CausePremiseClosedPort Cause = "premise:closed-port"
+	// CausePremiseFamily: the check needs the other address family.
+	CausePremiseFamily Cause = "premise:address-family"
+	// CausePremiseNothing: nothing in the check could be judged (a script
+	// without expectations).
+	CausePremiseNothing Cause = "premise:nothing-to-judge"
+
+	// CausePathICMP: a box on the path (or a firewall) answered with an
+	// ICMP error instead of the stack.
+	CausePathICMP Cause = "path:icmp"
+
+	// CauseLocalDrops: this host's socket dropped frames while the check
+	// ran: silence or a missing reply cannot be told from local loss.
+	CauseLocalDrops Cause = "local-host:drops"
+	// CauseLocalKernelRST: this host's kernel answered on synprobe's port
+	// (no RST guard).
+	CauseLocalKernelRST Cause = "local-host:kernel-rst"
+	// CauseLocalInterrupted: the run was interrupted.
+	CauseLocalInterrupted Cause = "local-host:interrupted"
+	// CauseLocalFailure: synprobe itself failed (a send, a port).
+	CauseLocalFailure Cause = "local-host:failure"
+)
+
+// Causes is the whole vocabulary, in the order summaries list it.
+var Causes = []Cause{
+	CauseStack,
+	CauseAppNotAccepting, CauseAppClosed, CauseAppReset, CauseAppNoData, CauseAppDidNotAct,
+	CausePremiseTimestamps, CausePremiseSACK, CausePremiseWScale, CausePremiseECN, CausePremiseSYNCookies,
+	CausePremiseClosedPort, CausePremiseFamily, CausePremiseNothing,
+	CausePathICMP,
+	CauseLocalDrops, CauseLocalKernelRST, CauseLocalInterrupted, CauseLocalFailure,
+}
+
+// Kind is the part of the cause before the colon: "stack", "application",
+// "premise", "path" or "local-host".
+func (c Cause) Kind() string {
+	k, _, _ := strings.Cut(string(c), ":")
+	return k
+}
+
+// Valid reports whether c is in the vocabulary.
+func (c Cause) Valid() bool {
+	for _, v := range Causes {
+		if c == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Blames says whether the cause may carry a fail or a warn: only the
+// stack's own behaviour can.
+func (c Cause) Blames() bool { return c == CauseStack }
+
+// CauseCounts counts the results that did not pass by cause.
+type CauseCounts map[Cause]int
+
+// Causes counts rep's results that did not pass, by cause.
+func (rep *Report) Causes() CauseCounts {
+	n := CauseCounts{}
+	for _, r := range rep.Results {
+		if r.Verdict != Pass {
+			n[r.Cause]++
+		}
+	}
+	return n
+}
+
+// String formats the counts as "3 stack, 2 premise:timestamps", in
+// vocabulary order.
+func (n CauseCounts) String() string {
+	var parts []string
+	for _, c := range Causes {
+		if n[c] > 0 {
+			parts = append(parts, strconv.Itoa(n[c])+" "+string(c))
+		}
+	}
+	for c, k := range n {
+		if !c.Valid() && k > 0 {
+			parts = append(parts, strconv.Itoa(k)+" "+string(c))
+		}
+	}
+	return strings.Join(parts, ", ")
+}
