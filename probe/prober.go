@@ -80,6 +80,8 @@ type Prober struct {
 	// closers are released after the link, on Close (the guard).
 	closers []io.Closer
 
+	handshakes handshakeCounts
+
 	seed       maphash.Seed
 	undecoded  atomic.Uint64
 	unmatched  atomic.Uint64

@@ -22,6 +22,10 @@ type Session struct {
 	notify    chan struct{}
 	closed    atomic.Bool
 	ipID      uint16
+	// synack, synackSeq and completed track the handshake for
+	// Prober.Handshakes: a SYN-ACK with a new ISN starts a new one.
+	synack, completed bool
+	synackSeq         Seq
 }
 
 // Reply is a frame that arrived for a session (or, with FromLocalHost, one
@@ -77,6 +81,15 @@ func (s *Session) Send(f *Frame, ov ...Override) (*Sent, error) {
 	// Decode what went out so that reports show exactly the wire image,
 	// overrides included.
 	sent.Frame.Decode(data)
+	if t := &sent.Frame.TCP; sent.Frame.Has(LayerTCP) && t.Flags&(SYN|RST) == 0 && t.Flags&ACK != 0 {
+		s.mu.Lock()
+		complete := s.synack && !s.completed
+		s.completed = s.completed || complete
+		s.mu.Unlock()
+		if complete {
+			s.p.handshakes.add(s.remote, 0, 1)
+		}
+	}
 	return sent, nil
 }
 
@@ -154,7 +167,14 @@ func (s *Session) Close() {
 }
 
 func (s *Session) deliver(r *Reply) {
+	synack := !r.FromLocalHost && r.Frame.Has(LayerTCP) && r.Frame.TCP.Flags&(SYN|ACK|RST) == SYN|ACK
 	s.mu.Lock()
+	// A retransmitted SYN-ACK is not a new handshake.
+	newSYNACK := synack && (!s.synack || r.Frame.TCP.Seq != s.synackSeq)
+	if newSYNACK {
+		s.synack, s.completed, s.synackSeq = true, false, r.Frame.TCP.Seq
+		s.p.handshakes.add(s.remote, 1, 0)
+	}
 	if r.FromLocalHost {
 		s.localHost = append(s.localHost, r)
 	} else {
