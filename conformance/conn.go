@@ -37,6 +37,28 @@ type Conn struct {
 	// LastSent is the last frame synprobe sent: replies are timed from it.
 	LastSent *probe.Sent
 
+	// PeerAcked is the highest acknowledgment the target sent
+	// (HavePeerAck): its RCV.NXT as it last told synprobe. Data synprobe
+	// sent beyond it was not taken, or not yet.
+	PeerAcked   probe.Seq
+	HavePeerAck bool
+	// App is what the target's application did on the connection that no
+	// script line or check described (see Attribute).
+	App AppState
+	// PeerReset is set once the target sent a RST: its side is gone.
+	PeerReset bool
+	// PeerFIN is the sequence number after the target's FIN (HavePeerFIN).
+	PeerFIN     probe.Seq
+	HavePeerFIN bool
+	// AckSent is the highest acknowledgment synprobe sent (HaveAckSent).
+	AckSent     probe.Seq
+	HaveAckSent bool
+	// FINSent is the sequence number after synprobe's FIN (HaveFINSent).
+	FINSent     probe.Seq
+	HaveFINSent bool
+	// Window is the window synprobe last advertised.
+	Window uint16
+
 	Steps []report.Step
 	Notes []string
 
@@ -72,6 +94,15 @@ func (c *Conn) Sent(t *probe.TCP, sent *probe.Sent) {
 	if end := t.End(); c.SNDNXT.LessThan(end) {
 		c.SNDNXT = end
 	}
+	if t.Flags&probe.FIN != 0 && t.Flags&probe.RST == 0 {
+		c.FINSent, c.HaveFINSent = t.End(), true
+	}
+	if t.Flags&probe.ACK != 0 && t.Flags&probe.RST == 0 && (!c.HaveAckSent || c.AckSent.LessThan(t.Ack)) {
+		c.AckSent, c.HaveAckSent = t.Ack, true
+	}
+	if t.Flags&probe.RST == 0 {
+		c.Window = t.Window
+	}
 	if val, _, ok := t.Timestamps(); ok {
 		c.TS.Sent(val)
 	}
@@ -106,6 +137,8 @@ func (c *Conn) Observe(t *probe.TCP) {
 	if t.Flags&probe.SYN != 0 && (!c.HavePeerISN || t.Seq != c.PeerISN) {
 		c.PeerISN, c.HavePeerISN = t.Seq, true
 		c.RCVNXT = t.Seq
+		// A new sequence space: what was known of the old one is void.
+		c.HavePeerAck, c.HavePeerFIN, c.App = false, false, AppState{}
 		if c.SYN != nil {
 			_, offered := c.SYN.Option(probe.OptionTimestamps)
 			_, answered := t.Option(probe.OptionTimestamps)
@@ -117,9 +150,17 @@ func (c *Conn) Observe(t *probe.TCP) {
 			}
 		}
 	}
-	if t.Flags&probe.RST == 0 {
+	if t.Flags&probe.RST != 0 {
+		c.PeerReset = true
+	} else {
 		if end := t.End(); c.HavePeerISN && c.RCVNXT.LessThan(end) {
 			c.RCVNXT = end
+		}
+		if t.Flags&probe.ACK != 0 && (!c.HavePeerAck || c.PeerAcked.LessThan(t.Ack)) {
+			c.PeerAcked, c.HavePeerAck = t.Ack, true
+		}
+		if t.Flags&probe.FIN != 0 && t.Flags&probe.SYN == 0 {
+			c.PeerFIN, c.HavePeerFIN = t.End(), true
 		}
 	}
 	c.TS.Received(t)

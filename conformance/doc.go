@@ -1,10 +1,54 @@
 // Package conformance judges TCP behaviour: the rules, the connection state
-// the runner keeps for a probe connection, the built-in handshake, and (in
-// subpackages) scripts and reports.
+// the runner keeps for a probe connection, the script runner, the built-in
+// handshake, the application profile, and (in subpackages) scripts and
+// reports.
 //
 // Rules are small named functions over what was sent, what came back and
 // the connection state. They return precise problems ("ack: want ISN+1
 // (8221823), got 8221822") at the level of the requirement they check; live
 // runs and capture analysis use the same rules. Nothing here touches a
 // socket: frames go through a probe.Session.
+//
+// # Who did it: stack, application, path, local host
+//
+// Four things shape what comes back on the wire: the target's TCP stack,
+// its application, the path, and this host. Only the stack's behaviour
+// earns fail or warn. Everything the target sends is attributed before a
+// rule judges it, in the script runner and the Go checks alike:
+//
+//   - The application. Bytes no line (or check) describes and a FIN no line
+//     expects are the application's: a banner, an answer, its close
+//     (Conn.Attribute). A segment that carries nothing else (no new
+//     acknowledgment) is taken in, acknowledged as a peer would
+//     (Conn.ACKApplication) and skipped; one that also carries the stack's
+//     answer (a piggybacked ACK) is judged on that answer alone. Either
+//     way the application's bytes shift the target's sequence space
+//     (AppState.Shift): seq and ack are compared and sent past them. After
+//     the application closed, or when it drops connections on the checks'
+//     data, what the stack does next (a RST for later data) is not judged:
+//     the result is skip with cause application:closed or
+//     application:reset. A profile taken before the checks (Profile) says
+//     what the application does: it speaks first, answers the request,
+//     closes after answering, ignores which bytes (the checks send those:
+//     Facts.FillerBytes), accepts connections at all.
+//   - Premises. A check names what the target must offer (@needs:
+//     timestamps, sack, wscale, ecn, syn-state, closed-port, ipv4, ipv6).
+//     One that does not hold, known before the check (Facts) or at the
+//     SYN-ACK (PremiseAtSYNACK), ends it as skip with cause premise:....
+//     A listener that does not accept connections (its accept queue is
+//     full: Runner.ListenerDown) gives application:not-accepting.
+//   - The path. An ICMP error where the stack's answer was expected is the
+//     path's: skip with cause path:icmp.
+//   - This host. Frames the local kernel sent on synprobe's ports (no RST
+//     guard) and frames its socket dropped make a result error, with the
+//     count (LocalHost).
+//
+// Every result that is not a pass carries its cause (report.Cause). A cause
+// explains a result; it never hides a failure the stack made before it.
+//
+// Hygiene: Conn.Release resets whatever a check left open at the target,
+// at the target's RCV.NXT as it last acknowledged it (and at synprobe's
+// SND.NXT when data may be in flight), and a connection an earlier run left
+// on a reused 4-tuple (Conn.Stale) is reset and the check started again on
+// another port, never judged.
 package conformance

@@ -42,21 +42,25 @@ type execution struct {
 	// appPending is the last application call the script says the target
 	// makes, until an expectation is met.
 	appPending *script.Event
-	closed     bool // the target reset the connection or both sides closed
-	finSent    bool
-	finRcvd    bool
+	// pending holds segments that came while the script slept, for the
+	// next expectation.
+	pending []*probe.Reply
 
 	syns int // SYNs sent: later ones go first at the pacer
 	// split is the sequence range of the last inbound segment synprobe cut
 	// into several: the target's ACKs of its pieces are not the script's.
 	split [2]probe.Seq
 	// idx is the event being run; consumed marks later outbound lines an
-	// earlier segment already satisfied (see earlyFIN), with what came.
+	// earlier segment already satisfied (see laterFIN), with what came.
 	idx         int
 	consumed    map[int]consumedBy
 	notes       []string
 	skipReason  string
+	skipCause   report.Cause
 	interrupted bool
+	// stale is set when the opening SYN met a connection an earlier run
+	// left on the 4-tuple: the script starts again on another port.
+	stale bool
 }
 
 // consumedBy records the segment that satisfied a later line early.
@@ -64,6 +68,14 @@ type consumedBy struct {
 	line   int
 	reply  *probe.Reply
 	actual string
+}
+
+// facts are the run's facts of the target (never nil).
+func (e *execution) facts() *Facts {
+	if e.r.cfg.Facts == nil {
+		return &Facts{}
+	}
+	return e.r.cfg.Facts
 }
 
 func newExecution(ctx context.Context, r *Runner, s *script.Script, c *Conn) *execution {
@@ -169,20 +181,89 @@ func (e *execution) allowance() time.Duration {
 	return max(2*e.maxRTT, minAllowance)
 }
 
+// sleepUntil waits until t. Meanwhile the application may speak: what it
+// alone sent is taken in (and acknowledged) as it comes, the rest is held
+// for the next expectation.
 func (e *execution) sleepUntil(t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return true
+	for time.Now().Before(t) {
+		r, err := e.conn.Recv(e.ctx, t)
+		if err != nil {
+			if e.ctx.Err() != nil {
+				e.interrupted = true
+				return false
+			}
+			if !errors.Is(err, ErrSilence) {
+				time.Sleep(time.Until(t))
+			}
+			return true
+		}
+		if !e.absorb(r, e.nextOutbound()) {
+			e.pending = append(e.pending, r)
+		}
 	}
-	tm := time.NewTimer(d)
-	defer tm.Stop()
-	select {
-	case <-tm.C:
-		return true
-	case <-e.ctx.Done():
+	if e.ctx.Err() != nil {
 		e.interrupted = true
 		return false
 	}
+	return true
+}
+
+// recv returns the next segment for an expectation: one held while the
+// script slept, or the next to come before deadline.
+func (e *execution) recv(deadline time.Time) (*probe.Reply, error) {
+	if len(e.pending) > 0 {
+		r := e.pending[0]
+		e.pending = e.pending[1:]
+		return r, nil
+	}
+	return e.conn.Recv(e.ctx, deadline)
+}
+
+// nextOutbound is the next line that expects something of the target
+// (nil when none is left).
+func (e *execution) nextOutbound() *script.Packet {
+	for j := e.idx; j < len(e.s.Events); j++ {
+		if p := e.s.Events[j].Packet; p != nil && p.Dir == script.Outbound {
+			return p
+		}
+	}
+	return nil
+}
+
+// wants says what of a segment a line describes: a payload, and a FIN
+// (here or, for the FIN, at a later line after the application's close).
+func (e *execution) wants(p *script.Packet) (data, fin bool) {
+	if p == nil || p.Silence || p.ICMP != nil {
+		return false, false
+	}
+	return p.Len > 0 || p.LenAny || len(p.Payload) > 0, p.Flags&probe.FIN != 0 || e.laterFIN(p) >= 0
+}
+
+// absorb takes in r when it is the application speaking and nothing of
+// the stack's (Share.Only) while p is awaited: its bytes and FIN are
+// counted, acknowledged and noted; the rules every segment meets still
+// apply to it. It reports whether it did.
+func (e *execution) absorb(r *probe.Reply, p *script.Packet) bool {
+	if !r.Frame.Has(probe.LayerTCP) {
+		return false
+	}
+	data, fin := e.wants(p)
+	sh := e.conn.Attribute(&r.Frame.TCP, data, fin)
+	if !sh.Only {
+		return false
+	}
+	ps := e.conn.Judge(r, false)
+	e.conn.Absorb(sh)
+	e.conn.ACKApplication()
+	if len(ps) > 0 {
+		line := 0
+		if e.idx < len(e.s.Events) {
+			line = e.s.Events[e.idx].Line
+		}
+		e.conn.AddStep(report.Step{Direction: report.Observe, Line: line, Verdict: ps.Verdict(), Expected: "the rules every segment meets",
+			Actual: e.conn.FormatReply(r), Problems: ps.Texts()}, r.Time)
+	}
+	return true
 }
 
 func (e *execution) syscall(ev *script.Event) {
@@ -269,9 +350,6 @@ func (e *execution) inbound(ev *script.Event) bool {
 		}
 		if sent.Frame.Has(probe.LayerTCP) {
 			e.conn.Sent(&f.TCP, sent)
-			if f.TCP.Flags&probe.FIN != 0 {
-				e.finSent = true
-			}
 			actual = append(actual, e.conn.Format(&sent.Frame.TCP, false))
 		} else {
 			e.conn.LastSent = sent
@@ -325,7 +403,9 @@ func (e *execution) build(p *script.Packet) ([]*probe.Frame, error) {
 		case p.Flags&probe.SYN != 0:
 			t.Ack = probe.Seq(p.Ack.Value) + (c.PeerISN - e.scriptPeerISN)
 		default:
-			t.Ack = c.PeerISN + probe.Seq(p.Ack.Value)
+			// Relative to the target's ISN, past the application's bytes the
+			// script does not count.
+			t.Ack = c.PeerISN + probe.Seq(p.Ack.Value+c.App.Shift())
 		}
 	}
 	for _, o := range p.Options.List {
@@ -333,7 +413,14 @@ func (e *execution) build(p *script.Packet) ([]*probe.Frame, error) {
 	}
 	t.Payload = p.Payload
 	if t.Payload == nil && p.Len > 0 {
-		t.Payload = make([]byte, p.Len)
+		// Bytes only the stack is to see: the filler the application
+		// ignores (zeros without a profile), the same for the same
+		// sequence numbers.
+		off := int(p.Seq) - 1
+		if p.Flags&probe.SYN != 0 || off < 0 {
+			off = 0
+		}
+		t.Payload = e.facts().FillerBytes(off, int(p.Len))
 	}
 	ip := probe.IP{TOS: uint8(p.IP.TOS.Value), TTL: uint8(p.IP.TTL.Value), ID: uint16(p.IP.ID.Value), FlowLabel: p.IP.FlowLabel.Value}
 	switch p.IP.ECN {
@@ -427,7 +514,8 @@ func (e *execution) inboundOption(o script.OptionSpec, p *script.Packet) probe.O
 		blocks := make([]probe.SACKBlock, n)
 		for i := range blocks {
 			b := opt.SACKBlock(i)
-			blocks[i] = probe.SACKBlock{Left: e.conn.PeerISN + b.Left, Right: e.conn.PeerISN + b.Right}
+			base := e.conn.PeerISN.Add(e.conn.App.Shift())
+			blocks[i] = probe.SACKBlock{Left: base + b.Left, Right: base + b.Right}
 		}
 		return probe.SACKOption(blocks...)
 	}
@@ -445,7 +533,7 @@ func (e *execution) buildICMP(p *script.Packet) (*probe.Frame, error) {
 	}
 	seq := c.RCVNXT
 	if p.ICMP.Echoed != nil {
-		seq = c.PeerISN + probe.Seq(p.ICMP.Echoed.Seq)
+		seq = c.PeerISN + probe.Seq(p.ICMP.Echoed.Seq+c.App.Shift())
 	}
 	quoted := probe.Frame{
 		IP:  probe.IP{Src: c.S.Remote().Addr(), Dst: c.S.Local().Addr(), Flags: probe.IPFlagDF},
@@ -478,54 +566,143 @@ func (e *execution) outbound(ev *script.Event) bool {
 	var r *probe.Reply
 	for {
 		var err error
-		if r, err = e.conn.Recv(e.ctx, deadline); err != nil {
+		if r, err = e.recv(deadline); err != nil {
 			return e.missing(ev, err, start)
 		}
-		if !e.pieceACK(r) {
-			break
+		if e.pieceACK(r) {
+			e.notes = append(e.notes, fmt.Sprintf("line %d: skipped %s, the ACK of a piece of a segment synprobe cut to fit the MTU", ev.Line, e.conn.FormatReply(r)))
+			e.conn.Receive(&r.Frame.TCP)
+			continue
 		}
-		e.notes = append(e.notes, fmt.Sprintf("line %d: skipped %s, the ACK of a piece of a segment synprobe cut to fit the MTU", ev.Line, e.conn.FormatReply(r)))
-		e.conn.Receive(&r.Frame.TCP)
+		if e.absorb(r, p) {
+			continue
+		}
+		break
 	}
-	want := p
-	later, early := e.earlyFIN(p, r)
-	if early {
-		merged := *p
-		merged.Flags |= probe.FIN
-		want = &merged
+	c := e.conn
+	if r.Frame.Has(probe.LayerTCP) && p.ICMP == nil && c.Stale(&r.Frame.TCP) {
+		c.ResetStale(&r.Frame.TCP)
+		e.stale = true
+		return false
 	}
-	ps := e.match(want, r)
+	if r.Frame.Has(probe.LayerICMP) && p.ICMP == nil {
+		return e.pathAnswered(ev, r)
+	}
+	// What of the segment is the application's: bytes no line describes,
+	// a FIN no line expects (or one a later line expects after the
+	// application's close: it came early).
+	wantData, _ := e.wants(p)
+	later := -1
+	var sh Share
+	var unscriptedFIN bool
+	shift := c.App.Shift()
+	if r.Frame.Has(probe.LayerTCP) {
+		t := &r.Frame.TCP
+		unscriptedFIN = t.Flags&probe.FIN != 0 && p.Flags&probe.FIN == 0 && t.Flags&(probe.SYN|probe.RST) == 0
+		if unscriptedFIN {
+			later = e.laterFIN(p)
+		}
+		sh = c.Attribute(t, wantData, p.Flags&probe.FIN != 0 || later >= 0)
+	}
+	ps := e.match(p, r, matchHow{appData: r.Frame.Has(probe.LayerTCP) && len(r.Frame.TCP.Payload) > 0 && !wantData, stripFIN: unscriptedFIN, shift: shift})
 	// Timing: the application acts on its own clock, so a segment that
 	// follows an application call may come early.
 	if ev.Time.Kind != script.Any && e.appPending == nil && r.Time.Before(start.Add(-tol)) {
 		ps.add("timing", e.level(), "timing: expected at %.3f s (tolerance %.3f s), arrived at %.3f s",
 			start.Sub(e.t0).Seconds(), tol.Seconds(), r.Time.Sub(e.t0).Seconds())
 	}
-	if rtt := e.conn.RTT(r); rtt != nil {
+	if rtt := c.RTT(r); rtt != nil {
 		if d := time.Duration(*rtt * 1000); d > e.maxRTT && d < e.r.cfg.Timeout {
 			e.maxRTT = d
 		}
 	}
-	st := report.Step{Direction: report.Expect, Verdict: ps.Verdict(), Problems: ps.Texts(), RTTMicros: e.conn.RTT(r)}
-	st.Actual = e.conn.FormatReply(r)
+	st := report.Step{Direction: report.Expect, Verdict: ps.Verdict(), Problems: ps.Texts(), RTTMicros: c.RTT(r)}
+	st.Actual = c.FormatReply(r)
 	if r.Frame.Has(probe.LayerTCP) {
 		st.ActualAbs = FormatAbs(&r.Frame.TCP)
 	}
-	if early && st.Verdict == report.Pass {
-		if later >= 0 {
+	if cause, why := e.appCaused(p, r); cause != "" && st.Verdict != report.Pass {
+		st.Verdict, st.Cause = report.Skip, cause
+		st.Problems = append([]string{why}, st.Problems...)
+		e.skipReason, e.skipCause = why, cause
+	}
+	if st.Verdict == report.Pass && sh.Any() {
+		c.Absorb(sh)
+		c.ACKApplication()
+		switch {
+		case sh.FIN:
+			e.notes = append(e.notes, fmt.Sprintf("line %d: the target's application closed the connection (its FIN came in this segment), which the script does not say: not a TCP matter", ev.Line))
+		case later >= 0:
 			e.notes = append(e.notes, fmt.Sprintf("line %d: the target's FIN came in this segment: its application closed sooner than line %d says", ev.Line, e.s.Events[later].Line))
 			e.consumed[later] = consumedBy{line: ev.Line, reply: r, actual: st.Actual}
-		} else {
-			e.notes = append(e.notes, fmt.Sprintf("line %d: the target's FIN came in this segment: its application closed, which the script does not say (not a TCP matter)", ev.Line))
 		}
+	} else if st.Verdict == report.Pass && later >= 0 {
+		e.notes = append(e.notes, fmt.Sprintf("line %d: the target's FIN came in this segment: its application closed sooner than line %d says", ev.Line, e.s.Events[later].Line))
+		e.consumed[later] = consumedBy{line: ev.Line, reply: r, actual: st.Actual}
 	}
 	e.step(ev, st, r.Time)
 	e.done(start, r.Time, false)
-	if st.Verdict == report.Fail || st.Verdict == report.Error {
+	if st.Verdict == report.Fail || st.Verdict == report.Error || st.Verdict == report.Skip {
 		return false
 	}
 	e.appPending = nil
+	if p.Flags.Has(probe.SYN|probe.ACK) && r.Frame.Has(probe.LayerTCP) && r.Frame.TCP.Flags.Has(probe.SYN|probe.ACK) {
+		return e.premisesAtSYNACK(ev, &r.Frame.TCP)
+	}
 	return true
+}
+
+// premisesAtSYNACK checks the premises the script names (@needs) that a
+// SYN-ACK settles: timestamps, SACK, window scaling, ECN negotiated. One
+// that does not hold ends the script: what follows would judge a feature
+// the target did not agree to use.
+func (e *execution) premisesAtSYNACK(ev *script.Event, synack *probe.TCP) bool {
+	if e.conn.SYN == nil {
+		return true
+	}
+	for _, n := range e.s.Meta.Needs {
+		if ok, cause, why := PremiseAtSYNACK(Need(n), e.conn.SYN, synack); !ok {
+			e.skipReason, e.skipCause = why, cause
+			return false
+		}
+	}
+	return true
+}
+
+// appCaused says whether a segment that does not match its line is the
+// application's doing, and why. A RST the line did not expect is when the
+// application had closed (the stack resets data that comes after a close:
+// RFC 9293 3.10.7.4, RFC 1122 4.2.2.13), closes every connection after its
+// greeting, or resets connections on the checks' data (the profile saw
+// it). Any segment is when the application closed the connection before
+// it: the stack is then no longer in the state the script describes. A
+// malformed segment stays the stack's.
+func (e *execution) appCaused(p *script.Packet, r *probe.Reply) (report.Cause, string) {
+	if !r.Frame.Has(probe.LayerTCP) || len(WellFormed(&r.Frame, r.DecodeErr)) > 0 {
+		return "", ""
+	}
+	c, f := e.conn, e.facts()
+	rst := r.Frame.TCP.Flags&probe.RST != 0 && p.Flags&probe.RST == 0
+	switch {
+	case c.App.FIN && rst:
+		return report.CauseAppClosed, "the target's application had closed the connection (its FIN came first): the RST that answers later data is not judged"
+	case c.App.FIN:
+		return report.CauseAppClosed, "the target's application closed the connection before this line (its FIN): the stack is no longer in the state the script describes"
+	case f.ClosesAfterGreeting():
+		return report.CauseAppClosed, "the target's application closes every connection right after its greeting (the profile saw it): the stack is no longer in the state the script describes"
+	case rst && c.HaveISN && c.SNDNXT.Sub(c.ISN) > 1 && f.DropsConnectionOnData():
+		return report.CauseAppReset, "the target's application drops connections on the checks' data (it did so when synprobe asked it alone): the RST is not judged"
+	}
+	return "", ""
+}
+
+// pathAnswered records an ICMP error where a segment from the target was
+// expected: a router or a firewall answered, not the stack.
+func (e *execution) pathAnswered(ev *script.Event, r *probe.Reply) bool {
+	why := fmt.Sprintf("the path answered with ICMP type %d code %d from %v instead of the target's stack", r.Frame.ICMP.Type, r.Frame.ICMP.Code, r.Frame.IP.Src)
+	e.step(ev, report.Step{Direction: report.Expect, Verdict: report.Skip, Cause: report.CausePathICMP, Actual: e.conn.FormatReply(r), Problems: []string{why}}, r.Time)
+	e.skipReason, e.skipCause = why, report.CausePathICMP
+	return false
 }
 
 // pieceACK reports whether r is the target's pure ACK of a piece of the
@@ -538,17 +715,14 @@ func (e *execution) pieceACK(r *probe.Reply) bool {
 	return t.Flags == probe.ACK && len(t.Payload) == 0 && e.split[0].LessThan(t.Ack) && t.Ack.LessThan(e.split[1])
 }
 
-// earlyFIN reports whether r is the segment a line expects plus the
-// target's FIN. When and whether a target sends its FIN is its
-// application's choice (the lab's closes on end of stream): an application
-// that closes sooner than the script says, or where the script says
-// nothing, is not a TCP fault, so the segment satisfies the line. When a
-// later line expects exactly that FIN after the application's close (with
-// only application calls between), the segment satisfies it too: later is
-// its index, or -1.
-func (e *execution) earlyFIN(p *script.Packet, r *probe.Reply) (later int, ok bool) {
-	if !r.Frame.Has(probe.LayerTCP) || p.ICMP != nil || p.Flags&probe.FIN != 0 || r.Frame.TCP.Flags != p.Flags|probe.FIN {
-		return -1, false
+// laterFIN is the index of a later line that expects exactly the FIN that
+// would follow p after the application's close (with only application
+// calls between), or -1. When and whether a target sends its FIN is its
+// application's choice (the lab's closes on end of stream): a FIN that
+// comes with p's segment satisfies that line too.
+func (e *execution) laterFIN(p *script.Packet) int {
+	if p.ICMP != nil || p.Flags&probe.FIN != 0 {
+		return -1
 	}
 	closed := false
 	for j := e.idx + 1; j < len(e.s.Events); j++ {
@@ -562,34 +736,40 @@ func (e *execution) earlyFIN(p *script.Packet, r *probe.Reply) (later int, ok bo
 		q := ev.Packet
 		if closed && q.Dir == script.Outbound && !q.Silence && q.ICMP == nil && q.Flags == p.Flags|probe.FIN &&
 			q.Len == 0 && q.Seq == p.Seq+p.Len && q.Ack == p.Ack {
-			return j, true
+			return j
 		}
-		break
+		return -1
 	}
-	return -1, true
+	return -1
 }
 
 // missing records an expectation that met silence: skip when the script
 // said the application must act first (synprobe cannot make a remote
-// application act), error when frames were lost locally, else the
-// script's level.
+// application act) or the listener does not accept connections, error
+// when frames were lost locally, else the script's level.
 func (e *execution) missing(ev *script.Event, err error, start time.Time) bool {
 	st := report.Step{Direction: report.Expect, Actual: "nothing"}
 	switch {
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		e.interrupted = true
-		st.Verdict, st.Problems = report.Error, []string{"interrupted"}
+		st.Verdict, st.Cause, st.Problems = report.Error, report.CauseLocalInterrupted, []string{"interrupted"}
 	case !errors.Is(err, ErrSilence):
-		st.Verdict, st.Problems = report.Error, []string{err.Error()}
+		st.Verdict, st.Cause, st.Problems = report.Error, report.CauseLocalFailure, []string{err.Error()}
 	case e.conn.DroppedLocally() > 0:
-		st.Verdict = report.Error
+		st.Verdict, st.Cause = report.Error, report.CauseLocalDrops
 		st.Problems = []string{fmt.Sprintf("nothing arrived, but the local socket dropped %d frames: silence cannot be told from local loss", e.conn.DroppedLocally())}
 	case e.appPending != nil:
 		call := e.appPending.Syscall.Name
-		st.Verdict = report.Skip
+		st.Verdict, st.Cause = report.Skip, report.CauseAppDidNotAct
 		st.Problems = []string{fmt.Sprintf("nothing arrived: the target application did not %s (line %d), which synprobe cannot make a remote application do", call, e.appPending.Line)}
-		e.skipReason = fmt.Sprintf("the target application did not %s (line %d)", call, e.appPending.Line)
+		e.skipReason, e.skipCause = fmt.Sprintf("the target application did not %s (line %d)", call, e.appPending.Line), report.CauseAppDidNotAct
 	default:
+		if why := e.notAccepting(ev.Packet); why != "" {
+			st.Verdict, st.Cause = report.Skip, report.CauseAppNotAccepting
+			st.Problems = []string{"no SYN-ACK: " + why}
+			e.skipReason, e.skipCause = why, report.CauseAppNotAccepting
+			break
+		}
 		st.Verdict = e.level().Verdict()
 		st.Problems = []string{fmt.Sprintf("no segment by %.3f s (expected at %.3f s)", time.Since(e.t0).Seconds(), start.Sub(e.t0).Seconds())}
 	}
@@ -597,10 +777,41 @@ func (e *execution) missing(ev *script.Event, err error, start time.Time) bool {
 	return false
 }
 
+// notAccepting says why a SYN-ACK p expected did not come, when the
+// listener does not accept connections (known before, or found now by a
+// fresh SYN from another port), or "".
+func (e *execution) notAccepting(p *script.Packet) string {
+	if p == nil || !p.Flags.Has(probe.SYN|probe.ACK) || e.conn.S.Remote() != e.r.cfg.Target || e.conn.HavePeerISN {
+		return ""
+	}
+	return e.r.ListenerDown(e.ctx)
+}
+
+// matchHow says what of a segment is not the line's to describe: a
+// payload that is the application's (appData), a FIN that is the
+// application's or a later line's (stripFIN), and how far the
+// application's bytes moved the target's sequence space (shift).
+type matchHow struct {
+	appData, stripFIN bool
+	shift             uint32
+}
+
 func (e *execution) silence(ev *script.Event) bool {
 	start, _ := e.schedule(ev)
-	r, err := e.conn.Recv(e.ctx, start)
-	if err == nil {
+	for {
+		r, err := e.recv(start)
+		if err != nil {
+			if !errors.Is(err, ErrSilence) {
+				return e.missing(ev, err, start)
+			}
+			break
+		}
+		if e.absorb(r, ev.Packet) {
+			continue
+		}
+		if r.Frame.Has(probe.LayerICMP) {
+			return e.pathAnswered(ev, r)
+		}
 		var extra []string
 		if r.Frame.Has(probe.LayerTCP) {
 			extra = e.receive(r).Texts() // first: a SYN-ACK sets the ISN it is shown against
@@ -610,15 +821,17 @@ func (e *execution) silence(ev *script.Event) bool {
 		if r.Frame.Has(probe.LayerTCP) {
 			st.ActualAbs = FormatAbs(&r.Frame.TCP)
 		}
+		if cause, why := e.appCaused(ev.Packet, r); cause != "" {
+			st.Verdict, st.Cause = report.Skip, cause
+			st.Problems = append([]string{why}, st.Problems...)
+			e.skipReason, e.skipCause = why, cause
+		}
 		e.step(ev, st, r.Time)
 		return false
 	}
-	if !errors.Is(err, ErrSilence) {
-		return e.missing(ev, err, start)
-	}
 	st := report.Step{Direction: report.Expect, Verdict: report.Pass, Actual: "nothing"}
 	if n := e.conn.DroppedLocally(); n > 0 {
-		st.Verdict = report.Error
+		st.Verdict, st.Cause = report.Error, report.CauseLocalDrops
 		st.Problems = []string{fmt.Sprintf("the local socket dropped %d frames meanwhile: silence cannot be judged", n)}
 	}
 	e.step(ev, st, start)
@@ -628,7 +841,7 @@ func (e *execution) silence(ev *script.Event) bool {
 
 // match compares a reply with an outbound line, field by field, in script
 // sequence space.
-func (e *execution) match(p *script.Packet, r *probe.Reply) Problems {
+func (e *execution) match(p *script.Packet, r *probe.Reply, how matchHow) Problems {
 	var ps Problems
 	lvl := e.level()
 	f := &r.Frame
@@ -656,6 +869,12 @@ func (e *execution) match(p *script.Packet, r *probe.Reply) Problems {
 	ps = append(ps, e.matchIP(p, f)...)
 	wantFlags := p.Flags
 	gotFlags := t.Flags
+	if how.appData {
+		gotFlags &^= probe.PSH
+	}
+	if how.stripFIN {
+		gotFlags &^= probe.FIN
+	}
 	if wantFlags != gotFlags || p.AE != (t.Reserved&1 != 0) {
 		ps.add("flags", lvl, "flags: expected %s got %s", flagText(wantFlags, p.AE), flagText(gotFlags, t.Reserved&1 != 0))
 	}
@@ -666,8 +885,12 @@ func (e *execution) match(p *script.Packet, r *probe.Reply) Problems {
 	// of the line is relative to.
 	ps = append(ps, e.receive(r)...)
 	if t.Flags&probe.SYN == 0 && p.Flags&probe.SYN == 0 {
-		if got := uint32(t.Seq - c.PeerISN); got != p.Seq {
-			ps.add("seq", lvl, "seq: expected %d (abs %d) got %d", p.Seq, uint32(c.PeerISN)+p.Seq, got)
+		if got := uint32(t.Seq-c.PeerISN) - how.shift; got != p.Seq {
+			if how.shift > 0 {
+				ps.add("seq", lvl, "seq: expected %d (abs %d, after %d sequence numbers of the application's) got %d", p.Seq, uint32(c.PeerISN)+p.Seq+how.shift, how.shift, got)
+			} else {
+				ps.add("seq", lvl, "seq: expected %d (abs %d) got %d", p.Seq, uint32(c.PeerISN)+p.Seq, got)
+			}
 		}
 	}
 	if p.Ack.Set || p.Flags&probe.ACK != 0 {
@@ -693,7 +916,7 @@ func (e *execution) match(p *script.Packet, r *probe.Reply) Problems {
 	if p.Urg.Set && !p.Urg.Any && uint32(t.Urgent) != p.Urg.Value {
 		ps.add("urg", lvl, "urg: expected %d got %d", p.Urg.Value, t.Urgent)
 	}
-	if !p.LenAny && uint32(len(t.Payload)) != p.Len {
+	if !p.LenAny && !how.appData && uint32(len(t.Payload)) != p.Len {
 		ps.add("length", lvl, "payload: expected %d bytes got %d", p.Len, len(t.Payload))
 	}
 	if len(p.Payload) > 0 && !hasPrefix(t.Payload, p.Payload) {
@@ -904,25 +1127,13 @@ func (e *execution) relSACK(o probe.Option) string {
 // segment must meet whatever the script says: well formed, options only if
 // offered in a SYN-ACK, timestamps echoed and monotonic.
 func (e *execution) receive(r *probe.Reply) Problems {
-	t := &r.Frame.TCP
-	if t.Flags&probe.RST != 0 {
-		e.closed = true
-	}
-	if t.Flags&probe.FIN != 0 {
-		e.finRcvd = true
-	}
 	return e.conn.Judge(r, false)
 }
 
 // cleanup resets the target's side of a connection the script left open,
 // as packetdrill does, so that no state lingers at the target.
 func (e *execution) cleanup() {
-	c := e.conn
-	if !c.HavePeerISN || e.closed || (e.finSent && e.finRcvd) {
-		return
-	}
-	rst := probe.Frame{IP: c.IPv4(), TCP: probe.TCP{Seq: c.SNDNXT, Ack: c.RCVNXT, Flags: probe.RST | probe.ACK}}
-	if _, err := c.S.Send(&rst); err == nil {
-		e.notes = append(e.notes, "cleanup: sent R. to release the target's connection")
+	if note := e.conn.Release(); note != "" {
+		e.notes = append(e.notes, note)
 	}
 }

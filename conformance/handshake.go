@@ -57,8 +57,8 @@ func Handshake(ctx context.Context, s *probe.Session, opt HandshakeOptions) repo
 	if c.HavePeerISN {
 		h.res.Notes = append(h.res.Notes, fmt.Sprintf("ISNs: synprobe %d, target %d", uint32(c.ISN), uint32(c.PeerISN)))
 	}
-	if msg := c.LocalHostInterference(); msg != "" {
-		h.res.Verdict, h.res.Reason = report.Error, msg
+	if v, cause, why := LocalHost(c); v != "" {
+		h.res.Verdict, h.res.Cause, h.res.Reason = v, cause, why
 	}
 	h.res.DurationMS = report.Millis(time.Since(c.Start))
 	h.res.Judge()
@@ -167,7 +167,7 @@ func (h *handshake) silenceStep(expected string, v report.Verdict, problem strin
 	c := h.c
 	st := report.Step{Direction: report.Expect, Verdict: v, Expected: expected, Actual: "nothing", Problems: []string{problem}}
 	if n := c.DroppedLocally(); n > 0 {
-		st.Verdict = report.Error
+		st.Verdict, st.Cause = report.Error, report.CauseLocalDrops
 		st.Problems = append(st.Problems, fmt.Sprintf("the local socket dropped %d frames meanwhile: silence cannot be told from local loss", n))
 	}
 	c.AddStep(st, time.Now())
@@ -179,7 +179,10 @@ func (h *handshake) expectSYNACK() bool {
 	r, err := c.Recv(h.ctx, time.Now().Add(h.timeout))
 	if err != nil {
 		if errors.Is(err, ErrSilence) {
-			h.silenceStep(expected, report.Fail, fmt.Sprintf("no reply within %v (filtered?)", h.timeout))
+			h.silenceStep(expected, report.Skip, fmt.Sprintf("no reply within %v: nothing answered the SYN (the listener does not accept connections, or a filter on the path drops the SYN)", h.timeout))
+			if st := &c.Steps[len(c.Steps)-1]; st.Verdict == report.Skip {
+				st.Cause = report.CauseAppNotAccepting
+			}
 			h.skipRest(3, "not run: no SYN-ACK")
 		} else {
 			c.AddStep(report.Step{Direction: report.Expect, Verdict: report.Error, Expected: expected, Problems: []string{err.Error()}}, time.Now())
@@ -190,7 +193,7 @@ func (h *handshake) expectSYNACK() bool {
 	st := report.Step{Direction: report.Expect, Expected: expected, RTTMicros: c.RTT(r)}
 	if r.Frame.Has(probe.LayerICMP) {
 		st.Actual = c.FormatReply(r)
-		st.Verdict = report.Skip
+		st.Verdict, st.Cause = report.Skip, report.CausePathICMP
 		st.Problems = []string{fmt.Sprintf("the path answered with ICMP type %d code %d from %v: the SYN did not reach a TCP stack that could answer", r.Frame.ICMP.Type, r.Frame.ICMP.Code, r.Frame.IP.Src)}
 		c.AddStep(st, r.Time)
 		h.skipRest(3, "not run: the path rejected the SYN")
@@ -204,9 +207,13 @@ func (h *handshake) expectSYNACK() bool {
 	}
 	t := &r.Frame.TCP
 	if t.Flags&probe.RST != 0 {
-		ps := append(Problems{{Rule: "port-closed", Level: Must, Text: "port closed: " + t.Flags.String()}}, WellFormed(&r.Frame, r.DecodeErr)...)
-		ps = append(ps, RSTForSYN(c.SYN, t)...)
-		st.Verdict, st.Problems = report.Fail, ps.Texts()
+		// Nothing listens: not the stack's fault, but its RST is judged.
+		ps := append(WellFormed(&r.Frame, r.DecodeErr), RSTForSYN(c.SYN, t)...)
+		st.Verdict, st.Cause = report.Skip, report.CauseAppNotAccepting
+		st.Problems = append([]string{"port closed: " + t.Flags.String() + " (nothing listens on the port)"}, ps.Texts()...)
+		if len(ps) > 0 {
+			st.Verdict, st.Cause = ps.Verdict(), report.CauseStack
+		}
 		st.Actual, st.ActualAbs = c.Format(t, true), FormatAbs(t)
 		c.AddStep(st, r.Time)
 		h.skipRest(3, "not run: the port is closed")
@@ -224,28 +231,23 @@ func (h *handshake) expectSYNACK() bool {
 }
 
 // expectClose waits for the ACK of synprobe's FIN (step 5) and the
-// target's FIN (step 6). finEnd is our FIN's sequence number + 1. Data the
-// target sends meanwhile (a banner) is acknowledged in the end and noted.
+// target's FIN (step 6), in whatever order they come: the target's
+// application may close first, its FIN crossing synprobe's. finEnd is our
+// FIN's sequence number + 1. Data the target sends meanwhile (a banner) is
+// acknowledged in the end and noted.
 func (h *handshake) expectClose(finEnd probe.Seq) (gotFIN, ok bool) {
 	c := h.c
 	ackExpected := "any segment with ack 2 (the ACK of synprobe's FIN)"
 	finExpected := "F. with ack 2 (the target's FIN)"
-	step5Done := false
+	var ackSeg, finSeg *probe.Reply
+	var p5, p6 Problems
+	var recvErr error
 	deadline := time.Now().Add(h.timeout)
-	for {
+	for ackSeg == nil || finSeg == nil {
 		r, err := c.Recv(h.ctx, deadline)
 		if err != nil {
-			if !errors.Is(err, ErrSilence) {
-				c.AddStep(report.Step{Direction: report.Expect, Verdict: report.Error, Expected: finExpected, Problems: []string{err.Error()}}, time.Now())
-				return false, false
-			}
-			if !step5Done {
-				h.silenceStep(ackExpected, report.Fail, fmt.Sprintf("no ACK of synprobe's FIN within %v", h.timeout))
-				h.skipRest(6, "not run: synprobe's FIN was not acknowledged")
-				return false, false
-			}
-			h.silenceStep(finExpected, report.Skip, fmt.Sprintf("the target application did not close its side within %v (not a TCP fault: it may keep a half-open connection)", h.timeout))
-			return false, true
+			recvErr = err
+			break
 		}
 		if !r.Frame.Has(probe.LayerTCP) {
 			c.Notes = append(c.Notes, "ignored while closing: "+c.FormatReply(r))
@@ -255,16 +257,17 @@ func (h *handshake) expectClose(finEnd probe.Seq) (gotFIN, ok bool) {
 		ps := WellFormed(&r.Frame, r.DecodeErr)
 		if t.Flags&probe.RST != 0 {
 			expected := ackExpected
-			if step5Done {
+			if ackSeg != nil {
 				expected = finExpected
 			}
-			st := report.Step{Direction: report.Expect, Verdict: report.Skip, Expected: expected, Actual: c.Format(t, true), ActualAbs: FormatAbs(t), RTTMicros: c.RTT(r)}
+			h.recordClose(ackSeg, finSeg, p5, p6, ackExpected, finExpected)
+			st := report.Step{Direction: report.Expect, Verdict: report.Skip, Cause: report.CauseAppReset, Expected: expected, Actual: c.Format(t, true), ActualAbs: FormatAbs(t), RTTMicros: c.RTT(r)}
 			st.Problems = []string{"the target aborted the connection with RST instead of closing: an application decision (SO_LINGER 0), not judged"}
 			if t.Seq != c.RCVNXT {
 				ps.add("rst-seq", Must, "RST seq: want RCV.NXT %d, got %d", uint32(c.RCVNXT-c.PeerISN), uint32(t.Seq-c.PeerISN))
 			}
 			if len(ps) > 0 {
-				st.Verdict = ps.Verdict()
+				st.Verdict, st.Cause = ps.Verdict(), report.CauseStack
 				st.Problems = append(st.Problems, ps.Texts()...)
 			}
 			c.AddStep(st, r.Time)
@@ -280,44 +283,74 @@ func (h *handshake) expectClose(finEnd probe.Seq) (gotFIN, ok bool) {
 		wantSeq := c.RCVNXT
 		ps = append(ps, c.Receive(t)...)
 		acksFIN := t.Flags&probe.ACK != 0 && !t.Ack.LessThan(finEnd)
-		if !step5Done {
-			if !acksFIN && t.Flags&probe.FIN == 0 {
-				continue // data sent before our FIN arrived; keep waiting
-			}
-			st := report.Step{Direction: report.Expect, Expected: ackExpected, Actual: c.Format(t, true), ActualAbs: FormatAbs(t), RTTMicros: c.RTT(r)}
-			p5 := append(Problems{}, ps...)
-			if t.Flags&probe.ACK == 0 {
-				p5.add("fin-ack", Must, "flags: no ACK bit: %s", t.Flags)
-			} else if t.Ack != finEnd {
+		if acksFIN && ackSeg == nil {
+			ackSeg, p5 = r, append(Problems{}, ps...)
+			if t.Ack != finEnd {
 				p5.add("fin-ack", Must, "ack: want synprobe's FIN seq+1 (%d), got %d", uint32(finEnd-c.ISN), uint32(t.Ack-c.ISN))
 			}
 			if t.Seq != wantSeq {
 				p5.add("fin-ack-seq", Must, "seq: want %d (RCV.NXT), got %d", uint32(wantSeq-c.PeerISN), uint32(t.Seq-c.PeerISN))
 			}
-			st.Verdict, st.Problems = p5.Verdict(), p5.Texts()
-			c.AddStep(st, r.Time)
-			step5Done = true
-			if t.Flags&probe.FIN == 0 {
-				deadline = time.Now().Add(h.timeout)
-				continue
+		}
+		if t.Flags&probe.FIN != 0 && finSeg == nil {
+			finSeg, p6 = r, append(Problems{}, ps...)
+			if t.Seq != wantSeq {
+				p6.add("fin-seq", Must, "seq: want %d (RCV.NXT), got %d", uint32(wantSeq-c.PeerISN), uint32(t.Seq-c.PeerISN))
 			}
-			// One segment both acknowledged our FIN and carried the target's.
-			c.Notes = append(c.Notes, "the target's FIN came in the same segment as the ACK of synprobe's FIN")
+			switch {
+			case t.Flags&probe.ACK == 0:
+				p6.add("fin-ack", Must, "ack: want %d (synprobe's FIN acknowledged), got %s", uint32(finEnd-c.ISN), ackText(t, c.ISN))
+			case t.Ack == finEnd-1 && ackSeg == nil:
+				c.Notes = append(c.Notes, "the target's FIN crossed synprobe's: its application closed first (a simultaneous close, RFC 9293 3.6)")
+			case t.Ack != finEnd:
+				p6.add("fin-ack", Must, "ack: want %d (synprobe's FIN acknowledged), got %s", uint32(finEnd-c.ISN), ackText(t, c.ISN))
+			}
 		}
-		if t.Flags&probe.FIN == 0 {
-			continue // more data or a pure ACK; the FIN may follow
+	}
+	if recvErr != nil && !errors.Is(recvErr, ErrSilence) {
+		h.recordClose(ackSeg, finSeg, p5, p6, ackExpected, finExpected)
+		c.AddStep(report.Step{Direction: report.Expect, Verdict: report.Error, Cause: report.CauseLocalFailure, Expected: finExpected, Problems: []string{recvErr.Error()}}, time.Now())
+		return false, false
+	}
+	if ackSeg == nil {
+		why := fmt.Sprintf("no ACK of synprobe's FIN within %v", h.timeout)
+		if finSeg != nil {
+			why = fmt.Sprintf("ack: want synprobe's FIN seq+1 (%d): the target's FIN acknowledged %s, and nothing acknowledged synprobe's FIN within %v", uint32(finEnd-c.ISN), ackText(&finSeg.Frame.TCP, c.ISN), h.timeout)
 		}
-		st := report.Step{Direction: report.Expect, Expected: finExpected, Actual: c.Format(t, true), ActualAbs: FormatAbs(t), RTTMicros: c.RTT(r)}
-		p6 := append(Problems{}, ps...)
-		if t.Seq != wantSeq {
-			p6.add("fin-seq", Must, "seq: want %d (RCV.NXT), got %d", uint32(wantSeq-c.PeerISN), uint32(t.Seq-c.PeerISN))
+		h.silenceStep(ackExpected, report.Fail, why)
+		if finSeg == nil {
+			h.skipRest(6, "not run: synprobe's FIN was not acknowledged")
+		} else {
+			h.recordClose(nil, finSeg, nil, p6, ackExpected, finExpected)
 		}
-		if t.Flags&probe.ACK == 0 || t.Ack != finEnd {
-			p6.add("fin-ack", Must, "ack: want %d (synprobe's FIN acknowledged), got %s", uint32(finEnd-c.ISN), ackText(t, c.ISN))
-		}
-		st.Verdict, st.Problems = p6.Verdict(), p6.Texts()
-		c.AddStep(st, r.Time)
-		return true, true
+		return false, false
+	}
+	h.recordClose(ackSeg, finSeg, p5, p6, ackExpected, finExpected)
+	if finSeg == nil {
+		h.silenceStep(finExpected, report.Skip, fmt.Sprintf("the target application did not close its side within %v (not a TCP fault: it may keep a half-open connection)", h.timeout))
+		c.Steps[len(c.Steps)-1].Cause = report.CauseAppDidNotAct
+		return false, true
+	}
+	if ackSeg == finSeg {
+		c.Notes = append(c.Notes, "the target's FIN came in the same segment as the ACK of synprobe's FIN")
+	}
+	return true, true
+}
+
+// recordClose records steps 5 and 6 for what came, in the exchange's
+// order.
+func (h *handshake) recordClose(ackSeg, finSeg *probe.Reply, p5, p6 Problems, ackExpected, finExpected string) {
+	c := h.c
+	add := func(r *probe.Reply, ps Problems, expected string) {
+		t := &r.Frame.TCP
+		c.AddStep(report.Step{Direction: report.Expect, Expected: expected, Actual: c.Format(t, true), ActualAbs: FormatAbs(t), RTTMicros: c.RTT(r),
+			Verdict: ps.Verdict(), Problems: ps.Texts()}, r.Time)
+	}
+	if ackSeg != nil {
+		add(ackSeg, p5, ackExpected)
+	}
+	if finSeg != nil {
+		add(finSeg, p6, finExpected)
 	}
 }
 
@@ -331,9 +364,7 @@ func ackText(t *probe.TCP, isn probe.Seq) string {
 // cleanup resets the target's side of a connection it left open, so that
 // probing leaves no state behind at the target.
 func (h *handshake) cleanup() {
-	c := h.c
-	rst := probe.Frame{IP: c.IPv4(), TCP: probe.TCP{Seq: c.SNDNXT, Flags: probe.RST}}
-	if _, err := c.S.Send(&rst); err == nil {
-		c.Notes = append(c.Notes, fmt.Sprintf("sent RST seq %d to release the target's half-open connection", uint32(c.SNDNXT-c.ISN)))
+	if note := h.c.Release(); note != "" {
+		h.c.Notes = append(h.c.Notes, note)
 	}
 }

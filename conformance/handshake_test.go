@@ -61,6 +61,7 @@ func dump(res report.Result) string {
 var (
 	allPass   = []report.Verdict{report.Pass, report.Pass, report.Pass, report.Pass, report.Pass, report.Pass, report.Pass}
 	failAt2   = []report.Verdict{report.Pass, report.Fail, report.Skip, report.Skip, report.Skip, report.Skip, report.Skip}
+	skipAt2   = []report.Verdict{report.Pass, report.Skip, report.Skip, report.Skip, report.Skip, report.Skip, report.Skip}
 	halfClose = []report.Verdict{report.Pass, report.Pass, report.Pass, report.Pass, report.Pass, report.Skip, report.Skip}
 )
 
@@ -84,19 +85,20 @@ func TestHandshakeAgainstRealStacks(t *testing.T) {
 	}
 }
 
-// TestHandshakeClosedPort: step 2 fails as "port closed" and the RST
-// itself is right (seq 0, ack ISN+1), so no other problem is listed.
+// TestHandshakeClosedPort: step 2 is skipped as "port closed" (nothing
+// listens: not the stack's fault) and the RST itself is right (seq 0, ack
+// ISN+1), so no other problem is listed.
 func TestHandshakeClosedPort(t *testing.T) {
 	for _, stack := range stacks {
 		t.Run(string(stack), func(t *testing.T) {
 			tg, p := labTarget(t, stack, nil, probe.DialConfig{})
 			res := runHandshake(t, p, tg.Closed.String(), 2*time.Second)
-			checkSteps(t, res, failAt2, map[int]string{2: "port closed: R.", 3: "the port is closed"})
+			checkSteps(t, res, skipAt2, map[int]string{2: "port closed: R.", 3: "the port is closed"})
 			if n := len(res.Steps[1].Problems); n != 1 {
 				t.Errorf("the closed port's RST is right, yet step 2 lists %d problems: %q", n, res.Steps[1].Problems)
 			}
-			if res.Reason != "fail at step 2: port closed: R." {
-				t.Errorf("reason: got %q", res.Reason)
+			if res.Verdict != report.Skip || res.Cause != report.CauseAppNotAccepting || !strings.HasPrefix(res.Reason, "port closed: R.") {
+				t.Errorf("got %s [%s] %q, want skip [%s] \"port closed: R. ...\"", res.Verdict, res.Cause, res.Reason, report.CauseAppNotAccepting)
 			}
 		})
 	}
@@ -109,7 +111,10 @@ func TestHandshakeSilentTarget(t *testing.T) {
 	drop := lab.Tamper{ToProbe: func([]byte) [][]byte { return nil }}
 	tg, p := labTarget(t, lab.StackGVisor, &drop, probe.DialConfig{})
 	res := runHandshake(t, p, tg.Open.String(), 300*time.Millisecond)
-	checkSteps(t, res, failAt2, map[int]string{2: "no reply within 300ms (filtered?)"})
+	checkSteps(t, res, skipAt2, map[int]string{2: "no reply within 300ms: nothing answered the SYN"})
+	if res.Cause != report.CauseAppNotAccepting {
+		t.Errorf("cause %q, want %q: silence is never the stack's fault", res.Cause, report.CauseAppNotAccepting)
+	}
 }
 
 func TestHandshakeFaultyRST(t *testing.T) {

@@ -245,6 +245,10 @@ type TSState struct {
 	// target may echo either when two segments cross.
 	LastSent, PrevSent uint32
 	SentAny            bool
+	// MaxSent is the highest TSval synprobe sent (in 32-bit sequence
+	// order): segments synprobe adds on its own carry it, so that they
+	// never look older than what the target has seen.
+	MaxSent uint32
 	// LastReceived is the target's last TSval.
 	LastReceived uint32
 	ReceivedAny  bool
@@ -254,6 +258,9 @@ type TSState struct {
 func (ts *TSState) Sent(val uint32) {
 	if ts.SentAny && val == ts.LastSent {
 		return
+	}
+	if !ts.SentAny || int32(val-ts.MaxSent) > 0 {
+		ts.MaxSent = val
 	}
 	ts.PrevSent, ts.LastSent, ts.SentAny = ts.LastSent, val, true
 }

@@ -3,6 +3,7 @@ package conformance
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"sync"
@@ -32,6 +33,11 @@ type RunConfig struct {
 	Timeout time.Duration
 	// Progress, if set, is called after each script.
 	Progress func(done, total int, r *report.Result)
+	// Facts are what is known of the target (the application profile);
+	// nil when nothing is.
+	Facts *Facts
+	// ClosedPortWhy says why no closed port is known (ClosedPort 0).
+	ClosedPortWhy string
 }
 
 // DefaultRate is the default cap on SYNs per second to one target.
@@ -42,6 +48,12 @@ type Runner struct {
 	p    *probe.Prober
 	cfg  RunConfig
 	pace *pacer
+
+	// liveMu serialises the checks of whether the listener still answers
+	// SYNs: many scripts may meet silence at once.
+	liveMu    sync.Mutex
+	liveAt    time.Time
+	liveFound string
 }
 
 // NewRunner returns a runner on p.
@@ -58,9 +70,88 @@ func NewRunner(p *probe.Prober, cfg RunConfig) *Runner {
 	return &Runner{p: p, cfg: cfg, pace: newPacer(cfg.Rate)}
 }
 
-// SetClosedPort tells the runner a closed port found after it was made;
-// call it before running scripts.
-func (r *Runner) SetClosedPort(port uint16) { r.cfg.ClosedPort = port }
+// SetClosedPort tells the runner a closed port found after it was made,
+// or why there is none; call it before running scripts.
+func (r *Runner) SetClosedPort(port uint16, why string) {
+	r.cfg.ClosedPort, r.cfg.ClosedPortWhy = port, why
+}
+
+// SetFacts tells the runner what was learned of the target after it was
+// made; call it before running scripts.
+func (r *Runner) SetFacts(f *Facts) { r.cfg.Facts = f }
+
+// Facts returns what the runner knows of the target (never nil).
+func (r *Runner) Facts() *Facts {
+	if r.cfg.Facts == nil {
+		r.cfg.Facts = &Facts{}
+	}
+	return r.cfg.Facts
+}
+
+// liveRecheck is how long a finding that the listener answers SYNs holds
+// before a script that met silence asks again.
+const liveRecheck = 2 * time.Second
+
+// ListenerDown returns why the listener does not accept connections, or ""
+// when it does: what the facts say, else a fresh SYN from another port
+// (paced, answered or not within the timeout), whose finding the other
+// scripts share.
+func (r *Runner) ListenerDown(ctx context.Context) string {
+	f := r.Facts()
+	if why := f.NotAccepting(); why != "" {
+		return why
+	}
+	r.liveMu.Lock()
+	defer r.liveMu.Unlock()
+	if why := f.NotAccepting(); why != "" {
+		return why
+	}
+	if time.Since(r.liveAt) < liveRecheck {
+		return r.liveFound
+	}
+	// The finding holds from when the check ended: the scripts that met
+	// silence meanwhile, waiting here, share it.
+	answered := SYNAnswered(ctx, r.p, r.cfg.Target, r.NewPace(0), r.cfg.Timeout)
+	r.liveAt, r.liveFound = time.Now(), ""
+	if answered || ctx.Err() != nil {
+		return ""
+	}
+	// Only completed handshakes fill an accept queue: a listener that
+	// stopped answering with none completed since it last answered did
+	// not fill it, and its silence is the stack's.
+	if hs := r.p.Handshakes(r.cfg.Target); hs.SinceSYNACK == 0 {
+		return ""
+	}
+	r.liveFound = "the listener stopped answering SYNs (a fresh SYN from another port got no answer either) after connections completed: its accept queue is full, the application does not accept connections"
+	f.SetNotAccepting(r.liveFound)
+	return r.liveFound
+}
+
+// SYNAnswered sends one SYN to target from a fresh port and reports
+// whether a SYN-ACK (or a RST) came within timeout; the connection is
+// released.
+func SYNAnswered(ctx context.Context, p *probe.Prober, target netip.AddrPort, pace func(context.Context) error, timeout time.Duration) bool {
+	if err := pace(ctx); err != nil {
+		return false
+	}
+	s, err := p.Open(probe.SessionConfig{Remote: target})
+	if err != nil {
+		return false
+	}
+	defer s.Close()
+	c := NewConn(s)
+	defer c.Release()
+	syn := probe.Frame{IP: c.IPv4(), TCP: probe.TCP{Seq: probe.Seq(rand.Uint32()), Flags: probe.SYN, Window: 64240, Options: []probe.Option{probe.MSSOption(1460)}}}
+	if _, err := c.Send(&syn); err != nil {
+		return false
+	}
+	rep, err := c.Recv(ctx, time.Now().Add(timeout))
+	if err != nil || !rep.Frame.Has(probe.LayerTCP) {
+		return false
+	}
+	c.Observe(&rep.Frame.TCP)
+	return true
+}
 
 // NewPace returns the pacing function for one job (a Go check, the
 // fingerprint) expected to last priority milliseconds: call it before every
@@ -117,7 +208,7 @@ feed:
 
 func notRun(s *script.Script, why string) report.Result {
 	res := newResult(s)
-	res.Verdict, res.Reason = report.Skip, why
+	res.Verdict, res.Cause, res.Reason = report.Skip, report.CauseLocalInterrupted, why
 	return res
 }
 
@@ -129,42 +220,94 @@ func newResult(s *script.Script) report.Result {
 	return report.Result{Name: s.Meta.Name, Description: s.Meta.Description, File: s.File, Level: level, RFC: s.Meta.RFC}
 }
 
+// staleRetries is how many times a script starts again on a fresh port
+// when its opening SYN meets a connection an earlier run left behind.
+const staleRetries = 2
+
 // RunScript runs one script on a connection of its own.
 func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result {
 	res := newResult(s)
-	target, why := r.targetFor(s)
+	target, cause, why := r.targetFor(s)
 	if why != "" {
-		res.Verdict, res.Reason = report.Skip, why
+		res.Verdict, res.Cause, res.Reason = report.Skip, cause, why
 		return res
 	}
-	sess, err := r.p.Open(probe.SessionConfig{Remote: target})
-	if err != nil {
-		res.Verdict, res.Reason = report.Error, err.Error()
-		return res
+	var e *execution
+	var stale []string
+	for attempt := 0; ; attempt++ {
+		sess, err := r.p.Open(probe.SessionConfig{Remote: target})
+		if err != nil {
+			res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalFailure, err.Error()
+			return res
+		}
+		e = newExecution(ctx, r, s, NewConn(sess))
+		e.run()
+		sess.Close()
+		if !e.stale || attempt == staleRetries {
+			break
+		}
+		stale = append(stale, fmt.Sprintf("port %d met a connection an earlier run left on the target (a challenge ACK answered the SYN): it was reset and the script started again on another port", sess.Local().Port()))
 	}
-	defer sess.Close()
-	e := newExecution(ctx, r, s, NewConn(sess))
-	e.run()
 	res.Steps = e.conn.Steps
+	res.Notes = append(res.Notes, stale...)
 	res.Notes = append(res.Notes, e.notes...)
+	if a := e.conn.App; a.Bytes > 0 || a.FIN {
+		res.Notes = append(res.Notes, appNote(a))
+	}
 	for _, n := range s.Ignored {
 		res.Notes = append(res.Notes, fmt.Sprintf("line %d ignored: %s", n.Line, n.Reason))
 	}
 	switch {
 	case e.interrupted:
-		res.Verdict, res.Reason = report.Error, "interrupted"
-	case e.conn.LocalHostInterference() != "":
-		res.Verdict, res.Reason = report.Error, e.conn.LocalHostInterference()
-	case e.skipReason != "":
-		res.Verdict, res.Reason = report.Skip, e.skipReason
+		res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalInterrupted, "interrupted"
+	case e.stale:
+		res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalFailure, "every port tried met a connection an earlier run left on the target"
+	default:
+		if v, cause, why := LocalHost(e.conn); v != "" {
+			res.Verdict, res.Cause, res.Reason = v, cause, why
+		} else if e.skipReason != "" {
+			res.Judge()
+			res.Decide(report.Skip, e.skipCause, e.skipReason)
+		}
 	}
 	res.Judge()
-	if s.Meta.Level == "info" {
-		res.Verdict, res.Reason = report.Info, observed(res)
+	if s.Meta.Level == "info" && (res.Verdict == report.Pass || res.Cause == report.CauseStack) {
+		res.Verdict, res.Cause, res.Reason = report.Info, report.CauseStack, observed(res)
 	}
 	// The script's own time: waits for the pacer are outside it.
 	res.DurationMS = report.Millis(time.Since(e.t0))
 	return res
+}
+
+// appNote says what the application did that no line described.
+func appNote(a AppState) string {
+	var what []string
+	if a.Bytes > 0 {
+		what = append(what, fmt.Sprintf("sent %d bytes", a.Bytes))
+	}
+	if a.FIN {
+		what = append(what, "closed the connection")
+	}
+	return fmt.Sprintf("the target's application %s, which no line describes: synprobe acknowledged it and counted the target's sequence numbers past it (not a TCP matter)", strings.Join(what, " and "))
+}
+
+// LocalHost says whether the local host disturbed what came back on the
+// connections of a check, and how: its kernel answered on synprobe's port
+// (no RST guard), or its socket dropped frames while the check ran. The
+// verdict is then error: nothing the target did can be judged from what
+// is left.
+func LocalHost(conns ...*Conn) (report.Verdict, report.Cause, string) {
+	for _, c := range conns {
+		if msg := c.LocalHostInterference(); msg != "" {
+			return report.Error, report.CauseLocalKernelRST, msg
+		}
+	}
+	for _, c := range conns {
+		if n := c.DroppedLocally(); n > 0 {
+			return report.Error, report.CauseLocalDrops, fmt.Sprintf("the local socket dropped %d frames while this ran: what the target sent cannot be told from what this host lost", n)
+		}
+	}
+	return "", "", ""
 }
 
 // observed says what an info-level script saw: its last expectation's
@@ -187,33 +330,58 @@ func observed(res report.Result) string {
 	return res.Reason
 }
 
-// targetFor picks the port a script talks to, or says why it cannot run.
-func (r *Runner) targetFor(s *script.Script) (netip.AddrPort, string) {
+// targetFor picks the port a script talks to, or says why it cannot run:
+// a premise known before it runs does not hold.
+func (r *Runner) targetFor(s *script.Script) (netip.AddrPort, report.Cause, string) {
 	t := r.cfg.Target
 	switch v := s.Config.IPVersion; {
 	case v == 6 && t.Addr().Is4():
-		return t, "needs an IPv6 target (--ip_version=ipv6)"
+		return t, report.CausePremiseFamily, "needs an IPv6 target (--ip_version=ipv6)"
 	case v == 4 && t.Addr().Is6():
-		return t, "needs an IPv4 target (--ip_version=ipv4)"
+		return t, report.CausePremiseFamily, "needs an IPv4 target (--ip_version=ipv4)"
 	}
+	f := r.Facts()
+	closed := false
 	for _, need := range s.Meta.Needs {
-		switch need {
-		case "closed-port":
+		switch Need(need) {
+		case NeedClosedPort:
 			if r.cfg.ClosedPort == 0 {
-				return t, "needs a closed port (--closed-port)"
+				why := r.cfg.ClosedPortWhy
+				if why == "" {
+					why = "needs a closed port (--closed-port)"
+				}
+				return t, report.CausePremiseClosedPort, why
 			}
-			t = netip.AddrPortFrom(t.Addr(), r.cfg.ClosedPort)
-		case "ipv6":
+			t, closed = netip.AddrPortFrom(t.Addr(), r.cfg.ClosedPort), true
+		case NeedIPv6:
 			if t.Addr().Is4() {
-				return t, "needs an IPv6 target"
+				return t, report.CausePremiseFamily, "needs an IPv6 target"
 			}
-		case "ipv4":
+		case NeedIPv4:
 			if t.Addr().Is6() {
-				return t, "needs an IPv4 target"
+				return t, report.CausePremiseFamily, "needs an IPv4 target"
+			}
+		case NeedSYNState:
+			if f.SYNCookies {
+				return t, report.CausePremiseSYNCookies, "SYN cookies answer the target's SYNs (a forgotten half-open connection's ACK opened a connection): the listener keeps no state for half-open connections to judge"
 			}
 		}
 	}
-	return t, ""
+	if why := f.NotAccepting(); why != "" && !closed && expectsSYNACK(s) {
+		return t, report.CauseAppNotAccepting, why
+	}
+	return t, "", ""
+}
+
+// expectsSYNACK reports whether a script waits for a SYN-ACK: it needs a
+// listener that completes connections.
+func expectsSYNACK(s *script.Script) bool {
+	for _, ev := range s.Events {
+		if p := ev.Packet; p != nil && p.Dir == script.Outbound && p.Flags.Has(probe.SYN|probe.ACK) {
+			return true
+		}
+	}
+	return false
 }
 
 // pacer spaces SYNs to a target: at most one per interval, no bursts.

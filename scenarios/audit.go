@@ -79,6 +79,12 @@ type RunConfig struct {
 	// conformance.DefaultRate; negative: no cap).
 	Rate    float64
 	Timeout time.Duration
+	// Profile learns what the target's application does before the
+	// scenarios run (conformance.Profile), so that they account for it.
+	Profile bool
+	// Request is what checks send where they need the application to
+	// answer (--request); nil: conformance.DefaultRequest.
+	Request []byte
 	// Fingerprint, if set, measures the stack beside the scenarios.
 	Fingerprint func(ctx context.Context, env *Env) any
 	// Progress, if set, is called as scenarios finish.
@@ -104,7 +110,7 @@ func Audit(ctx context.Context, p *probe.Prober, cfg AuditConfig) (*report.Repor
 		return nil, err
 	}
 	rc := cfg.RunConfig
-	rc.FindClosedPort = true
+	rc.FindClosedPort, rc.Profile = true, true
 	rep := Run(ctx, p, rc, sel)
 	rep.Command = "audit"
 	return rep, nil
@@ -129,32 +135,8 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	runner := conformance.NewRunner(p, conformance.RunConfig{
 		Target: cfg.Target, ClosedPort: cfg.ClosedPort, Jobs: 1, Rate: cfg.Rate, Timeout: cfg.Timeout,
 	})
-	env := &Env{Prober: p, Target: cfg.Target, ClosedPort: cfg.ClosedPort, Timeout: cfg.Timeout, Pace: runner.NewPace(0)}
-	if cfg.ClosedPort == 0 && cfg.FindClosedPort && needsClosed(items) {
-		port, why := findClosedPort(ctx, env)
-		if port != 0 {
-			rep.Notes = append(rep.Notes, fmt.Sprintf("closed port: %d (found near the open port)", port))
-		} else {
-			rep.Notes = append(rep.Notes, "closed-port scenarios skipped: "+why)
-		}
-		env.ClosedPort = port
-		runner.SetClosedPort(port)
-	}
+	env := &Env{Prober: p, Target: cfg.Target, ClosedPort: cfg.ClosedPort, Timeout: cfg.Timeout, Pace: runner.NewPace(0), Facts: runner.Facts(), ListenerDown: runner.ListenerDown}
 
-	// The longest scenarios start first, so the run takes about as long as
-	// its slowest scenario rather than their sum.
-	order := make([]int, len(items))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return items[order[a]].Estimate > items[order[b]].Estimate })
-
-	results := make([]report.Result, len(items))
-	jobs := cfg.Jobs
-	if jobs <= 0 {
-		jobs = len(items)
-	}
-	sem := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	done := 0
@@ -172,6 +154,61 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 			mu.Unlock()
 		}()
 	}
+	// Before the scenarios: the closed port they need, checked or found,
+	// and what the application does; both at once.
+	var before sync.WaitGroup
+	if needsClosed(items) {
+		before.Add(1)
+		go func() {
+			defer before.Done()
+			port, why := closedPort(ctx, env, cfg.ClosedPort, cfg.FindClosedPort)
+			mu.Lock()
+			defer mu.Unlock()
+			if port != 0 && cfg.ClosedPort == 0 {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("closed port: %d (found near the open port)", port))
+			}
+			if port == 0 {
+				rep.Notes = append(rep.Notes, "closed-port scenarios skipped: "+why)
+			}
+			env.ClosedPort = port
+			runner.SetClosedPort(port, why)
+		}()
+	}
+	if cfg.Profile {
+		before.Add(1)
+		go func() {
+			defer before.Done()
+			// The profile's SYNs go before the fingerprint's: the
+			// scenarios wait for it.
+			facts := conformance.Profile(ctx, p, conformance.ProfileConfig{Target: cfg.Target, Request: cfg.Request, Pace: runner.NewPace(100000), Timeout: cfg.Timeout})
+			mu.Lock()
+			defer mu.Unlock()
+			rep.Application = facts.App
+			if facts.SYNCookiesKnown && facts.SYNCookies {
+				rep.Notes = append(rep.Notes, "SYN cookies answer the target's SYNs (the ACK of a half-open connection synprobe had reset opened a connection): scenarios that need the listener's state for half-open connections skip")
+			}
+			runner.SetFacts(facts)
+			env.Facts = facts
+		}()
+	} else {
+		env.Facts.Request = cfg.Request
+	}
+	before.Wait()
+
+	// The longest scenarios start first, so the run takes about as long as
+	// its slowest scenario rather than their sum.
+	order := make([]int, len(items))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return items[order[a]].Estimate > items[order[b]].Estimate })
+
+	results := make([]report.Result, len(items))
+	jobs := cfg.Jobs
+	if jobs <= 0 {
+		jobs = len(items)
+	}
+	sem := make(chan struct{}, jobs)
 	for _, i := range order {
 		sc := items[i]
 		select {
@@ -217,25 +254,46 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	return rep
 }
 
+// runCheck runs a Go check after the premises it names that are known
+// before, and judges what the local host did to its connections after.
 func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {
 	for _, n := range sc.Needs {
-		switch {
-		case n == "closed-port" && env.ClosedPort == 0:
-			return report.Result{Verdict: report.Skip, Reason: "needs a closed port (--closed-port)"}
-		case n == "ipv4" && !env.Target.Addr().Is4():
-			return report.Result{Verdict: report.Skip, Reason: "needs an IPv4 target"}
-		case n == "ipv6" && !env.Target.Addr().Is6():
-			return report.Result{Verdict: report.Skip, Reason: "needs an IPv6 target"}
+		switch conformance.Need(n) {
+		case conformance.NeedClosedPort:
+			if env.ClosedPort == 0 {
+				return report.Result{Verdict: report.Skip, Cause: report.CausePremiseClosedPort, Reason: "needs a closed port (--closed-port)"}
+			}
+		case conformance.NeedIPv4:
+			if !env.Target.Addr().Is4() {
+				return report.Result{Verdict: report.Skip, Cause: report.CausePremiseFamily, Reason: "needs an IPv4 target"}
+			}
+		case conformance.NeedIPv6:
+			if !env.Target.Addr().Is6() {
+				return report.Result{Verdict: report.Skip, Cause: report.CausePremiseFamily, Reason: "needs an IPv6 target"}
+			}
+		case conformance.NeedSYNState:
+			if env.Facts != nil && env.Facts.SYNCookies {
+				return report.Result{Verdict: report.Skip, Cause: report.CausePremiseSYNCookies, Reason: "SYN cookies answer the target's SYNs: the listener keeps no state for half-open connections to judge"}
+			}
 		}
+	}
+	if why := env.Facts.NotAccepting(); why != "" {
+		return report.Result{Verdict: report.Skip, Cause: report.CauseAppNotAccepting, Reason: why}
 	}
 	start := time.Now()
 	res := sc.Check.Run(ctx, env)
 	if res.DurationMS == 0 {
 		res.DurationMS = report.Millis(time.Since(start))
 	}
+	if v, cause, why := conformance.LocalHost(env.conns...); v != "" && res.Verdict != report.Error {
+		res.Verdict, res.Cause, res.Reason = v, cause, why
+	}
+	if ctx.Err() != nil && res.Verdict != report.Pass {
+		res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalInterrupted, "interrupted"
+	}
 	res.Judge()
-	if res.Verdict == report.Pass && sc.Level == "info" {
-		res.Verdict = report.Info
+	if sc.Level == "info" && (res.Verdict == report.Pass || res.Cause == report.CauseStack) {
+		res.Verdict, res.Cause = report.Info, report.CauseStack
 	}
 	return res
 }
@@ -260,10 +318,24 @@ func needsClosed(sel []Scenario) bool {
 	return false
 }
 
-// findClosedPort looks for a port with no listener just above the open
-// one: a SYN answered by a RST. Ports that answer with a SYN-ACK are
-// released with a RST.
-func findClosedPort(ctx context.Context, env *Env) (uint16, string) {
+// closedPort checks the closed port the user named (a SYN must be answered
+// with a RST: a silent port is filtered, not closed), or looks for one just
+// above the open port when none was named and find is set. It returns 0 and
+// why when there is none to use.
+func closedPort(ctx context.Context, env *Env, named uint16, find bool) (uint16, string) {
+	if named != 0 {
+		switch state := probePort(ctx, env, named); state {
+		case "closed":
+			return named, ""
+		case "silent":
+			return 0, fmt.Sprintf("the closed port %d did not answer a SYN with a RST within %v: it is filtered, not closed (the path or a firewall drops what it gets)", named, env.Timeout/2)
+		default:
+			return 0, fmt.Sprintf("--closed-port %d is not a closed port: a SYN to it got %s", named, state)
+		}
+	}
+	if !find {
+		return 0, "needs a closed port (--closed-port)"
+	}
 	base := env.Target.Port()
 	var tried []string
 	for d := uint16(1); d <= 8; d++ {
@@ -302,9 +374,11 @@ func probePort(ctx context.Context, env *Env, port uint16) string {
 	case r.Frame.Has(probe.LayerTCP) && r.Frame.TCP.Flags&probe.RST != 0:
 		return "closed"
 	case r.Frame.Has(probe.LayerTCP) && r.Frame.TCP.Flags&probe.SYN != 0:
-		rst := probe.Frame{IP: c.IPv4(), TCP: probe.TCP{Seq: 2, Flags: probe.RST}}
-		c.Send(&rst)
-		return "open"
+		c.Observe(&r.Frame.TCP)
+		c.Release()
+		return "a SYN-ACK (it is open)"
+	case r.Frame.Has(probe.LayerICMP):
+		return fmt.Sprintf("ICMP type %d code %d", r.Frame.ICMP.Type, r.Frame.ICMP.Code)
 	}
-	return "other"
+	return "an answer that is not TCP"
 }

@@ -42,6 +42,9 @@ var checks = []*Check{
 	{Name: "options-fast-open-cookie", Area: "options", Level: "info", RFC: "7413 4.1",
 		Description: "a SYN asking for a Fast Open cookie: reported as observed (a cookie, or none)",
 		Estimate:    100 * time.Millisecond, Run: fastOpenCookie},
+	{Name: "timer-synack-retransmission", Area: "timers", Level: "SHOULD", RFC: "6298 2, 5.5", Needs: []string{"syn-state"},
+		Description: "a SYN left unanswered makes the target retransmit its SYN-ACK (RFC 6298: initial RTO 1 s, then doubling); when and how often it does beyond the first is reported as observed (net.ipv4.tcp_synack_retries is the administrator's choice)",
+		Estimate:    synackWatch, Run: synackRetransmission},
 	{Name: "timer-zero-window", Area: "timers", Level: "MUST", RFC: "9293 3.8.6.1",
 		Description: "with synprobe's window at zero while the target has data to send, the target probes the window, backing off, never aborts, and sends once the window opens",
 		Estimate:    2500 * time.Millisecond, Run: zeroWindow},
@@ -92,7 +95,14 @@ func halfClose(ctx context.Context, env *Env) report.Result {
 	if !ok {
 		return cl.result()
 	}
-	if _, err := cl.send(cl.segment(probe.PSH|probe.FIN|probe.ACK, request(3000), 65535)); err != nil {
+	// The request, so that the application may answer after the FIN (half
+	// close); data it ignores when it resets connections on the request.
+	useRequest := env.Facts.App == nil || env.Facts.App.Answer.Then != conformance.ThenReset
+	data := cl.filler(0, 10)
+	if useRequest {
+		data = cl.request(3000)
+	}
+	if _, err := cl.send(cl.segment(probe.PSH|probe.FIN|probe.ACK, data, 65535)); err != nil {
 		cl.finish(true)
 		return errResult(err)
 	}
@@ -100,7 +110,7 @@ func halfClose(ctx context.Context, env *Env) report.Result {
 	var acked, fin, rst bool
 	var after int
 	var ps conformance.Problems
-	var ackReply *probe.Reply
+	var ackReply, rstReply *probe.Reply
 	deadline := time.Now().Add(env.Timeout)
 	for time.Now().Before(deadline) && !(acked && fin) && !rst {
 		r, err := cl.c.Recv(ctx, deadline)
@@ -111,11 +121,11 @@ func halfClose(ctx context.Context, env *Env) report.Result {
 			continue
 		}
 		t := &r.Frame.TCP
-		ps = append(ps, cl.judge(r)...)
 		if t.Flags&probe.RST != 0 {
-			rst = true
+			rst, rstReply = true, r
 			break
 		}
+		ps = append(ps, cl.judge(r)...)
 		if t.Flags&probe.ACK != 0 && !t.Ack.LessThan(finEnd) && !acked {
 			acked, ackReply = true, r
 			if t.Ack != finEnd {
@@ -131,10 +141,18 @@ func halfClose(ctx context.Context, env *Env) report.Result {
 			cl.c.Send(&f)
 		}
 	}
-	switch {
-	case rst:
+	if rst {
+		if cause, why := cl.appReset(useRequest); cause != "" {
+			cl.judge(rstReply)
+			cl.expectStep("any segment with ack = FIN seq+1 (the ACK of synprobe's FIN)", rstReply, ps)
+			return cl.skipRST(cause, why)
+		}
+		ps = append(ps, cl.judge(rstReply)...)
 		ps = append(ps, problem("half-close", conformance.Must, "the target reset the connection after synprobe's FIN")...)
-	case !acked:
+		if ackReply == nil {
+			ackReply = rstReply
+		}
+	} else if !acked {
 		ps = append(ps, problem("fin-ack", conformance.Must, "synprobe's FIN was not acknowledged within %v", env.Timeout)...)
 	}
 	cl.expectStep("any segment with ack = FIN seq+1 (the ACK of synprobe's FIN)", ackReply, ps)
@@ -158,11 +176,11 @@ func tsMissingNoAbort(ctx context.Context, env *Env) report.Result {
 	defer cl.finish(true)
 	if !cl.c.TS.Enabled {
 		res := cl.result()
-		res.Verdict, res.Reason = report.Skip, "the target does not use timestamps"
+		res.Verdict, res.Cause, res.Reason = report.Skip, report.CausePremiseTimestamps, "timestamps not negotiated: the SYN-ACK carries no TS option (net.ipv4.tcp_timestamps=0?)"
 		return res
 	}
 	start := cl.c.SNDNXT
-	bare := cl.segment(probe.PSH|probe.ACK, make([]byte, 10), 1000)
+	bare := cl.segment(probe.PSH|probe.ACK, cl.filler(0, 10), 1000)
 	bare.Options = nil
 	if _, err := cl.send(bare); err != nil {
 		return errResult(err)
@@ -183,6 +201,10 @@ func tsMissingNoAbort(ctx context.Context, env *Env) report.Result {
 		ps = append(ps, cl.judge(r)...)
 		seen = append(seen, cl.c.FormatReply(r))
 		if r.Frame.TCP.Flags&probe.RST != 0 {
+			if cause, why := cl.appReset(false); cause != "" {
+				cl.observe("no RST within 600 ms", strings.Join(seen, "; "), ps)
+				return cl.skipRST(cause, why)
+			}
 			ps = append(ps, problem("ts-abort", conformance.Must, "the target aborted the connection (RST) over a segment without timestamps")...)
 		}
 	}
@@ -196,7 +218,7 @@ func tsMissingNoAbort(ctx context.Context, env *Env) report.Result {
 	}
 	// The same data again, with timestamps, and 5 bytes more: acknowledged
 	// up to its end either way.
-	good := cl.segment(probe.PSH|probe.ACK, make([]byte, 15), 1000)
+	good := cl.segment(probe.PSH|probe.ACK, cl.filler(0, 15), 1000)
 	good.Seq = start
 	if _, err := cl.send(good); err != nil {
 		return errResult(err)
@@ -215,6 +237,12 @@ func tsMissingNoAbort(ctx context.Context, env *Env) report.Result {
 	default:
 		ps2 = cl.judge(r)
 		t := &r.Frame.TCP
+		if t.Flags&probe.RST != 0 {
+			if cause, why := cl.appReset(false); cause != "" {
+				cl.expectStep(fmt.Sprintf(". ack %d <TS> (the connection is alive)", uint32(want-cl.c.ISN)), r, ps2)
+				return cl.skipRST(cause, why)
+			}
+		}
 		if t.Flags&probe.RST != 0 || t.Ack != want {
 			ps2 = append(ps2, problem("alive", conformance.Must, "expected . ack %d, got %s", uint32(want-cl.c.ISN), cl.c.FormatReply(r))...)
 		}
@@ -267,8 +295,9 @@ func illegalOptionLength(ctx context.Context, env *Env) report.Result {
 			return errResult(err)
 		}
 		if !ok.expectSYNACK(r2) {
-			last := &ok.c.Steps[len(ok.c.Steps)-1]
-			last.Problems = append(last.Problems, "the target stopped answering after a SYN with an "+pr.name)
+			if last := &ok.c.Steps[len(ok.c.Steps)-1]; last.Verdict != report.Skip {
+				last.Problems = append(last.Problems, "the target stopped answering after a SYN with an "+pr.name)
+			}
 		}
 		ok.finish(r2 != nil)
 		steps = append(steps, ok.c.Steps...)
@@ -290,7 +319,7 @@ func segmentSizes(ctx context.Context, env *Env, opts []probe.Option, max int, w
 	if !ok {
 		return cl.result()
 	}
-	if _, err := cl.send(cl.segment(probe.PSH|probe.ACK, request(4*max+1000), 65535)); err != nil {
+	if _, err := cl.send(cl.segment(probe.PSH|probe.ACK, cl.request(4*max+1000), 65535)); err != nil {
 		cl.finish(true)
 		return errResult(err)
 	}
@@ -307,12 +336,10 @@ func segmentSizes(ctx context.Context, env *Env, opts []probe.Option, max int, w
 	actual := fmt.Sprintf("%d bytes in %d segments, the largest %d", tr.bytes, len(tr.sizes), largest)
 	cl.observe(fmt.Sprintf("no segment above %d bytes (%s)", max, why), actual, ps)
 	cl.finish(!tr.fin && !tr.rst)
-	res := cl.result()
 	if ps.Verdict() == report.Pass && tr.bytes <= max {
-		res.Verdict = report.Skip
-		res.Reason = fmt.Sprintf("the target's application sent %d bytes to \"GET /N\": too few to judge segment sizes", tr.bytes)
+		return cl.tooLittle(tr.bytes, max+1, "judging segment sizes")
 	}
-	return res
+	return cl.result()
 }
 
 func max2(a, b int) int {
@@ -346,11 +373,11 @@ func wscaleOver14(ctx context.Context, env *Env) report.Result {
 	defer cl.finish(true)
 	if cl.c.WScale < 0 {
 		res := cl.result()
-		res.Verdict, res.Reason = report.Skip, "the target did not use window scaling: nothing to judge"
+		res.Verdict, res.Cause, res.Reason = report.Skip, report.CausePremiseWScale, "window scaling not negotiated: the SYN-ACK carries no window scale option (net.ipv4.tcp_window_scaling=0, or SYN cookies without timestamps)"
 		return res
 	}
 	const limit = 1 << 14
-	if _, err := cl.send(cl.segment(probe.PSH|probe.ACK, request(200000), 1)); err != nil {
+	if _, err := cl.send(cl.segment(probe.PSH|probe.ACK, cl.request(200000), 1)); err != nil {
 		return errResult(err)
 	}
 	// Acknowledge in batches, so that the target's window fills between
@@ -400,7 +427,10 @@ func wscaleOver14(ctx context.Context, env *Env) report.Result {
 	cl.observe(fmt.Sprintf("at most %d bytes beyond synprobe's acknowledgment", limit), fmt.Sprintf("at most %d bytes outstanding", most), ps)
 	res := cl.result()
 	if ps.Verdict() == report.Pass && most < limit-1460 {
-		res.Verdict = report.Skip
+		if total := int(cl.c.RCVNXT.Sub(cl.c.PeerISN)) - 1; total < limit {
+			return cl.tooLittle(total, limit, "filling a window of 16 KiB")
+		}
+		res.Verdict, res.Cause = report.Skip, report.CausePremiseNothing
 		res.Reason = fmt.Sprintf("the target never filled the window (at most %d bytes outstanding): the shift it used cannot be told", most)
 	}
 	return res
@@ -482,7 +512,7 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 	}
 	defer cl.finish(true)
 	// The request itself closes the window: the answer must wait.
-	if _, err := cl.send(cl.segment(probe.PSH|probe.ACK, request(20000), 0)); err != nil {
+	if _, err := cl.send(cl.segment(probe.PSH|probe.ACK, cl.request(20000), 0)); err != nil {
 		return errResult(err)
 	}
 	var ps conformance.Problems
@@ -504,6 +534,10 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 		ps = append(ps, cl.judge(r)...)
 		cl.c.RCVNXT = before
 		if t.Flags&probe.RST != 0 {
+			if cause, why := cl.appReset(true); cause != "" {
+				cl.observe("window probes, backing off, no RST, no data beyond probes", cl.c.FormatReply(r), ps)
+				return cl.skipRST(cause, why)
+			}
 			rst = true
 			break
 		}
@@ -532,28 +566,121 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 	switch {
 	case rst:
 		ps = append(ps, problem("zero-window", conformance.Must, "the target aborted the connection (RST) while the window was zero (RFC 9293 3.8.6.1: the window may stay closed indefinitely)")...)
-	case len(times) == 0:
-		ps = append(ps, problem("zero-window", conformance.Must, "no window probe within 1.6 s")...)
-	case !backoff:
+	case len(times) > 0 && !backoff:
 		ps = append(ps, problem("zero-window-backoff", conformance.Should, "probe intervals %s do not back off (RFC 1122 4.2.2.17)", strings.Join(gaps, ", "))...)
 	}
 	actual := fmt.Sprintf("%d probes", len(times))
 	if len(gaps) > 0 {
 		actual += ", intervals " + strings.Join(gaps, ", ")
 	}
-	cl.observe("window probes, backing off, no RST, no data beyond probes", actual, ps)
 	if rst {
+		cl.observe("window probes, backing off, no RST, no data beyond probes", actual, ps)
 		return cl.result()
 	}
-	// Open the window: data must follow.
+	// Open the window: data must follow. Whether data waited while the
+	// window was closed is known only now: an application that had
+	// nothing to send owes no probe.
 	if _, err := cl.send(cl.segment(probe.ACK, nil, 65535)); err != nil {
 		return errResult(err)
 	}
 	tr := cl.receiveData(env.Timeout, 1, 65535)
+	if tr.bytes == 0 && (len(times) == 0 || tr.fin) {
+		// Nothing, or only the application's FIN, was waiting.
+		cl.observe("window probes, backing off, no RST, no data beyond probes", actual, ps)
+		return cl.tooLittle(0, 1, "a zero window with data waiting")
+	}
+	if len(times) == 0 {
+		ps = append(ps, problem("zero-window", conformance.Must, "no window probe within 1.6 s, though data was waiting (it came once the window opened)")...)
+	}
+	cl.observe("window probes, backing off, no RST, no data beyond probes", actual, ps)
 	ps2 := tr.ps
 	if tr.bytes == 0 {
-		ps2 = append(ps2, problem("zero-window", conformance.Must, "no data within %v after the window opened", env.Timeout)...)
+		ps2 = append(ps2, problem("zero-window", conformance.Must, "no data within %v after the window opened, though the target probed the window", env.Timeout)...)
 	}
 	cl.observe("data once the window opens", fmt.Sprintf("%d bytes", tr.bytes), ps2)
 	return cl.result()
+}
+
+// synackWatch is how long the SYN-ACK retransmission check watches: a
+// retransmission after 1 s and another 2 s later, with some slack.
+const synackWatch = 3500 * time.Millisecond
+
+// ratio is the second interval over the first (0 when there is no second).
+func ratio(gaps []time.Duration) float64 {
+	if len(gaps) < 2 {
+		return 0
+	}
+	return float64(gaps[1]) / float64(gaps[0])
+}
+
+func synackRetransmission(ctx context.Context, env *Env) report.Result {
+	cl, err := env.dial(ctx, 0)
+	if err != nil {
+		return errResult(err)
+	}
+	r, err := cl.open(probe.TCP{Seq: 1, Window: 1000, Options: linuxSYN})
+	if err != nil {
+		cl.finish(false)
+		return errResult(err)
+	}
+	if !cl.expectSYNACK(r) {
+		cl.finish(r != nil)
+		return cl.result()
+	}
+	defer cl.finish(true)
+	first, isn := r.Time, r.Frame.TCP.Seq
+	var times []time.Time
+	var ps conformance.Problems
+	for deadline := first.Add(synackWatch); ; {
+		r, err := cl.c.Recv(ctx, deadline)
+		if err != nil {
+			break
+		}
+		if !r.Frame.Has(probe.LayerTCP) {
+			continue
+		}
+		ps = append(ps, cl.judge(r)...)
+		if t := &r.Frame.TCP; t.Flags.Has(probe.SYN|probe.ACK) && t.Seq == isn {
+			times = append(times, r.Time)
+		} else {
+			cl.c.Notes = append(cl.c.Notes, "while waiting for retransmissions: "+cl.c.FormatReply(r))
+		}
+	}
+	var at []string
+	prev := first
+	var gaps []time.Duration
+	for _, t := range times {
+		at = append(at, t.Sub(first).Round(10*time.Millisecond).String())
+		gaps = append(gaps, t.Sub(prev))
+		prev = t
+	}
+	actual := "no retransmission"
+	if len(at) > 0 {
+		actual = "retransmitted at " + strings.Join(at, ", ") + " after the first"
+	}
+	if len(times) == 0 {
+		ps = append(ps, problem("synack-rtx", conformance.Should, "no SYN-ACK retransmission within %v (RFC 6298 5: the retransmission timer runs for unacknowledged SYN-ACKs)", synackWatch)...)
+	}
+	cl.observe("the SYN-ACK again after about 1 s, then 2 s later", actual, ps)
+	res := cl.result()
+	if ps.Verdict() != report.Pass {
+		return res
+	}
+	// Retransmission is what the RFCs ask; when, and how often, is the
+	// implementation's and the administrator's choice: reported as seen.
+	var odd []string
+	if g := gaps[0]; g < 800*time.Millisecond || g > 1500*time.Millisecond {
+		odd = append(odd, fmt.Sprintf("the first came after %v, where RFC 6298 2.1 suggests an initial RTO of 1 s", g.Round(10*time.Millisecond)))
+	}
+	// A second retransmission is due after three times the first interval
+	// (the timer doubles); one the watch was too short for is not missing.
+	if len(gaps) == 1 && synackWatch > gaps[0]*3*11/10 {
+		odd = append(odd, fmt.Sprintf("only one retransmission within %v: the retry count is the administrator's choice (net.ipv4.tcp_synack_retries on Linux)", synackWatch))
+	} else if r := ratio(gaps); r != 0 && (r < 1.6 || r > 2.6) {
+		odd = append(odd, fmt.Sprintf("the second interval is %.1f times the first, where RFC 6298 5.5 doubles the timer", r))
+	}
+	if len(odd) > 0 {
+		res.Verdict, res.Cause, res.Reason = report.Info, report.CauseStack, actual+": "+strings.Join(odd, "; ")
+	}
+	return res
 }

@@ -20,6 +20,8 @@ type client struct {
 	c    *conformance.Conn
 	ts0  uint32
 	port uint16
+	// asked is the request the check sent, for what it says of the answer.
+	asked []byte
 }
 
 // dial opens a session to port (0: the open port) without sending.
@@ -31,20 +33,48 @@ func (env *Env) dial(ctx context.Context, port uint16) (*client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &client{env: env, ctx: ctx, c: conformance.NewConn(s), ts0: 1000, port: port}, nil
+	cl := &client{env: env, ctx: ctx, c: conformance.NewConn(s), ts0: 1000, port: port}
+	env.conns = append(env.conns, cl.c)
+	return cl, nil
 }
 
 // open sends a SYN (paced) and waits for the answer, checking it with the
-// rules every SYN-ACK must meet. It returns the reply (nil on silence).
+// rules every SYN-ACK must meet. It returns the reply (nil on silence). A
+// connection an earlier run left on the 4-tuple (its challenge ACK answers
+// the SYN) is reset, and the SYN goes again from another port.
 func (cl *client) open(syn probe.TCP) (*probe.Reply, error) {
-	if err := cl.env.Pace(cl.ctx); err != nil {
-		return nil, err
-	}
 	syn.Flags |= probe.SYN
-	if _, err := cl.send(syn); err != nil {
-		return nil, err
+	for attempt := 0; ; attempt++ {
+		if err := cl.env.Pace(cl.ctx); err != nil {
+			return nil, err
+		}
+		if _, err := cl.send(syn); err != nil {
+			return nil, err
+		}
+		r, err := cl.recv(cl.env.Timeout)
+		if err != nil || r == nil || !r.Frame.Has(probe.LayerTCP) || !cl.c.Stale(&r.Frame.TCP) || attempt == 2 {
+			return r, err
+		}
+		cl.c.ResetStale(&r.Frame.TCP)
+		if err := cl.renew(); err != nil {
+			return nil, err
+		}
+		cl.c.Notes = append(cl.c.Notes, "a connection an earlier run left on the target answered the SYN (a challenge ACK): it was reset and the SYN sent again from another port")
 	}
-	return cl.recv(cl.env.Timeout)
+}
+
+// renew moves the client to a fresh session on another source port.
+func (cl *client) renew() error {
+	notes := cl.c.Notes
+	cl.c.S.Close()
+	s, err := cl.env.Prober.Open(probe.SessionConfig{Remote: cl.c.S.Remote()})
+	if err != nil {
+		return err
+	}
+	cl.c = conformance.NewConn(s)
+	cl.c.Notes = notes
+	cl.env.conns = append(cl.env.conns, cl.c)
+	return nil
 }
 
 // send sends t as is (sequence numbers absolute) and records the step.
@@ -112,6 +142,13 @@ func (cl *client) observe(expected, actual string, ps conformance.Problems) {
 // expectSYNACK waits for the answer to the SYN open sent.
 func (cl *client) expectSYNACK(r *probe.Reply) bool {
 	if r == nil {
+		if cl.port == cl.env.Target.Port() && cl.env.ListenerDown != nil {
+			if why := cl.env.ListenerDown(cl.ctx); why != "" {
+				st := cl.expectStep("S. 0:0(0) ack 1", nil, nil)
+				st.Verdict, st.Cause, st.Problems = report.Skip, report.CauseAppNotAccepting, []string{"no SYN-ACK: " + why}
+				return false
+			}
+		}
 		cl.expectStep("S. 0:0(0) ack 1", nil, problem("synack", conformance.Must, "no SYN-ACK within %v", cl.env.Timeout))
 		return false
 	}
@@ -177,14 +214,60 @@ func (cl *client) receiveData(d time.Duration, want int, win uint16) transfer {
 	return tr
 }
 
-// finish releases the target's connection with a RST when it may still be
-// open, and closes the session.
+// finish releases the target's connection when it may still be open
+// (Conn.Release) and closes the session. open says whether the check
+// knows it may be; Release decides from what was seen.
 func (cl *client) finish(open bool) {
-	if open && cl.c.HavePeerISN {
-		rst := probe.Frame{IP: cl.c.IPv4(), TCP: probe.TCP{Seq: cl.c.SNDNXT, Ack: cl.c.RCVNXT, Flags: probe.RST | probe.ACK}}
-		cl.c.S.Send(&rst)
+	if open {
+		if note := cl.c.Release(); note != "" {
+			cl.c.Notes = append(cl.c.Notes, note)
+		}
 	}
 	cl.c.S.Close()
+}
+
+// appReset says whether a RST from the target is the application's doing,
+// and why: it had closed (its FIN came first), or it resets connections on
+// what the check sent (the profile saw it do so to the same kind of data:
+// request says whether that was the request).
+func (cl *client) appReset(request bool) (report.Cause, string) {
+	f := cl.env.Facts
+	switch {
+	case cl.c.App.FIN || cl.c.HavePeerFIN:
+		return report.CauseAppClosed, "the target's application had closed the connection (its FIN came first): the RST that answers later data is not judged"
+	case f.ClosesAfterGreeting():
+		return report.CauseAppClosed, "the target's application closes every connection right after its greeting (the profile saw it): the RST that answers data is not judged"
+	case request && f != nil && f.App != nil && f.App.Answer.Then == conformance.ThenReset:
+		return report.CauseAppReset, "the target's application resets the connection on the request (it did so when synprobe asked it alone): the RST is not judged"
+	case !request && f.DropsConnectionOnData():
+		return report.CauseAppReset, "the target's application drops connections on the checks' data (it did so when synprobe asked it alone): the RST is not judged"
+	}
+	return "", ""
+}
+
+// skipRST ends a check that met a RST the application caused: skip, with
+// the cause, unless a step already failed.
+func (cl *client) skipRST(cause report.Cause, why string) report.Result {
+	res := cl.result()
+	res.Judge()
+	res.Decide(report.Skip, cause, why)
+	return res
+}
+
+// tooLittle ends a check that needed more data from the application than
+// it sent to the request.
+func (cl *client) tooLittle(got, need int, what string) report.Result {
+	res := cl.result()
+	res.Judge()
+	res.Decide(report.Skip, report.CauseAppNoData, fmt.Sprintf("the target's application sent %d bytes to the request %s, %s needs %d or more: --request chooses what is asked", got, clipQuote(cl.asked), what, need))
+	return res
+}
+
+func clipQuote(b []byte) string {
+	if len(b) > 40 {
+		return fmt.Sprintf("%q...", b[:40])
+	}
+	return fmt.Sprintf("%q", b)
 }
 
 // result wraps the steps.
@@ -202,8 +285,13 @@ func errResult(err error) report.Result {
 }
 
 // request is what Go checks send to make the target's application send
-// data: an HTTP/1.0 request, which the lab's application and web servers
-// answer.
-func request(n int) []byte {
-	return []byte(fmt.Sprintf("GET /%d HTTP/1.0\r\nHost: synprobe\r\n\r\n", n))
+// data: --request, or an HTTP/1.0 request for n bytes, which the lab's
+// application and web servers answer.
+func (cl *client) request(n int) []byte {
+	cl.asked = cl.env.Facts.RequestBytes(n)
+	return cl.asked
 }
+
+// filler is the data a check sends where only the stack matters: bytes
+// the application ignores (from its profile), at offset off of the stream.
+func (cl *client) filler(off, n int) []byte { return cl.env.Facts.FillerBytes(off, n) }

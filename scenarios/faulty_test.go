@@ -298,7 +298,7 @@ var faultCases = []faultCase{
 				s.drop = true
 			}
 		}}),
-	warns("timer-synack-retransmission", "the SYN-ACK is never retransmitted", "no segment",
+	warns("timer-synack-retransmission", "the SYN-ACK is never retransmitted", "no SYN-ACK retransmission",
 		onSYNACKState(func(c *connState, s *seg) {
 			for _, seq := range c.synacks {
 				if seq == s.TCP.Seq {

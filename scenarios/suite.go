@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"synprobe/conformance"
 	"synprobe/conformance/report"
 	"synprobe/conformance/script"
 	"synprobe/probe"
@@ -57,6 +58,16 @@ type Env struct {
 	Timeout    time.Duration
 	// Pace must be called before every SYN sent to the target.
 	Pace func(context.Context) error
+	// Facts are what the run knows of the target: the application's
+	// profile (the data to send, the request), SYN cookies.
+	Facts *conformance.Facts
+	// ListenerDown says why the listener does not accept connections
+	// ("" when it does): asked when a SYN to the open port met silence.
+	ListenerDown func(context.Context) string
+
+	// conns are the connections the check opened: what the local host
+	// did to them is judged after it.
+	conns []*conformance.Conn
 }
 
 var (

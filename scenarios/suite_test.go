@@ -211,12 +211,18 @@ func TestSuiteDeterministic(t *testing.T) {
 			var first map[string]report.Verdict
 			var mu sync.Mutex
 			for i := 0; i < runs; i++ {
-				got := verdicts(labRun(t, stack, false, all))
+				rep := labRun(t, stack, false, all)
+				got := verdicts(rep)
 				mu.Lock()
 				if first == nil {
 					first = got
 				} else if diff := diffVerdicts(first, got); diff != "" {
 					t.Errorf("run %d differs from run 1:\n%s", i+1, diff)
+					for _, r := range rep.Results {
+						if r.Verdict != first[r.Name] {
+							t.Logf("  %s: %s [%s] %s\n%s", r.Name, r.Verdict, r.Cause, r.Reason, steps(r))
+						}
+					}
 				}
 				mu.Unlock()
 			}

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -23,15 +25,24 @@ timestamp clocks, retransmission schedule...). Scenarios run concurrently, the
 slowest first, with at most --rate SYNs per second to the target: the whole
 suite takes little longer than its slowest scenario.
 
+Before the scenarios, a few connections learn what the target's application
+does (it speaks first, answers the request, closes after answering, what it does
+with bytes it does not expect, whether it accepts connections at all), so that
+its bytes, its close and its resets are never read as the stack's behaviour.
+Only the stack earns fail or warn: a result the application, a premise
+(timestamps not negotiated, SYN cookies, a filtered closed port), the path or
+this host decided is skip, info or error, and its cause says which.
+
 A scenario's level sets the verdict a deviation earns: MUST -> fail,
 SHOULD -> warn, info -> info (reported as observed). Some scenarios need the
-target's application to answer "GET /N HTTP/1.0" with data (a web server does);
-without enough data they skip.
+application to send data: they send --request (default: "GET /N HTTP/1.0",
+which web servers answer) and skip, saying how much came, when too little did.
 
 Examples:
   synprobe audit 192.0.2.10:80
   synprobe audit --only 'listen-*' --only closed 192.0.2.10:80
   synprobe audit --level must --format junit -o audit.xml 192.0.2.10:80
+  synprobe audit --request 'GET /big.iso HTTP/1.0\r\n\r\n' 192.0.2.10:80
   synprobe lab                      (audit a disposable local target)`,
 		Flags: append(append([]cli.Flag{
 			&cli.UintFlag{Name: "closed-port", Usage: "a `PORT` of the target host with no listener", DefaultText: "find one near the open port"},
@@ -41,6 +52,7 @@ Examples:
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 64, Usage: "run up to `N` scenarios at once"},
 			&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to the target (0: no limit)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for a reply that has no time of its own"},
+			&cli.StringFlag{Name: "request", Usage: "send `STRING` (Go string escapes: \\r\\n, \\x00, \\\\) where a scenario needs the application to answer", DefaultText: `"GET /N HTTP/1.0\r\nHost: synprobe\r\n\r\n"`},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every scenario"},
 		}, outputFlags("text", "json", "junit")...), probeFlags()...),
 		Action: runAudit,
@@ -55,6 +67,9 @@ func runAudit(c *cli.Context) error {
 		return err
 	}
 	if err := checkRunFlags(c); err != nil {
+		return err
+	}
+	if _, err := requestFlag(c); err != nil {
 		return err
 	}
 	items, err := scenarios.Select(c.StringSlice("only"), c.StringSlice("skip"), c.String("level"))
@@ -82,4 +97,21 @@ func writeFingerprint(w io.Writer, fp any) {
 	if f, ok := fp.(*fingerprint.Fingerprint); ok && f != nil {
 		f.WriteText(w)
 	}
+}
+
+// requestFlag reads --request: a Go string literal's body, escapes and all
+// ("GET / HTTP/1.0\r\n\r\n", "\x00\x01", "a\\b"). nil when not given.
+func requestFlag(c *cli.Context) ([]byte, error) {
+	if !c.IsSet("request") {
+		return nil, nil
+	}
+	text := c.String("request")
+	s, err := strconv.Unquote(`"` + strings.ReplaceAll(text, `"`, `\"`) + `"`)
+	if err != nil {
+		return nil, usageErr("--request %q: not a string with Go escapes (\\r, \\n, \\t, \\xHH, \\\\): %v", text, err)
+	}
+	if s == "" {
+		return nil, usageErr("--request: empty; give the bytes the application answers, e.g. 'GET / HTTP/1.0\\r\\n\\r\\n'")
+	}
+	return []byte(s), nil
 }

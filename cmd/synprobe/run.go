@@ -121,6 +121,13 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 	}
 	if audit {
 		cfg.Fingerprint = fingerprintFunc()
+		cfg.Profile = true
+		req, err := requestFlag(c)
+		if err != nil {
+			s.close()
+			return err
+		}
+		cfg.Request = req
 	}
 	progress := newProgress(c, len(items))
 	cfg.Progress = progress.update
