@@ -360,8 +360,8 @@ func nginxConf(dir string, as []App) ([]string, error) {
 		return nil, err
 	}
 	// master_process off: one process, which serves; Close has nothing
-	// else to find. GET /N (digits) gets BigPath: synprobe asks for data
-	// so, as the lab's application understands it.
+	// else to find. A stock server: GET /N is a 404, as on any web server;
+	// tests that need data ask for BigPath (synprobe audit --request).
 	conf := fmt.Sprintf(`# written by synprobe's serverlab
 daemon off;
 master_process off;
@@ -383,12 +383,9 @@ http {
 		listen %[2]s:%[4]d;
 		listen [%[3]s]:%[4]d;
 		root %[5]s;
-		location ~ "^/[0-9]+$" {
-			try_files %[6]s =404;
-		}
 	}
 }
-`, dir, Target4, Target6, port, www, BigPath)
+`, dir, Target4, Target6, port, www)
 	path := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
