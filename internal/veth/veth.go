@@ -10,9 +10,10 @@
 // tentative and have no local route, so the kernel ignores neighbour
 // solicitations for them.
 //
-// The namespaces are anonymous (internal/netns.New): they die with their
-// last descriptor or socket, and the veth pair with them, so nothing
-// outlives the process, even one that crashes.
+// The namespaces are anonymous (internal/netns.New) unless the caller
+// gives its own: they die with their last descriptor or socket, and the
+// veth pair with them, so nothing outlives the process, even one that
+// crashes.
 package veth
 
 import (
@@ -31,6 +32,10 @@ type End struct {
 	// prefix, such as 192.0.2.1/24 and 2001:db8::1/64. IPv6 ones skip
 	// duplicate address detection: they are usable at once.
 	Addrs []netip.Prefix
+	// NS, when not 0, is an existing namespace (a descriptor) to put the
+	// end in, such as a named one; 0 makes an anonymous one. The pair
+	// keeps a duplicate of it, so the caller still owns and closes NS.
+	NS int
 }
 
 // Config describes a pair.

@@ -52,7 +52,7 @@ func (p *Pair) setup(ctx context.Context, cfg Config) error {
 		{role: "target", cfg: cfg.Target, side: &p.Target},
 	}
 	for _, e := range ends {
-		ns, err := netns.New()
+		ns, err := e.namespace()
 		if err != nil {
 			return fmt.Errorf("%s namespace: %w", e.role, err)
 		}
@@ -90,6 +90,19 @@ func (p *Pair) setup(ctx context.Context, cfg Config) error {
 		}
 	}
 	return nil
+}
+
+// namespace returns a descriptor of the end's namespace that the pair
+// owns: a duplicate of the caller's, or a new anonymous namespace.
+func (e *end) namespace() (int, error) {
+	if e.cfg.NS == 0 {
+		return netns.New()
+	}
+	fd, err := unix.FcntlInt(uintptr(e.cfg.NS), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("duplicate namespace descriptor %d: %w", e.cfg.NS, err)
+	}
+	return fd, nil
 }
 
 // quietIPv6 switches off what would put frames on the link that nobody
@@ -216,7 +229,9 @@ func (e *end) linkState(noAutoLinkLocal bool) (string, error) {
 
 // Close closes both namespace descriptors. The kernel destroys each
 // namespace, and with them the veth pair, once the sockets in it are closed
-// too. Close is idempotent, but not safe for concurrent use.
+// too; a namespace the caller gave (End.NS) lives on with its end of the
+// pair, for the caller to delete. Close is idempotent, but not safe for
+// concurrent use.
 func (p *Pair) Close() error {
 	var errs []error
 	for _, s := range []*Side{&p.Target, &p.Probe} {

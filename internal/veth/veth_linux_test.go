@@ -207,3 +207,27 @@ func TestNewFails(t *testing.T) {
 		})
 	}
 }
+
+// TestNewExistingNamespace: an end given a namespace is made there, and
+// the caller's descriptor stays its own: Close leaves it open, with the
+// veth still in it.
+func TestNewExistingNamespace(t *testing.T) {
+	ns := vethtest.Namespace(t)
+	p := vethtest.New(t, veth.Config{
+		Probe:  veth.End{Name: "vt-probe", NS: ns, Addrs: prefixes("10.66.0.1/24")},
+		Target: veth.End{Name: "vt-target", Addrs: prefixes("10.66.0.2/24")},
+	})
+	if p.Probe.NS == ns {
+		t.Errorf("probe side uses the caller's descriptor %d, want a duplicate", ns)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	err := netns.Do(ns, func() error {
+		_, err := netlink.LinkByName("vt-probe")
+		return err
+	})
+	if err != nil {
+		t.Errorf("after Close, vt-probe in the caller's namespace: %v", err)
+	}
+}
