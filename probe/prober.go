@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"container/list"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -58,6 +59,19 @@ const guardTTL = 10 * time.Minute
 // taken by the same clock as the replies.
 const echoWait = 50 * time.Millisecond
 
+// A frame whose echo has not been seen is remembered beyond echoWait, so
+// that an echo that comes late (a loaded host reads its socket late) is
+// still recognised as synprobe's own frame and never taken for one the
+// local kernel sent behind synprobe's back. What is remembered is bounded:
+// for unechoedFor at most, and unechoedBytes of frames at most, the oldest
+// forgotten first. The bytes bound is the receive buffer's default: an echo
+// further behind than a full buffer of frames would have been dropped by
+// the kernel and counted.
+const (
+	unechoedFor   = 30 * time.Second
+	unechoedBytes = defaultRecvBuffer
+)
+
 // Prober owns a link to one target host and the sessions that share it. It
 // reads every frame from the link in one goroutine and hands each to the
 // session it belongs to, by 4-tuple or by the connection an ICMP error
@@ -69,11 +83,16 @@ type Prober struct {
 	guard    PortGuard
 	recorder Recorder
 
-	mu        sync.Mutex
-	sessions  map[sessionKey]*Session
-	pending   map[uint64][]*pendingSend
-	resting   []restingPort
-	recordErr error
+	mu       sync.Mutex
+	sessions map[sessionKey]*Session
+	// pending holds the frames sent whose echo has not been seen, by hash;
+	// unechoed holds the same frames in the order they were written, for
+	// forgetting the oldest, and unechoedSize their bytes.
+	pending      map[uint64][]*pendingSend
+	unechoed     list.List
+	unechoedSize int
+	resting      []restingPort
+	recordErr    error
 
 	// notes are facts about the setup for reports (the guard in use).
 	notes []string
@@ -83,6 +102,7 @@ type Prober struct {
 	seed       maphash.Seed
 	undecoded  atomic.Uint64
 	unmatched  atomic.Uint64
+	lateEchoes atomic.Uint64
 	done       chan struct{}
 	closeOnce  sync.Once
 	readerDone chan struct{}
@@ -99,8 +119,14 @@ type restingPort struct {
 }
 
 type pendingSend struct {
-	data []byte
-	seen chan time.Time
+	data    []byte
+	hash    uint64
+	written time.Time
+	seen    chan time.Time // buffered: the reader never blocks on it
+	elem    *list.Element  // in Prober.unechoed
+	// gaveUp is set when Send stopped waiting (after echoWait): the echo,
+	// if it comes, is late.
+	gaveUp bool
 }
 
 // NewProber starts a prober on cfg.Link. Close it to stop its reader and
@@ -134,7 +160,7 @@ func (p *Prober) Link() Link { return p.link }
 // Stats returns the link's counters plus frames the prober could not use.
 func (p *Prober) Stats() ProberStats {
 	ls, _ := p.link.Stats()
-	return ProberStats{LinkStats: ls, Undecodable: p.undecoded.Load(), Unmatched: p.unmatched.Load()}
+	return ProberStats{LinkStats: ls, Undecodable: p.undecoded.Load(), Unmatched: p.unmatched.Load(), LateEchoes: p.lateEchoes.Load()}
 }
 
 // ProberStats are a prober's counters.
@@ -145,6 +171,9 @@ type ProberStats struct {
 	Undecodable uint64
 	// Unmatched counts frames for no open session (late replies).
 	Unmatched uint64
+	// LateEchoes counts synprobe's own frames seen leaving after Send had
+	// stopped waiting for them (echoWait): recognised, and dropped.
+	LateEchoes uint64
 }
 
 // Notes are facts about the prober's setup worth a line in a report.
@@ -274,15 +303,17 @@ func (p *Prober) hash(b []byte) uint64 { return maphash.Bytes(p.seed, b) }
 
 // send writes a frame and returns the time it was seen leaving (the
 // kernel's timestamp when the link shows outgoing frames, else the time the
-// write returned).
+// write returned). It waits echoWait at most; the frame stays remembered
+// afterwards (see unechoedFor), so that a late echo is still known as ours.
 func (p *Prober) send(frame []byte) (time.Time, error) {
-	ps := &pendingSend{data: frame, seen: make(chan time.Time, 1)}
-	h := p.hash(frame)
+	ps := &pendingSend{data: frame, hash: p.hash(frame), written: time.Now(), seen: make(chan time.Time, 1)}
 	p.mu.Lock()
-	p.pending[h] = append(p.pending[h], ps)
+	p.addPendingLocked(ps)
 	p.mu.Unlock()
 	if err := p.link.WriteFrame(frame); err != nil {
-		p.dropPending(h, ps)
+		p.mu.Lock()
+		p.removePendingLocked(ps)
+		p.mu.Unlock()
 		return time.Time{}, err
 	}
 	written := time.Now()
@@ -292,46 +323,69 @@ func (p *Prober) send(frame []byte) (time.Time, error) {
 	case ts := <-ps.seen:
 		return ts, nil
 	case <-t.C:
-		p.dropPending(h, ps)
-		return written, nil
 	case <-p.done:
-		p.dropPending(h, ps)
-		return written, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case ts := <-ps.seen: // seen while the timer fired
+		return ts, nil
+	default:
+	}
+	ps.gaveUp = true
+	return written, nil
+}
+
+// addPendingLocked remembers a frame about to be written, and forgets the
+// oldest unechoed frames beyond the bounds.
+func (p *Prober) addPendingLocked(ps *pendingSend) {
+	p.pending[ps.hash] = append(p.pending[ps.hash], ps)
+	ps.elem = p.unechoed.PushBack(ps)
+	p.unechoedSize += len(ps.data)
+	for e := p.unechoed.Front(); e != nil; e = p.unechoed.Front() {
+		old := e.Value.(*pendingSend)
+		if old == ps || p.unechoedSize <= unechoedBytes && ps.written.Sub(old.written) <= unechoedFor {
+			break
+		}
+		p.removePendingLocked(old)
 	}
 }
 
-func (p *Prober) dropPending(h uint64, ps *pendingSend) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := p.pending[h]
-	for i, q := range list {
+func (p *Prober) removePendingLocked(ps *pendingSend) {
+	if ps.elem == nil {
+		return
+	}
+	p.unechoed.Remove(ps.elem)
+	ps.elem = nil
+	p.unechoedSize -= len(ps.data)
+	bucket := p.pending[ps.hash]
+	for i, q := range bucket {
 		if q == ps {
-			list = append(list[:i], list[i+1:]...)
+			bucket = append(bucket[:i], bucket[i+1:]...)
 			break
 		}
 	}
-	if len(list) == 0 {
-		delete(p.pending, h)
+	if len(bucket) == 0 {
+		delete(p.pending, ps.hash)
 	} else {
-		p.pending[h] = list
+		p.pending[ps.hash] = bucket
 	}
 }
 
 // matchPending reports whether an outgoing frame is one synprobe sent, and
-// hands its timestamp to the sender.
+// hands its timestamp to the sender (if it still waits).
 func (p *Prober) matchPending(c Capture) bool {
 	h := p.hash(c.Data)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, ps := range p.pending[h] {
+	for _, ps := range p.pending[h] {
 		if bytes.Equal(ps.data, c.Data) {
-			ps.seen <- c.Time
-			list := append(p.pending[h][:i], p.pending[h][i+1:]...)
-			if len(list) == 0 {
-				delete(p.pending, h)
+			if ps.gaveUp {
+				p.lateEchoes.Add(1)
 			} else {
-				p.pending[h] = list
+				ps.seen <- c.Time
 			}
+			p.removePendingLocked(ps)
 			return true
 		}
 	}

@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"net/netip"
 	"sync"
 	"testing"
@@ -166,5 +167,104 @@ func TestProberCloseUnblocksRecv(t *testing.T) {
 	}
 	if _, err := p.Open(SessionConfig{Remote: netip.MustParseAddrPort("192.0.2.2:80")}); err == nil {
 		t.Error("Open after Close: want an error")
+	}
+}
+
+// lateEchoLink is a MemoryLink whose echoes of synprobe's own frames come
+// late, as on a loaded host whose reader falls behind.
+type lateEchoLink struct {
+	*MemoryLink
+	delay time.Duration
+}
+
+func (l *lateEchoLink) WriteFrame(frame []byte) error {
+	echo := append([]byte(nil), frame...)
+	now := time.Now()
+	time.AfterFunc(l.delay, func() {
+		l.enqueue(Capture{Data: echo, Time: now, Outgoing: true})
+	})
+	return nil
+}
+
+// TestProberLateEcho sends with echoes that come well after echoWait: they
+// must be recognised as synprobe's own frames, not reported as frames the
+// local host sent, while a frame the kernel really sent still is.
+func TestProberLateEcho(t *testing.T) {
+	const delay = 4 * echoWait
+	l := &lateEchoLink{MemoryLink: NewMemoryLink(MAC{2, 0, 0, 0, 0, 1}, 1500, func([]byte) {}), delay: delay}
+	p := NewProber(ProberConfig{Link: l, Path: Path{
+		Source: netip.MustParseAddr("192.0.2.1"), LocalMAC: MAC{2, 0, 0, 0, 0, 1},
+		NextHop: netip.MustParseAddr("192.0.2.2"), NextHopMAC: MAC{2, 0, 0, 0, 0, 2}, MTU: 1500,
+	}})
+	t.Cleanup(func() { p.Close() })
+	target := netip.MustParseAddrPort("192.0.2.2:80")
+	s, err := p.Open(SessionConfig{Remote: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sends = 5
+	for i := range sends {
+		start := time.Now()
+		sent, err := s.Send(&Frame{TCP: TCP{Seq: Seq(100 + i), Flags: SYN, Window: 1000}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took >= delay {
+			t.Errorf("send %d: Send took %v, want it to stop waiting after echoWait (%v)", i, took, echoWait)
+		}
+		if sent.Time.Before(start) {
+			t.Errorf("send %d: time %v before the call (%v), want the write time", i, sent.Time, start)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().LateEchoes < sends && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := p.Stats().LateEchoes; got != sends {
+		t.Fatalf("late echoes: got %d, want %d", got, sends)
+	}
+	if got := s.LocalHostFrames(); len(got) != 0 {
+		t.Errorf("local host frames: got %d (first %v), want none: each was synprobe's own late echo", len(got), &got[0].Frame)
+	}
+	if s.Pending() != 0 {
+		t.Errorf("an echo of synprobe's own frame was queued as a reply")
+	}
+
+	// The local kernel's own RST on the 4-tuple is still reported.
+	rst := Frame{Ethernet: Ethernet{Src: MAC{2, 0, 0, 0, 0, 1}}, IP: IP{Src: s.Local().Addr(), Dst: target.Addr()}, TCP: TCP{SrcPort: s.Local().Port(), DstPort: 80, Flags: RST, Seq: 101}}
+	rb, _ := rst.Encode()
+	l.enqueue(Capture{Data: rb, Time: time.Now(), Outgoing: true})
+	for len(s.LocalHostFrames()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := s.LocalHostFrames(); len(got) != 1 || got[0].Frame.TCP.Flags != RST {
+		t.Errorf("local host frames: got %d, want the kernel's RST", len(got))
+	}
+}
+
+// TestProberForgetsUnechoed checks the bounds on what is remembered of
+// frames never seen leaving: by age and by bytes, oldest first.
+func TestProberForgetsUnechoed(t *testing.T) {
+	p := &Prober{pending: map[uint64][]*pendingSend{}, seed: maphash.MakeSeed()}
+	t0 := time.Unix(1700000000, 0)
+	add := func(size int, at time.Time) *pendingSend {
+		ps := &pendingSend{data: make([]byte, size), written: at}
+		ps.data[0] = byte(p.unechoed.Len())
+		ps.hash = p.hash(ps.data)
+		p.addPendingLocked(ps)
+		return ps
+	}
+	first := add(100, t0)
+	second := add(100, t0.Add(time.Second))
+	add(100, t0.Add(unechoedFor+time.Second/2)) // first is now too old
+	if first.elem != nil || second.elem == nil || p.unechoed.Len() != 2 || p.unechoedSize != 200 {
+		t.Errorf("after unechoedFor: remembered %d frames, %d bytes; want the first forgotten", p.unechoed.Len(), p.unechoedSize)
+	}
+	big := add(unechoedBytes-150, t0.Add(unechoedFor+time.Second))
+	if second.elem != nil || big.elem == nil || p.unechoedSize > unechoedBytes {
+		t.Errorf("beyond unechoedBytes: remembered %d frames, %d bytes; want the oldest forgotten, at most %d bytes", p.unechoed.Len(), p.unechoedSize, unechoedBytes)
+	}
+	if n := len(p.pending); n != p.unechoed.Len() {
+		t.Errorf("pending map holds %d hashes, the order list %d frames", n, p.unechoed.Len())
 	}
 }
