@@ -13,7 +13,10 @@ import (
 	"time"
 )
 
-// PortSource hands out local source ports (see PortAllocator).
+// PortSource hands out local source ports (see PortAllocator). A port the
+// prober is done with rests (quarantine) before it is released; a source
+// that also has a method Rest(port uint16), as PortAllocator does, is told
+// when the rest begins.
 type PortSource interface {
 	Allocate() (uint16, error)
 	Reserve(port uint16) error
@@ -177,7 +180,15 @@ type ProberStats struct {
 }
 
 // Notes are facts about the prober's setup worth a line in a report.
-func (p *Prober) Notes() []string { return append([]string(nil), p.notes...) }
+func (p *Prober) Notes() []string {
+	notes := append([]string(nil), p.notes...)
+	if a, ok := p.ports.(*PortAllocator); ok {
+		if n, err := a.Unreserved(); n > 0 {
+			notes = append(notes, fmt.Sprintf("%d source ports were used without a reservation across processes (%v): another synprobe on this host could have used them at the same time", n, err))
+		}
+	}
+	return notes
+}
 
 // Close stops the prober, closes its link, every session and the guard. It
 // returns the first error met recording frames or closing the guard.
@@ -268,6 +279,9 @@ func (p *Prober) closeSession(s *Session) {
 	if p.sessions[key] == s {
 		delete(p.sessions, key)
 		p.resting = append(p.resting, restingPort{s.local.Port(), time.Now().Add(quarantine)})
+		if r, ok := p.ports.(interface{ Rest(port uint16) }); ok {
+			r.Rest(s.local.Port())
+		}
 	}
 }
 
