@@ -233,9 +233,7 @@ func (p *Prober) Open(cfg SessionConfig) (*Session, error) {
 		return nil, fmt.Errorf("open session to %v: %w", cfg.Remote, ErrLinkClosed)
 	default:
 	}
-	p.mu.Lock()
-	p.releaseRestedLocked(time.Now())
-	p.mu.Unlock()
+	p.releaseRested(time.Now())
 	port := cfg.LocalPort
 	if port == 0 {
 		var err error
@@ -291,26 +289,34 @@ func (p *Prober) closeSession(s *Session) {
 // was one.
 func (p *Prober) releaseOldest() bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if len(p.resting) == 0 {
+		p.mu.Unlock()
 		return false
 	}
-	p.ports.Release(p.resting[0].port)
+	port := p.resting[0].port
 	p.resting = p.resting[1:]
+	p.mu.Unlock()
+	// Releasing may close a socket (PortAllocator): not under p.mu, which
+	// the reader takes for every frame.
+	p.ports.Release(port)
 	return true
 }
 
-func (p *Prober) releaseRestedLocked(now time.Time) {
+// releaseRested hands back the ports whose rest is over. Ports rest in the
+// order they were closed, for the same time: those rested form the front
+// of the list.
+func (p *Prober) releaseRested(now time.Time) {
+	p.mu.Lock()
 	n := 0
-	for _, r := range p.resting {
-		if now.After(r.until) {
-			p.ports.Release(r.port)
-			continue
-		}
-		p.resting[n] = r
+	for n < len(p.resting) && now.After(p.resting[n].until) {
 		n++
 	}
-	p.resting = p.resting[:n]
+	rested := p.resting[:n:n]
+	p.resting = p.resting[n:]
+	p.mu.Unlock()
+	for _, r := range rested {
+		p.ports.Release(r.port)
+	}
 }
 
 func (p *Prober) hash(b []byte) uint64 { return maphash.Bytes(p.seed, b) }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -266,5 +267,37 @@ func TestProberForgetsUnechoed(t *testing.T) {
 	}
 	if n := len(p.pending); n != p.unechoed.Len() {
 		t.Errorf("pending map holds %d hashes, the order list %d frames", n, p.unechoed.Len())
+	}
+}
+
+// recordingPorts is a PortSource that records what is released.
+type recordingPorts struct {
+	*simplePorts
+	released []uint16
+}
+
+func (r *recordingPorts) Release(port uint16) {
+	r.released = append(r.released, port)
+	r.simplePorts.Release(port)
+}
+
+// TestProberReleasesRestedPorts checks that ports are handed back once
+// their rest is over, and not before, oldest first.
+func TestProberReleasesRestedPorts(t *testing.T) {
+	ports := &recordingPorts{simplePorts: newSimplePorts()}
+	p := &Prober{ports: ports}
+	t0 := time.Unix(1700000000, 0)
+	for i, port := range []uint16{100, 101, 102} {
+		p.resting = append(p.resting, restingPort{port, t0.Add(time.Duration(i) * time.Second)})
+	}
+	p.releaseRested(t0.Add(1500 * time.Millisecond))
+	if !slices.Equal(ports.released, []uint16{100, 101}) || len(p.resting) != 1 {
+		t.Errorf("after 1.5 s: released %v, %d resting; want 100 and 101 released, 102 resting", ports.released, len(p.resting))
+	}
+	if !p.releaseOldest() || !slices.Equal(ports.released, []uint16{100, 101, 102}) {
+		t.Errorf("releaseOldest: released %v, want 102 last", ports.released)
+	}
+	if p.releaseOldest() {
+		t.Error("releaseOldest with nothing resting: reported a port")
 	}
 }
