@@ -62,7 +62,7 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 		ports.Close()
 		return nil, err
 	}
-	var notes []string
+	notes := link.Notes()
 	var guard *Guard
 	if cfg.NoGuard {
 		notes = append(notes, "RST guard off (--no-guard): the local kernel's RSTs are detected and reported as a disturbance")

@@ -106,9 +106,16 @@ type Prober struct {
 	undecoded  atomic.Uint64
 	unmatched  atomic.Uint64
 	lateEchoes atomic.Uint64
-	done       chan struct{}
-	closeOnce  sync.Once
-	readerDone chan struct{}
+	// superFrames counts super-frames split into segments; unsplit those
+	// that could not be (handed on whole).
+	superFrames atomic.Uint64
+	unsplit     atomic.Uint64
+	// keepSuperFrames is a test hook: it hands super-frames on whole, as
+	// synprobe did before it split them.
+	keepSuperFrames atomic.Bool
+	done            chan struct{}
+	closeOnce       sync.Once
+	readerDone      chan struct{}
 }
 
 type sessionKey struct {
@@ -163,7 +170,8 @@ func (p *Prober) Link() Link { return p.link }
 // Stats returns the link's counters plus frames the prober could not use.
 func (p *Prober) Stats() ProberStats {
 	ls, _ := p.link.Stats()
-	return ProberStats{LinkStats: ls, Undecodable: p.undecoded.Load(), Unmatched: p.unmatched.Load(), LateEchoes: p.lateEchoes.Load()}
+	return ProberStats{LinkStats: ls, Undecodable: p.undecoded.Load(), Unmatched: p.unmatched.Load(), LateEchoes: p.lateEchoes.Load(),
+		SuperFrames: p.superFrames.Load(), UnsplitSuperFrames: p.unsplit.Load()}
 }
 
 // ProberStats are a prober's counters.
@@ -177,6 +185,11 @@ type ProberStats struct {
 	// LateEchoes counts synprobe's own frames seen leaving after Send had
 	// stopped waiting for them (echoWait): recognised, and dropped.
 	LateEchoes uint64
+	// SuperFrames counts frames that stood for several segments (GRO,
+	// TSO/GSO) and were split into them; UnsplitSuperFrames those that
+	// could not be split (not a whole TCP segment), handed on whole.
+	SuperFrames        uint64
+	UnsplitSuperFrames uint64
 }
 
 // Notes are facts about the prober's setup worth a line in a report.
@@ -427,12 +440,36 @@ func (p *Prober) read() {
 			}
 			continue
 		}
-		p.record(c)
-		if c.Outgoing && p.matchPending(c) {
+		if c.GSOSize == 0 || p.keepSuperFrames.Load() {
+			p.handle(c)
 			continue
 		}
-		p.dispatch(c)
+		// A super-frame is split before anything sees it: the sessions, so
+		// that every rule judges the segments the target sent, never the
+		// local host's offloads; and the recorder, so that a pcap shows
+		// what the wire carried, and synprobe analyze of it judges what the
+		// live run judged.
+		pieces, err := SplitSuperFrame(c)
+		if err != nil {
+			p.unsplit.Add(1)
+			p.handle(c)
+			continue
+		}
+		p.superFrames.Add(1)
+		for _, piece := range pieces {
+			p.handle(piece)
+		}
 	}
+}
+
+// handle records a frame, and hands it to its sender (an echo of a frame
+// synprobe sent) or its session.
+func (p *Prober) handle(c Capture) {
+	p.record(c)
+	if c.Outgoing && p.matchPending(c) {
+		return
+	}
+	p.dispatch(c)
 }
 
 func (p *Prober) record(c Capture) {

@@ -301,3 +301,62 @@ func TestProberReleasesRestedPorts(t *testing.T) {
 		t.Error("releaseOldest with nothing resting: reported a port")
 	}
 }
+
+// frameRecorder is a Recorder that keeps what it is given.
+type frameRecorder struct {
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (r *frameRecorder) WritePacket(ts time.Time, data []byte) error {
+	r.mu.Lock()
+	r.frames = append(r.frames, data)
+	r.mu.Unlock()
+	return nil
+}
+
+// TestProberSplitsSuperFrames hands the prober a super-frame, as a packet
+// link with offloads on would: the session and the recorder see the
+// segments, not the super-frame; with the test hook, the super-frame whole.
+func TestProberSplitsSuperFrames(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		rec := &frameRecorder{}
+		l := NewMemoryLink(MAC{2, 0, 0, 0, 0, 1}, 1500, func([]byte) {})
+		p := NewProber(ProberConfig{Link: l, Recorder: rec, Path: Path{
+			Source: netip.MustParseAddr("192.0.2.1"), LocalMAC: MAC{2, 0, 0, 0, 0, 1},
+			NextHop: netip.MustParseAddr("192.0.2.2"), NextHopMAC: MAC{2, 0, 0, 0, 0, 2}, MTU: 1500,
+		}})
+		defer p.Close()
+		p.keepSuperFrames.Store(keep)
+		s, err := p.Open(SessionConfig{Remote: netip.MustParseAddrPort("192.0.2.2:80"), LocalPort: 61000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Unix(1700000000, 0)
+		l.enqueue(Capture{Data: superFrame(t, false, ACK|PSH, 3000, nil), Time: at, ChecksumPartial: true, GSOSize: 1448, GSOType: GSOTCPv4})
+		want := []int{1448, 1448, 104}
+		if keep {
+			want = []int{3000}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for i, n := range want {
+			r, err := s.Recv(ctx)
+			if err != nil {
+				t.Fatalf("keep %v: segment %d: %v", keep, i, err)
+			}
+			if len(r.Frame.TCP.Payload) != n || !r.Time.Equal(at) || r.Frame.Checksum != ChecksumNotFinal {
+				t.Errorf("keep %v: segment %d: %v at %v, checksum %v; want %d bytes at %v, checksum not final",
+					keep, i, &r.Frame, r.Time, r.Frame.Checksum, n, at)
+			}
+		}
+		rec.mu.Lock()
+		if len(rec.frames) != len(want) {
+			t.Errorf("keep %v: recorder got %d frames, want %d", keep, len(rec.frames), len(want))
+		}
+		rec.mu.Unlock()
+		if st := p.Stats(); !keep && st.SuperFrames != 1 {
+			t.Errorf("SuperFrames: got %d, want 1", st.SuperFrames)
+		}
+	}
+}
