@@ -59,15 +59,17 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 		Filter:    FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}},
 	})
 	if err != nil {
+		ports.Close()
 		return nil, err
 	}
-	var notes []string
+	notes := link.Notes()
 	var guard *Guard
 	if cfg.NoGuard {
 		notes = append(notes, "RST guard off (--no-guard): the local kernel's RSTs are detected and reported as a disturbance")
 	} else if guard, err = InstallGuard(cfg.NetNS); err != nil {
 		if !errors.Is(err, ErrGuardUnavailable) {
 			link.Close()
+			ports.Close()
 			return nil, err
 		}
 		guard = nil
@@ -84,5 +86,7 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 	if guard != nil {
 		p.closers = append(p.closers, guard)
 	}
+	// The reservations of the ports in use and resting end with the prober.
+	p.closers = append(p.closers, ports)
 	return p, nil
 }

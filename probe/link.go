@@ -44,9 +44,18 @@ type Capture struct {
 	// Outgoing is set for frames leaving this host.
 	Outgoing bool
 	// ChecksumPartial is set when the kernel reports that the transport
-	// checksum is not final (TP_STATUS_CSUMNOTREADY: checksum offload on
-	// veth or a NIC). A bad checksum in such a frame is nobody's fault.
+	// checksum is not final (TP_STATUS_CSUMNOTREADY, or
+	// VIRTIO_NET_HDR_F_NEEDS_CSUM: checksum offload on veth or a NIC). A bad
+	// checksum in such a frame is nobody's fault.
 	ChecksumPartial bool
+	// GSOSize and GSOType describe a super-frame: one frame that stands for
+	// several TCP segments of at most GSOSize bytes of payload each, which
+	// the kernel coalesced on receive (GRO) or whose segmentation was left
+	// to an offload (TSO, GSO). Both are zero for an ordinary frame. The
+	// prober splits super-frames (SplitSuperFrame) before anything else
+	// sees them.
+	GSOSize uint16
+	GSOType GSOType
 }
 
 // LinkStats are a link's counters.
@@ -54,7 +63,8 @@ type LinkStats struct {
 	// Received counts frames delivered to the link's socket.
 	Received uint64
 	// Drops counts frames the kernel dropped because synprobe's socket
-	// buffer was full: a reply lost here must never be read as silence
-	// from the target.
+	// buffer was full, or could not hand over (a super-frame of a kind
+	// that the header in front of it cannot describe): a reply lost here
+	// must never be read as silence from the target.
 	Drops uint64
 }

@@ -37,6 +37,17 @@ import (
 // for one arriving, when the driver handed it to the stack. Both come from
 // CLOCK_REALTIME, the clock of time.Now.
 //
+// With segmentation offloads on (the default on most NICs and on veth),
+// the receive socket sees super-frames: several segments in one frame,
+// coalesced on receive (GRO) or not yet cut by the offload (TSO, GSO). The
+// receive socket has PACKET_VNET_HDR, so that the kernel puts a struct
+// virtio_net_hdr in front of every frame, which says whether it is one
+// (GSOSize, GSOType; the prober splits it) and whether its checksum is
+// partial. The header is made by recvmsg from the kernel's buffer: the
+// filter runs on the frame alone, at the offsets it has without it. A
+// kernel that refuses the option leaves super-frames whole (see Notes).
+// The send socket has no such header: synprobe writes plain frames.
+//
 // Limits: the interface must be Ethernet (not loopback, whose frames a
 // packet socket sees twice); frames longer than 256 KiB are cut; a VLAN tag
 // that the NIC took off is put back into Data, but such frames passed the
@@ -61,6 +72,9 @@ type PacketLink struct {
 	// untimed counts frames the kernel delivered without a timestamp, whose
 	// Time was taken when synprobe read them.
 	untimed atomic.Uint64
+
+	// notes are facts about the link worth a line in a report.
+	notes []string
 }
 
 // OpenPacketLink opens a PacketLink on cfg.Interface in the namespace
@@ -141,6 +155,9 @@ func openPacketLink(cfg PacketLinkConfig, filter []bpf.RawInstruction) (*PacketL
 		l.tx.Close()
 		return nil, fmt.Errorf("open packet link on %s: %w", ifi.Name, err)
 	}
+	if !l.reader.vnet {
+		l.notes = append(l.notes, fmt.Sprintf("no PACKET_VNET_HDR on %s: super-frames of segmentation offloads (GRO, TSO/GSO) are seen whole, as larger segments than the MSS; switch the offloads off (ethtool -K %s gro off tso off gso off)", ifi.Name, ifi.Name))
+	}
 	return l, nil
 }
 
@@ -190,6 +207,12 @@ func (l *PacketLink) setup(cfg PacketLinkConfig, filter []bpf.RawInstruction) er
 		}
 		if serr = unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); serr != nil {
 			serr = fmt.Errorf("enable PACKET_AUXDATA: %w", serr)
+			return
+		}
+		// On the receive socket only. A refusal is not fatal: frames then
+		// come as they did before, super-frames whole.
+		if unix.SetsockoptInt(int(fd), unix.SOL_PACKET, unix.PACKET_VNET_HDR, 1) == nil {
+			l.reader.useVnetHdr()
 		}
 	})
 	if err == nil {
@@ -304,7 +327,33 @@ func (l *PacketLink) ReadFrame() (Capture, error) {
 	if err != nil {
 		return Capture{}, l.opError("read frame", err)
 	}
-	return l.capture(r.n, int(r.msg.Controllen), r.from.Pkttype, r.called), nil
+	n := r.n
+	if r.vnet {
+		n = max(n-vnetHdrLen, 0)
+	}
+	return l.capture(n, int(r.msg.Controllen), r.from.Pkttype, r.called), nil
+}
+
+// vnetHdrLen is the size of struct virtio_net_hdr, which PACKET_VNET_HDR
+// puts in front of every frame.
+const vnetHdrLen = 10
+
+// vnetHdr is what a struct virtio_net_hdr says of a frame. af_packet fills
+// it with virtio_net_hdr_from_skb(..., vio_le(), ...): vio_le() is
+// virtio_legacy_is_little_endian(), the host's byte order (little endian
+// on amd64 and arm64), so the 16-bit fields are read in native order.
+type vnetHdr struct {
+	flags   uint8 // VIRTIO_NET_HDR_F_*
+	gsoType GSOType
+	gsoSize uint16
+}
+
+func parseVnetHdr(b []byte) vnetHdr {
+	if len(b) < vnetHdrLen {
+		return vnetHdr{}
+	}
+	// hdr_len at 2, gso_size at 4, csum_start at 6, csum_offset at 8.
+	return vnetHdr{flags: b[0], gsoType: GSOType(b[1]), gsoSize: binary.NativeEndian.Uint16(b[4:])}
 }
 
 // packetReader is ReadFrame's state, reused from frame to frame so that a
@@ -313,7 +362,11 @@ type packetReader struct {
 	buf  []byte
 	oob  []byte
 	from unix.RawSockaddrLinklayer
-	iov  unix.Iovec
+	// iov is the virtio_net_hdr, then buf; without PACKET_VNET_HDR, only
+	// iov[1] is used.
+	iov  [2]unix.Iovec
+	vhdr [vnetHdrLen]byte
+	vnet bool // PACKET_VNET_HDR is on
 	msg  unix.Msghdr
 
 	// Results of recv.
@@ -321,19 +374,32 @@ type packetReader struct {
 	err    error
 	called time.Time // when recvmsg was called
 
+	// lost counts frames the kernel could not hand over with a
+	// virtio_net_hdr (recvmsg fails with EINVAL and drops the frame).
+	lost atomic.Uint64
+
 	recv func(fd uintptr) bool // r.recvmsg as a method value, made once
 }
 
 func (r *packetReader) init() {
 	r.buf = make([]byte, snapLen)
 	r.oob = make([]byte, 128)
-	r.iov.Base = &r.buf[0]
-	r.iov.SetLen(len(r.buf))
+	r.iov[0].Base = &r.vhdr[0]
+	r.iov[0].SetLen(len(r.vhdr))
+	r.iov[1].Base = &r.buf[0]
+	r.iov[1].SetLen(len(r.buf))
 	r.msg.Name = (*byte)(unsafe.Pointer(&r.from))
-	r.msg.Iov = &r.iov
+	r.msg.Iov = &r.iov[1]
 	r.msg.SetIovlen(1)
 	r.msg.Control = &r.oob[0]
 	r.recv = r.recvmsg
+}
+
+// useVnetHdr reads the virtio_net_hdr in front of each frame into vhdr.
+func (r *packetReader) useVnetHdr() {
+	r.vnet = true
+	r.msg.Iov = &r.iov[0]
+	r.msg.SetIovlen(2)
 }
 
 // recvmsg is the function for syscall.RawConn.Read: it reports false (wait
@@ -354,6 +420,14 @@ func (r *packetReader) recvmsg(fd uintptr) bool {
 			continue
 		case unix.EAGAIN:
 			return false
+		case unix.EINVAL:
+			if r.vnet {
+				// The kernel could not describe the frame in a
+				// virtio_net_hdr (a kind of super-frame it has no name
+				// for) and dropped it: count it, read the next.
+				r.lost.Add(1)
+				continue
+			}
 		}
 		r.n, r.err = 0, os.NewSyscallError("recvmsg", errno)
 		return true
@@ -378,10 +452,17 @@ func (l *PacketLink) capture(n, oobn int, pkttype uint8, called time.Time) Captu
 			c.Time = called
 		}
 	}
+	if r.vnet {
+		h := parseVnetHdr(r.vhdr[:])
+		if h.gsoType != GSONone {
+			c.GSOSize, c.GSOType = h.gsoSize, h.gsoType
+		}
+		c.ChecksumPartial = h.flags&unix.VIRTIO_NET_HDR_F_NEEDS_CSUM != 0
+	}
 	size := min(n, len(r.buf))
 	if cm.haveAux {
 		aux := cm.aux
-		c.ChecksumPartial = aux.Status&unix.TP_STATUS_CSUMNOTREADY != 0
+		c.ChecksumPartial = c.ChecksumPartial || aux.Status&unix.TP_STATUS_CSUMNOTREADY != 0
 		if aux.Status&unix.TP_STATUS_VLAN_VALID != 0 && size >= 12 {
 			// The NIC or the kernel took the tag off (VLAN acceleration):
 			// put it back where it was on the wire, as libpcap does.
@@ -467,11 +548,18 @@ func (l *PacketLink) pollStats() error {
 		return l.opError("read statistics", err)
 	}
 	// tp_packets includes the drops (af_packet adds them before copying
-	// out); Received counts frames that made it into the queue.
+	// out); Received counts frames that made it into the queue. Frames lost
+	// to recvmsg (a super-frame without a virtio_net_hdr) were received,
+	// but never reached synprobe: drops too.
+	lost := l.reader.lost.Swap(0)
 	l.stats.Received += uint64(s.Packets - s.Drops)
-	l.stats.Drops += uint64(s.Drops)
+	l.stats.Drops += uint64(s.Drops) + lost
 	return nil
 }
+
+// Notes are facts about the link worth a line in a report: what it cannot
+// do on this kernel.
+func (l *PacketLink) Notes() []string { return append([]string(nil), l.notes...) }
 
 // HardwareAddr implements Link.
 func (l *PacketLink) HardwareAddr() MAC { return l.mac }

@@ -3,6 +3,7 @@
 package probe
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -606,6 +607,12 @@ func TestFlowFilterInKernel(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer l.Close()
+			// The kernel runs the filter on the frame, not on what
+			// recvmsg returns: the virtio_net_hdr in front must not move
+			// the offsets it reads.
+			if !l.reader.vnet {
+				t.Errorf("PACKET_VNET_HDR is off: the filter is not checked with the header in front")
+			}
 			var want []filterCase
 			for _, c := range filterCases(t, fam) {
 				if len(c.frame) < EthernetHeaderLen {
@@ -792,5 +799,46 @@ func BenchmarkPacketLinkRead(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 	if s, err := l.Stats(); err != nil || s.Drops != 0 {
 		b.Fatalf("stats %+v, %v: want no drops", s, err)
+	}
+}
+
+// TestPacketLinkCaptureVnetHdr checks how the virtio_net_hdr in front of a
+// frame (PACKET_VNET_HDR) becomes a Capture's GSO fields and checksum state.
+func TestPacketLinkCaptureVnetHdr(t *testing.T) {
+	frame := tcpFrame(t, filterV4.remote, filterV4.local, 80, filterPorts.Lo)
+	hdr := func(flags, gsoType uint8, gsoSize uint16) [vnetHdrLen]byte {
+		var h [vnetHdrLen]byte
+		h[0], h[1] = flags, gsoType
+		binary.NativeEndian.PutUint16(h[2:], 54) // hdr_len: a hint, unused
+		binary.NativeEndian.PutUint16(h[4:], gsoSize)
+		binary.NativeEndian.PutUint16(h[6:], 34) // csum_start
+		binary.NativeEndian.PutUint16(h[8:], 16) // csum_offset
+		return h
+	}
+	for _, c := range []struct {
+		name    string
+		hdr     [vnetHdrLen]byte
+		size    uint16
+		gso     GSOType
+		partial bool
+	}{
+		{"plain frame", hdr(0, unix.VIRTIO_NET_HDR_GSO_NONE, 0), 0, GSONone, false},
+		{"data valid", hdr(unix.VIRTIO_NET_HDR_F_DATA_VALID, unix.VIRTIO_NET_HDR_GSO_NONE, 0), 0, GSONone, false},
+		{"partial checksum", hdr(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_NONE, 0), 0, GSONone, true},
+		{"tcpv4 super-frame", hdr(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV4, 1448), 1448, GSOTCPv4, true},
+		{"tcpv6 super-frame with ECN", hdr(unix.VIRTIO_NET_HDR_F_NEEDS_CSUM, unix.VIRTIO_NET_HDR_GSO_TCPV6|unix.VIRTIO_NET_HDR_GSO_ECN, 1428), 1428, GSOTCPv6 | GSOECN, true},
+	} {
+		l := &PacketLink{}
+		l.reader.init()
+		l.reader.useVnetHdr()
+		l.reader.vhdr = c.hdr
+		copy(l.reader.buf, frame)
+		got := l.capture(len(frame), 0, unix.PACKET_HOST, time.Now())
+		if got.GSOSize != c.size || got.GSOType != c.gso || got.ChecksumPartial != c.partial {
+			t.Errorf("%s: got gso %d %v, partial %v; want %d %v, %v", c.name, got.GSOSize, got.GSOType, got.ChecksumPartial, c.size, c.gso, c.partial)
+		}
+		if string(got.Data) != string(frame) {
+			t.Errorf("%s: data changed", c.name)
+		}
 	}
 }

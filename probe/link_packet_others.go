@@ -38,5 +38,8 @@ func (l *PacketLink) MTU() int { return 0 }
 // Name is empty outside Linux.
 func (l *PacketLink) Name() string { return "" }
 
+// Notes are empty outside Linux.
+func (l *PacketLink) Notes() []string { return nil }
+
 // Close does nothing outside Linux.
 func (l *PacketLink) Close() error { return nil }

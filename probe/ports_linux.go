@@ -2,9 +2,12 @@ package probe
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
+
+	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
 )
@@ -126,4 +129,83 @@ func parseHexPort(b []byte) (uint16, bool) {
 		p = p<<4 | uint16(c)
 	}
 	return p, true
+}
+
+// Sockets that reserve source ports across processes (see PortAllocator).
+// A TCP socket bound to a port, neither listening nor connected, keeps
+// every other socket from binding it, without SO_REUSEADDR on either side,
+// and changes nothing in how the kernel answers segments to the port: it is
+// in no lookup table for arriving segments, and not in /proc/net/tcp.
+
+// newPortSockets makes up to n unbound TCP sockets in the namespace ns, of
+// the family family, or, when family is 0, of the family that covers the
+// most: IPv6 with IPV6_V6ONLY off (bound to [::], it holds the port for
+// IPv4 too), else IPv4 where the kernel has no IPv6. Sockets are made in
+// the namespace, and can be bound and closed from any thread afterwards. It
+// returns what it made and the error that stopped it, if any.
+func newPortSockets(ns, family, n int) (fds []int, fam int, err error) {
+	err = netns.Do(ns, func() error {
+		for len(fds) < n {
+			fd, f, err := newPortSocket(family)
+			if err != nil {
+				return err
+			}
+			family = f
+			fds = append(fds, fd)
+		}
+		return nil
+	})
+	if err != nil {
+		err = fmt.Errorf("make a socket to hold source ports: %w", classifyPortError(err))
+	}
+	return fds, family, err
+}
+
+func newPortSocket(family int) (int, int, error) {
+	if family == 0 || family == unix.AF_INET6 {
+		fd, err := unix.Socket(unix.AF_INET6, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+		if err == nil {
+			if err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0); err != nil {
+				unix.Close(fd)
+				return -1, 0, fmt.Errorf("set IPV6_V6ONLY off: %w", err)
+			}
+			return fd, unix.AF_INET6, nil
+		}
+		if family != 0 || !errors.Is(err, unix.EAFNOSUPPORT) {
+			return -1, 0, err
+		}
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, unix.IPPROTO_TCP)
+	if err != nil {
+		return -1, 0, err
+	}
+	return fd, unix.AF_INET, nil
+}
+
+// bindPortSocket binds fd, a socket of newPortSockets, to port on the
+// wildcard address. A port another socket holds is errPortHeld; fd then
+// stays unbound, and can be bound to another port.
+func bindPortSocket(fd, family int, port uint16) error {
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(port)}
+	if family == unix.AF_INET6 {
+		sa = &unix.SockaddrInet6{Port: int(port)}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return fmt.Errorf("bind a socket to hold source port %d: %w", port, classifyPortError(err))
+	}
+	return nil
+}
+
+func closePortSocket(fd int) { unix.Close(fd) }
+
+// classifyPortError adds errPortHeld or errNoDescriptor to the errors that
+// mean them.
+func classifyPortError(err error) error {
+	switch {
+	case errors.Is(err, unix.EADDRINUSE):
+		return fmt.Errorf("%w: %w", errPortHeld, err)
+	case errors.Is(err, unix.EMFILE), errors.Is(err, unix.ENFILE):
+		return fmt.Errorf("%w: %w", errNoDescriptor, err)
+	}
+	return err
 }

@@ -4,9 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
+	"slices"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
 	"synprobe/internal/veth/vethtest"
@@ -85,6 +91,18 @@ func newPortNamespace(t *testing.T, lo, hi uint16) int {
 	return ns
 }
 
+// newAllocator makes a PortAllocator for ns, closed when the test ends (its
+// sockets would keep the namespace alive).
+func newAllocator(t testing.TB, ns int) *PortAllocator {
+	t.Helper()
+	a, err := NewPortAllocator(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return a
+}
+
 // listenIn opens a TCP listener inside ns and closes it at the test's end.
 func listenIn(t *testing.T, ns int, network, addr string) {
 	t.Helper()
@@ -111,10 +129,7 @@ func TestPortAllocatorStaysOutsideLocalRange(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%d-%d", tc.ephLo, tc.ephHi), func(t *testing.T) {
 			ns := newPortNamespace(t, tc.ephLo, tc.ephHi)
-			a, err := NewPortAllocator(ns)
-			if err != nil {
-				t.Fatal(err)
-			}
+			a := newAllocator(t, ns)
 			if lo, hi := a.Range(); lo != tc.lo || hi != tc.hi {
 				t.Fatalf("Range: got %d-%d, want %d-%d", lo, hi, tc.lo, tc.hi)
 			}
@@ -141,10 +156,7 @@ func TestPortAllocatorSkipsPortsInUseAndExhausts(t *testing.T) {
 	ns := newPortNamespace(t, 1100, 65535)
 	listenIn(t, ns, "tcp4", "0.0.0.0:1030")
 	listenIn(t, ns, "tcp6", "[::]:1050")
-	a, err := NewPortAllocator(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newAllocator(t, ns)
 	const free = 76 - 2
 
 	// Concurrent callers never get the same port.
@@ -188,12 +200,11 @@ func TestPortAllocatorSkipsPortsInUseAndExhausts(t *testing.T) {
 func TestPortAllocatorReserve(t *testing.T) {
 	ns := newPortNamespace(t, 32768, 60999)
 	listenIn(t, ns, "tcp4", "0.0.0.0:40000")
-	a, err := NewPortAllocator(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
+	a := newAllocator(t, ns)
 	// A listener that appears after the last scan: Reserve scans afresh.
 	listenIn(t, ns, "tcp6", "[::]:40002")
+	// A socket only bound: in no scan, but its port is taken all the same.
+	bindIn(t, ns, unix.AF_INET, 40003)
 
 	steps := []struct {
 		do      string
@@ -207,6 +218,7 @@ func TestPortAllocatorReserve(t *testing.T) {
 		{"reserve", 40001, true, true},   // already reserved
 		{"release", 40001, false, false},
 		{"reserve", 40001, false, false},
+		{"reserve", 40003, true, true}, // bound by another socket
 		{"reserve", 0, false, true},
 	}
 	for i, s := range steps {
@@ -219,6 +231,10 @@ func TestPortAllocatorReserve(t *testing.T) {
 			t.Errorf("step %d: Reserve(%d): got %v; want error %v, ErrPortInUse %v", i, s.port, err, s.wantErr, s.inUse)
 		}
 	}
+	// What Reserve claimed is reserved for other processes too.
+	if err := tryBind(ns, unix.AF_INET, 40001); !errors.Is(err, unix.EADDRINUSE) {
+		t.Errorf("bind 0.0.0.0:40001 after Reserve(40001): got %v, want EADDRINUSE", err)
+	}
 }
 
 func TestNewPortAllocatorWithoutRoom(t *testing.T) {
@@ -230,12 +246,14 @@ func TestNewPortAllocatorWithoutRoom(t *testing.T) {
 }
 
 // BenchmarkPortAllocator allocates and releases one port, as the runner does
-// for each probe connection. The socket scan is cached, so it is amortised.
+// for each probe connection: the socket scan is cached, so it is amortised;
+// each port is bound by a socket, made in batches, and closed on release.
 func BenchmarkPortAllocator(b *testing.B) {
-	a, err := NewPortAllocator(0)
+	a, err := NewPortAllocator(vethtest.Namespace(b))
 	if err != nil {
 		b.Skip(err)
 	}
+	b.Cleanup(func() { a.Close() })
 	b.ReportAllocs()
 	for b.Loop() {
 		p, err := a.Allocate()
@@ -249,10 +267,11 @@ func BenchmarkPortAllocator(b *testing.B) {
 // BenchmarkPortAllocatorNearlyFull allocates with 99% of the range taken,
 // where random picks mostly miss and the walk finds the port.
 func BenchmarkPortAllocatorNearlyFull(b *testing.B) {
-	a, err := NewPortAllocator(0)
+	a, err := NewPortAllocator(vethtest.Namespace(b))
 	if err != nil {
 		b.Skip(err)
 	}
+	b.Cleanup(func() { a.Close() })
 	lo, hi := a.Range()
 	n := int(hi) - int(lo) + 1
 	for range n - n/100 {
@@ -267,5 +286,323 @@ func BenchmarkPortAllocatorNearlyFull(b *testing.B) {
 			b.Fatal(err)
 		}
 		a.Release(p)
+	}
+}
+
+// tryBind binds a TCP socket of family to port in ns, as another process
+// would (no SO_REUSEADDR), and closes it again.
+func tryBind(ns, family int, port uint16) error {
+	return netns.Do(ns, func() error {
+		fd, err := bindSocket(family, port)
+		if err == nil {
+			unix.Close(fd)
+		}
+		return err
+	})
+}
+
+func bindSocket(family int, port uint16) (int, error) {
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	var sa unix.Sockaddr = &unix.SockaddrInet4{Port: int(port)}
+	if family == unix.AF_INET6 {
+		sa = &unix.SockaddrInet6{Port: int(port)}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// bindIn binds a TCP socket of family to port in ns, without listening
+// (so that no scan of /proc/net/tcp shows it), until the test ends.
+func bindIn(t testing.TB, ns, family int, port uint16) {
+	t.Helper()
+	var fd int
+	err := netns.Do(ns, func() (err error) {
+		fd, err = bindSocket(family, port)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("bind port %d: %v", port, err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+}
+
+// TestPortAllocatorsApart runs two allocators in one namespace, as two
+// synprobe processes on one host would have, over a range of 76 ports: they
+// never hold the same port at once, and a port another socket has bound
+// (which no scan shows) is never handed out.
+func TestPortAllocatorsApart(t *testing.T) {
+	ns := newPortNamespace(t, 1100, 65535) // 1024-1099
+	const bound = 1030
+	bindIn(t, ns, unix.AF_INET6, bound)
+	allocs := []*PortAllocator{newAllocator(t, ns), newAllocator(t, ns)}
+
+	var mu sync.Mutex
+	holder := map[uint16]int{}
+	var wg sync.WaitGroup
+	for id, a := range allocs {
+		wg.Go(func() {
+			var mine []uint16
+			for i := range 3000 {
+				p, err := a.Allocate()
+				if err == nil {
+					mu.Lock()
+					if other, ok := holder[p]; ok {
+						t.Errorf("allocator %d got port %d, which allocator %d holds", id, p, other)
+					}
+					holder[p] = id
+					mu.Unlock()
+					if p == bound {
+						t.Errorf("allocator %d got port %d, which another socket has bound", id, p)
+					}
+					mine = append(mine, p)
+				}
+				// Hand back a port now and then, after a rest, so that
+				// ports change hands between the allocators.
+				if len(mine) > 0 && (err != nil || i%3 == 0) {
+					j := i % len(mine)
+					p := mine[j]
+					mine = append(mine[:j], mine[j+1:]...)
+					a.Rest(p)
+					mu.Lock()
+					delete(holder, p)
+					mu.Unlock()
+					a.Release(p)
+				}
+			}
+			for _, p := range mine {
+				mu.Lock()
+				delete(holder, p)
+				mu.Unlock()
+				a.Release(p)
+			}
+		})
+	}
+	wg.Wait()
+
+	// Both take what they can: between them they get every free port once.
+	got := map[uint16]int{}
+	for id, a := range allocs {
+		for {
+			p, err := a.Allocate()
+			if err != nil {
+				break
+			}
+			if other, ok := got[p]; ok {
+				t.Errorf("port %d handed out to allocators %d and %d", p, other, id)
+			}
+			got[p] = id
+		}
+	}
+	if _, ok := got[bound]; ok || len(got) != 76-1 {
+		t.Errorf("the two allocators got %d ports (%d among them: %v), want every port but %d", len(got), bound, ok, bound)
+	}
+	for _, a := range allocs {
+		if n, err := a.Unreserved(); n != 0 {
+			t.Errorf("%d ports handed out unreserved: %v", n, err)
+		}
+	}
+}
+
+// TestPortAllocatorRestKeepsReservation checks that a port stays reserved
+// while it rests, and is free for others only once released.
+func TestPortAllocatorRestKeepsReservation(t *testing.T) {
+	ns := newPortNamespace(t, 1025, 65535) // the range is port 1024 alone
+	a, b := newAllocator(t, ns), newAllocator(t, ns)
+	p, err := a.Allocate()
+	if err != nil || p != 1024 {
+		t.Fatalf("Allocate: got %d, %v; want 1024", p, err)
+	}
+	if q, err := b.Allocate(); !errors.Is(err, ErrNoFreePort) {
+		t.Fatalf("another allocator while 1024 is in use: got %d, %v; want ErrNoFreePort", q, err)
+	}
+	a.Rest(p)
+	if q, err := b.Allocate(); !errors.Is(err, ErrNoFreePort) {
+		t.Fatalf("another allocator while 1024 rests: got %d, %v; want ErrNoFreePort", q, err)
+	}
+	a.Release(p)
+	// b remembers a port it found held until its next scan of the
+	// namespace's sockets (portScanTTL): make that now.
+	b.mu.Lock()
+	b.scanned = time.Time{}
+	b.mu.Unlock()
+	if q, err := b.Allocate(); err != nil || q != 1024 {
+		t.Fatalf("another allocator after Release: got %d, %v; want 1024", q, err)
+	}
+	if err := a.Reserve(1024); !errors.Is(err, ErrPortInUse) {
+		t.Errorf("Reserve(1024) while the other allocator holds it: got %v, want ErrPortInUse", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tryBind(ns, unix.AF_INET, 1024); err != nil {
+		t.Errorf("bind 1024 after Close: %v, want the reservation given up", err)
+	}
+}
+
+// TestProberKeepsRestingPortsReserved opens and closes a session on a
+// prober whose ports come from a PortAllocator: the port rests in the
+// prober's quarantine, and stays reserved against another process until
+// the prober hands it back.
+func TestProberKeepsRestingPortsReserved(t *testing.T) {
+	ns := newPortNamespace(t, 1026, 65535) // ports 1024 and 1025
+	ports := newAllocator(t, ns)
+	l := NewMemoryLink(MAC{2, 0, 0, 0, 0, 1}, 1500, func([]byte) {})
+	p := NewProber(ProberConfig{Link: l, Ports: ports, Path: Path{
+		Source: netip.MustParseAddr("192.0.2.1"), LocalMAC: MAC{2, 0, 0, 0, 0, 1},
+		NextHop: netip.MustParseAddr("192.0.2.2"), NextHopMAC: MAC{2, 0, 0, 0, 0, 2}, MTU: 1500,
+	}})
+	defer p.Close()
+	s, err := p.Open(SessionConfig{Remote: netip.MustParseAddrPort("192.0.2.2:80")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := s.Local().Port()
+	if err := tryBind(ns, unix.AF_INET, port); !errors.Is(err, unix.EADDRINUSE) {
+		t.Errorf("bind %d while the session is open: got %v, want EADDRINUSE", port, err)
+	}
+	s.Close()
+	if err := tryBind(ns, unix.AF_INET6, port); !errors.Is(err, unix.EADDRINUSE) {
+		t.Errorf("bind %d while it rests: got %v, want EADDRINUSE", port, err)
+	}
+	// Two more sessions: the range runs out, and the prober reuses the
+	// resting port early (releaseOldest), which releases it first.
+	s2, err := p.Open(SessionConfig{Remote: netip.MustParseAddrPort("192.0.2.2:80")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3, err := p.Open(SessionConfig{Remote: netip.MustParseAddrPort("192.0.2.2:80")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s3.Local().Port() != port || s2.Local().Port() == port {
+		t.Errorf("ports %d, %d after the range ran out: want %d reused last", s2.Local().Port(), s3.Local().Port(), port)
+	}
+	if err := tryBind(ns, unix.AF_INET6, port); !errors.Is(err, unix.EADDRINUSE) {
+		t.Errorf("bind %d reused by a new session: got %v, want EADDRINUSE", port, err)
+	}
+}
+
+// TestPortAllocatorOutOfDescriptors lowers this process's descriptor limit
+// so that no socket can be made: the allocator gives up the reservations of
+// the longest-resting ports first, and when none rests it hands the port out
+// unreserved; it never fails for it.
+func TestPortAllocatorOutOfDescriptors(t *testing.T) {
+	ns := newPortNamespace(t, 1100, 65535) // 1024-1099
+	a := newAllocator(t, ns)
+	var resting []uint16
+	for range 4 {
+		p, err := a.Allocate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Rest(p)
+		resting = append(resting, p)
+		time.Sleep(time.Millisecond) // distinct rest times
+	}
+	dropSpare := func() { // no spare socket: the next Allocate must make one
+		a.mu.Lock()
+		for _, fd := range a.spare {
+			closePortSocket(fd)
+		}
+		a.spare = nil
+		a.mu.Unlock()
+	}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Setrlimit(unix.RLIMIT_NOFILE, &lim)
+	// allocate allocates with every descriptor taken: the next one made
+	// would be EMFILE, and one closed is free for the next.
+	allocate := func() (uint16, error) {
+		t.Helper()
+		dropSpare()
+		fillers, limit := takeEveryDescriptor(t)
+		low := lim
+		low.Cur = uint64(limit)
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &low); err != nil {
+			t.Fatal(err)
+		}
+		p, err := a.Allocate()
+		if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+			t.Fatal(err)
+		}
+		for _, fd := range fillers {
+			unix.Close(fd)
+		}
+		return p, err
+	}
+
+	p, err := allocate()
+	if err != nil {
+		t.Fatalf("Allocate out of descriptors: %v, want a port", err)
+	}
+	if err := tryBind(ns, unix.AF_INET, p); !errors.Is(err, unix.EADDRINUSE) {
+		t.Errorf("port %d: bind got %v, want it reserved with the descriptor of a resting port", p, err)
+	}
+	// Entering the namespace takes a descriptor too: one or two resting
+	// ports give theirs up, the longest-resting first.
+	var freed []bool
+	for _, r := range resting {
+		err := tryBind(ns, unix.AF_INET, r)
+		if err != nil && !errors.Is(err, unix.EADDRINUSE) {
+			t.Fatal(err)
+		}
+		freed = append(freed, err == nil)
+	}
+	kept := slices.Index(freed, false)
+	if !freed[0] || kept < 0 || slices.Contains(freed[kept:], true) {
+		t.Errorf("resting ports %v, reservation given up: %v; want the longest-resting first, the newest kept", resting, freed)
+	}
+	if n, why := a.Unreserved(); n != 0 {
+		t.Errorf("%d ports unreserved (%v), want none: a resting port's descriptor was there to take", n, why)
+	}
+
+	// Nothing rests any more: allocate with no descriptor at all.
+	for _, r := range resting {
+		a.Release(r)
+	}
+	q, err := allocate()
+	if err != nil {
+		t.Fatalf("Allocate with no descriptor and nothing resting: %v, want a port all the same", err)
+	}
+	if n, why := a.Unreserved(); n != 1 || !errors.Is(why, errNoDescriptor) {
+		t.Errorf("Unreserved: got %d, %v; want 1, out of file descriptors", n, why)
+	}
+	a.Release(q)
+}
+
+// takeEveryDescriptor opens /dev/null on every free descriptor number
+// below the highest one open, and returns those and the limit that leaves
+// no number free: with it as RLIMIT_NOFILE, making a descriptor fails with
+// EMFILE until one is closed.
+func takeEveryDescriptor(t *testing.T) (fillers []int, limit int) {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	highest := 0
+	for _, e := range ents {
+		if n, err := strconv.Atoi(e.Name()); err == nil {
+			highest = max(highest, n)
+		}
+	}
+	for {
+		fd, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fd > highest {
+			unix.Close(fd)
+			return fillers, fd
+		}
+		fillers = append(fillers, fd)
 	}
 }

@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"container/list"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -12,7 +13,10 @@ import (
 	"time"
 )
 
-// PortSource hands out local source ports (see PortAllocator).
+// PortSource hands out local source ports (see PortAllocator). A port the
+// prober is done with rests (quarantine) before it is released; a source
+// that also has a method Rest(port uint16), as PortAllocator does, is told
+// when the rest begins.
 type PortSource interface {
 	Allocate() (uint16, error)
 	Reserve(port uint16) error
@@ -58,6 +62,19 @@ const guardTTL = 10 * time.Minute
 // taken by the same clock as the replies.
 const echoWait = 50 * time.Millisecond
 
+// A frame whose echo has not been seen is remembered beyond echoWait, so
+// that an echo that comes late (a loaded host reads its socket late) is
+// still recognised as synprobe's own frame and never taken for one the
+// local kernel sent behind synprobe's back. What is remembered is bounded:
+// for unechoedFor at most, and unechoedBytes of frames at most, the oldest
+// forgotten first. The bytes bound is the receive buffer's default: an echo
+// further behind than a full buffer of frames would have been dropped by
+// the kernel and counted.
+const (
+	unechoedFor   = 30 * time.Second
+	unechoedBytes = defaultRecvBuffer
+)
+
 // Prober owns a link to one target host and the sessions that share it. It
 // reads every frame from the link in one goroutine and hands each to the
 // session it belongs to, by 4-tuple or by the connection an ICMP error
@@ -69,11 +86,16 @@ type Prober struct {
 	guard    PortGuard
 	recorder Recorder
 
-	mu        sync.Mutex
-	sessions  map[sessionKey]*Session
-	pending   map[uint64][]*pendingSend
-	resting   []restingPort
-	recordErr error
+	mu       sync.Mutex
+	sessions map[sessionKey]*Session
+	// pending holds the frames sent whose echo has not been seen, by hash;
+	// unechoed holds the same frames in the order they were written, for
+	// forgetting the oldest, and unechoedSize their bytes.
+	pending      map[uint64][]*pendingSend
+	unechoed     list.List
+	unechoedSize int
+	resting      []restingPort
+	recordErr    error
 
 	// notes are facts about the setup for reports (the guard in use).
 	notes []string
@@ -85,9 +107,17 @@ type Prober struct {
 	seed       maphash.Seed
 	undecoded  atomic.Uint64
 	unmatched  atomic.Uint64
-	done       chan struct{}
-	closeOnce  sync.Once
-	readerDone chan struct{}
+	lateEchoes atomic.Uint64
+	// superFrames counts super-frames split into segments; unsplit those
+	// that could not be (handed on whole).
+	superFrames atomic.Uint64
+	unsplit     atomic.Uint64
+	// keepSuperFrames is a test hook: it hands super-frames on whole, as
+	// synprobe did before it split them.
+	keepSuperFrames atomic.Bool
+	done            chan struct{}
+	closeOnce       sync.Once
+	readerDone      chan struct{}
 }
 
 type sessionKey struct {
@@ -101,8 +131,14 @@ type restingPort struct {
 }
 
 type pendingSend struct {
-	data []byte
-	seen chan time.Time
+	data    []byte
+	hash    uint64
+	written time.Time
+	seen    chan time.Time // buffered: the reader never blocks on it
+	elem    *list.Element  // in Prober.unechoed
+	// gaveUp is set when Send stopped waiting (after echoWait): the echo,
+	// if it comes, is late.
+	gaveUp bool
 }
 
 // NewProber starts a prober on cfg.Link. Close it to stop its reader and
@@ -136,7 +172,8 @@ func (p *Prober) Link() Link { return p.link }
 // Stats returns the link's counters plus frames the prober could not use.
 func (p *Prober) Stats() ProberStats {
 	ls, _ := p.link.Stats()
-	return ProberStats{LinkStats: ls, Undecodable: p.undecoded.Load(), Unmatched: p.unmatched.Load()}
+	return ProberStats{LinkStats: ls, Undecodable: p.undecoded.Load(), Unmatched: p.unmatched.Load(), LateEchoes: p.lateEchoes.Load(),
+		SuperFrames: p.superFrames.Load(), UnsplitSuperFrames: p.unsplit.Load()}
 }
 
 // ProberStats are a prober's counters.
@@ -147,10 +184,26 @@ type ProberStats struct {
 	Undecodable uint64
 	// Unmatched counts frames for no open session (late replies).
 	Unmatched uint64
+	// LateEchoes counts synprobe's own frames seen leaving after Send had
+	// stopped waiting for them (echoWait): recognised, and dropped.
+	LateEchoes uint64
+	// SuperFrames counts frames that stood for several segments (GRO,
+	// TSO/GSO) and were split into them; UnsplitSuperFrames those that
+	// could not be split (not a whole TCP segment), handed on whole.
+	SuperFrames        uint64
+	UnsplitSuperFrames uint64
 }
 
 // Notes are facts about the prober's setup worth a line in a report.
-func (p *Prober) Notes() []string { return append([]string(nil), p.notes...) }
+func (p *Prober) Notes() []string {
+	notes := append([]string(nil), p.notes...)
+	if a, ok := p.ports.(*PortAllocator); ok {
+		if n, err := a.Unreserved(); n > 0 {
+			notes = append(notes, fmt.Sprintf("%d source ports were used without a reservation across processes (%v): another synprobe on this host could have used them at the same time", n, err))
+		}
+	}
+	return notes
+}
 
 // Close stops the prober, closes its link, every session and the guard. It
 // returns the first error met recording frames or closing the guard.
@@ -195,9 +248,7 @@ func (p *Prober) Open(cfg SessionConfig) (*Session, error) {
 		return nil, fmt.Errorf("open session to %v: %w", cfg.Remote, ErrLinkClosed)
 	default:
 	}
-	p.mu.Lock()
-	p.releaseRestedLocked(time.Now())
-	p.mu.Unlock()
+	p.releaseRested(time.Now())
 	port := cfg.LocalPort
 	if port == 0 {
 		var err error
@@ -241,6 +292,9 @@ func (p *Prober) closeSession(s *Session) {
 	if p.sessions[key] == s {
 		delete(p.sessions, key)
 		p.resting = append(p.resting, restingPort{s.local.Port(), time.Now().Add(quarantine)})
+		if r, ok := p.ports.(interface{ Rest(port uint16) }); ok {
+			r.Rest(s.local.Port())
+		}
 	}
 }
 
@@ -250,41 +304,51 @@ func (p *Prober) closeSession(s *Session) {
 // was one.
 func (p *Prober) releaseOldest() bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if len(p.resting) == 0 {
+		p.mu.Unlock()
 		return false
 	}
-	p.ports.Release(p.resting[0].port)
+	port := p.resting[0].port
 	p.resting = p.resting[1:]
+	p.mu.Unlock()
+	// Releasing may close a socket (PortAllocator): not under p.mu, which
+	// the reader takes for every frame.
+	p.ports.Release(port)
 	return true
 }
 
-func (p *Prober) releaseRestedLocked(now time.Time) {
+// releaseRested hands back the ports whose rest is over. Ports rest in the
+// order they were closed, for the same time: those rested form the front
+// of the list.
+func (p *Prober) releaseRested(now time.Time) {
+	p.mu.Lock()
 	n := 0
-	for _, r := range p.resting {
-		if now.After(r.until) {
-			p.ports.Release(r.port)
-			continue
-		}
-		p.resting[n] = r
+	for n < len(p.resting) && now.After(p.resting[n].until) {
 		n++
 	}
-	p.resting = p.resting[:n]
+	rested := p.resting[:n:n]
+	p.resting = p.resting[n:]
+	p.mu.Unlock()
+	for _, r := range rested {
+		p.ports.Release(r.port)
+	}
 }
 
 func (p *Prober) hash(b []byte) uint64 { return maphash.Bytes(p.seed, b) }
 
 // send writes a frame and returns the time it was seen leaving (the
 // kernel's timestamp when the link shows outgoing frames, else the time the
-// write returned).
+// write returned). It waits echoWait at most; the frame stays remembered
+// afterwards (see unechoedFor), so that a late echo is still known as ours.
 func (p *Prober) send(frame []byte) (time.Time, error) {
-	ps := &pendingSend{data: frame, seen: make(chan time.Time, 1)}
-	h := p.hash(frame)
+	ps := &pendingSend{data: frame, hash: p.hash(frame), written: time.Now(), seen: make(chan time.Time, 1)}
 	p.mu.Lock()
-	p.pending[h] = append(p.pending[h], ps)
+	p.addPendingLocked(ps)
 	p.mu.Unlock()
 	if err := p.link.WriteFrame(frame); err != nil {
-		p.dropPending(h, ps)
+		p.mu.Lock()
+		p.removePendingLocked(ps)
+		p.mu.Unlock()
 		return time.Time{}, err
 	}
 	written := time.Now()
@@ -294,46 +358,69 @@ func (p *Prober) send(frame []byte) (time.Time, error) {
 	case ts := <-ps.seen:
 		return ts, nil
 	case <-t.C:
-		p.dropPending(h, ps)
-		return written, nil
 	case <-p.done:
-		p.dropPending(h, ps)
-		return written, nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case ts := <-ps.seen: // seen while the timer fired
+		return ts, nil
+	default:
+	}
+	ps.gaveUp = true
+	return written, nil
+}
+
+// addPendingLocked remembers a frame about to be written, and forgets the
+// oldest unechoed frames beyond the bounds.
+func (p *Prober) addPendingLocked(ps *pendingSend) {
+	p.pending[ps.hash] = append(p.pending[ps.hash], ps)
+	ps.elem = p.unechoed.PushBack(ps)
+	p.unechoedSize += len(ps.data)
+	for e := p.unechoed.Front(); e != nil; e = p.unechoed.Front() {
+		old := e.Value.(*pendingSend)
+		if old == ps || p.unechoedSize <= unechoedBytes && ps.written.Sub(old.written) <= unechoedFor {
+			break
+		}
+		p.removePendingLocked(old)
 	}
 }
 
-func (p *Prober) dropPending(h uint64, ps *pendingSend) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	list := p.pending[h]
-	for i, q := range list {
+func (p *Prober) removePendingLocked(ps *pendingSend) {
+	if ps.elem == nil {
+		return
+	}
+	p.unechoed.Remove(ps.elem)
+	ps.elem = nil
+	p.unechoedSize -= len(ps.data)
+	bucket := p.pending[ps.hash]
+	for i, q := range bucket {
 		if q == ps {
-			list = append(list[:i], list[i+1:]...)
+			bucket = append(bucket[:i], bucket[i+1:]...)
 			break
 		}
 	}
-	if len(list) == 0 {
-		delete(p.pending, h)
+	if len(bucket) == 0 {
+		delete(p.pending, ps.hash)
 	} else {
-		p.pending[h] = list
+		p.pending[ps.hash] = bucket
 	}
 }
 
 // matchPending reports whether an outgoing frame is one synprobe sent, and
-// hands its timestamp to the sender.
+// hands its timestamp to the sender (if it still waits).
 func (p *Prober) matchPending(c Capture) bool {
 	h := p.hash(c.Data)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for i, ps := range p.pending[h] {
+	for _, ps := range p.pending[h] {
 		if bytes.Equal(ps.data, c.Data) {
-			ps.seen <- c.Time
-			list := append(p.pending[h][:i], p.pending[h][i+1:]...)
-			if len(list) == 0 {
-				delete(p.pending, h)
+			if ps.gaveUp {
+				p.lateEchoes.Add(1)
 			} else {
-				p.pending[h] = list
+				ps.seen <- c.Time
 			}
+			p.removePendingLocked(ps)
 			return true
 		}
 	}
@@ -355,12 +442,36 @@ func (p *Prober) read() {
 			}
 			continue
 		}
-		p.record(c)
-		if c.Outgoing && p.matchPending(c) {
+		if c.GSOSize == 0 || p.keepSuperFrames.Load() {
+			p.handle(c)
 			continue
 		}
-		p.dispatch(c)
+		// A super-frame is split before anything sees it: the sessions, so
+		// that every rule judges the segments the target sent, never the
+		// local host's offloads; and the recorder, so that a pcap shows
+		// what the wire carried, and synprobe analyze of it judges what the
+		// live run judged.
+		pieces, err := SplitSuperFrame(c)
+		if err != nil {
+			p.unsplit.Add(1)
+			p.handle(c)
+			continue
+		}
+		p.superFrames.Add(1)
+		for _, piece := range pieces {
+			p.handle(piece)
+		}
 	}
+}
+
+// handle records a frame, and hands it to its sender (an echo of a frame
+// synprobe sent) or its session.
+func (p *Prober) handle(c Capture) {
+	p.record(c)
+	if c.Outgoing && p.matchPending(c) {
+		return
+	}
+	p.dispatch(c)
 }
 
 func (p *Prober) record(c Capture) {

@@ -3,7 +3,9 @@ package probe
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -166,5 +168,195 @@ func TestProberCloseUnblocksRecv(t *testing.T) {
 	}
 	if _, err := p.Open(SessionConfig{Remote: netip.MustParseAddrPort("192.0.2.2:80")}); err == nil {
 		t.Error("Open after Close: want an error")
+	}
+}
+
+// lateEchoLink is a MemoryLink whose echoes of synprobe's own frames come
+// late, as on a loaded host whose reader falls behind.
+type lateEchoLink struct {
+	*MemoryLink
+	delay time.Duration
+}
+
+func (l *lateEchoLink) WriteFrame(frame []byte) error {
+	echo := append([]byte(nil), frame...)
+	now := time.Now()
+	time.AfterFunc(l.delay, func() {
+		l.enqueue(Capture{Data: echo, Time: now, Outgoing: true})
+	})
+	return nil
+}
+
+// TestProberLateEcho sends with echoes that come well after echoWait: they
+// must be recognised as synprobe's own frames, not reported as frames the
+// local host sent, while a frame the kernel really sent still is.
+func TestProberLateEcho(t *testing.T) {
+	const delay = 4 * echoWait
+	l := &lateEchoLink{MemoryLink: NewMemoryLink(MAC{2, 0, 0, 0, 0, 1}, 1500, func([]byte) {}), delay: delay}
+	p := NewProber(ProberConfig{Link: l, Path: Path{
+		Source: netip.MustParseAddr("192.0.2.1"), LocalMAC: MAC{2, 0, 0, 0, 0, 1},
+		NextHop: netip.MustParseAddr("192.0.2.2"), NextHopMAC: MAC{2, 0, 0, 0, 0, 2}, MTU: 1500,
+	}})
+	t.Cleanup(func() { p.Close() })
+	target := netip.MustParseAddrPort("192.0.2.2:80")
+	s, err := p.Open(SessionConfig{Remote: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sends = 5
+	for i := range sends {
+		start := time.Now()
+		sent, err := s.Send(&Frame{TCP: TCP{Seq: Seq(100 + i), Flags: SYN, Window: 1000}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took >= delay {
+			t.Errorf("send %d: Send took %v, want it to stop waiting after echoWait (%v)", i, took, echoWait)
+		}
+		if sent.Time.Before(start) {
+			t.Errorf("send %d: time %v before the call (%v), want the write time", i, sent.Time, start)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Stats().LateEchoes < sends && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := p.Stats().LateEchoes; got != sends {
+		t.Fatalf("late echoes: got %d, want %d", got, sends)
+	}
+	if got := s.LocalHostFrames(); len(got) != 0 {
+		t.Errorf("local host frames: got %d (first %v), want none: each was synprobe's own late echo", len(got), &got[0].Frame)
+	}
+	if s.Pending() != 0 {
+		t.Errorf("an echo of synprobe's own frame was queued as a reply")
+	}
+
+	// The local kernel's own RST on the 4-tuple is still reported.
+	rst := Frame{Ethernet: Ethernet{Src: MAC{2, 0, 0, 0, 0, 1}}, IP: IP{Src: s.Local().Addr(), Dst: target.Addr()}, TCP: TCP{SrcPort: s.Local().Port(), DstPort: 80, Flags: RST, Seq: 101}}
+	rb, _ := rst.Encode()
+	l.enqueue(Capture{Data: rb, Time: time.Now(), Outgoing: true})
+	for len(s.LocalHostFrames()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := s.LocalHostFrames(); len(got) != 1 || got[0].Frame.TCP.Flags != RST {
+		t.Errorf("local host frames: got %d, want the kernel's RST", len(got))
+	}
+}
+
+// TestProberForgetsUnechoed checks the bounds on what is remembered of
+// frames never seen leaving: by age and by bytes, oldest first.
+func TestProberForgetsUnechoed(t *testing.T) {
+	p := &Prober{pending: map[uint64][]*pendingSend{}, seed: maphash.MakeSeed()}
+	t0 := time.Unix(1700000000, 0)
+	add := func(size int, at time.Time) *pendingSend {
+		ps := &pendingSend{data: make([]byte, size), written: at}
+		ps.data[0] = byte(p.unechoed.Len())
+		ps.hash = p.hash(ps.data)
+		p.addPendingLocked(ps)
+		return ps
+	}
+	first := add(100, t0)
+	second := add(100, t0.Add(time.Second))
+	add(100, t0.Add(unechoedFor+time.Second/2)) // first is now too old
+	if first.elem != nil || second.elem == nil || p.unechoed.Len() != 2 || p.unechoedSize != 200 {
+		t.Errorf("after unechoedFor: remembered %d frames, %d bytes; want the first forgotten", p.unechoed.Len(), p.unechoedSize)
+	}
+	big := add(unechoedBytes-150, t0.Add(unechoedFor+time.Second))
+	if second.elem != nil || big.elem == nil || p.unechoedSize > unechoedBytes {
+		t.Errorf("beyond unechoedBytes: remembered %d frames, %d bytes; want the oldest forgotten, at most %d bytes", p.unechoed.Len(), p.unechoedSize, unechoedBytes)
+	}
+	if n := len(p.pending); n != p.unechoed.Len() {
+		t.Errorf("pending map holds %d hashes, the order list %d frames", n, p.unechoed.Len())
+	}
+}
+
+// recordingPorts is a PortSource that records what is released.
+type recordingPorts struct {
+	*simplePorts
+	released []uint16
+}
+
+func (r *recordingPorts) Release(port uint16) {
+	r.released = append(r.released, port)
+	r.simplePorts.Release(port)
+}
+
+// TestProberReleasesRestedPorts checks that ports are handed back once
+// their rest is over, and not before, oldest first.
+func TestProberReleasesRestedPorts(t *testing.T) {
+	ports := &recordingPorts{simplePorts: newSimplePorts()}
+	p := &Prober{ports: ports}
+	t0 := time.Unix(1700000000, 0)
+	for i, port := range []uint16{100, 101, 102} {
+		p.resting = append(p.resting, restingPort{port, t0.Add(time.Duration(i) * time.Second)})
+	}
+	p.releaseRested(t0.Add(1500 * time.Millisecond))
+	if !slices.Equal(ports.released, []uint16{100, 101}) || len(p.resting) != 1 {
+		t.Errorf("after 1.5 s: released %v, %d resting; want 100 and 101 released, 102 resting", ports.released, len(p.resting))
+	}
+	if !p.releaseOldest() || !slices.Equal(ports.released, []uint16{100, 101, 102}) {
+		t.Errorf("releaseOldest: released %v, want 102 last", ports.released)
+	}
+	if p.releaseOldest() {
+		t.Error("releaseOldest with nothing resting: reported a port")
+	}
+}
+
+// frameRecorder is a Recorder that keeps what it is given.
+type frameRecorder struct {
+	mu     sync.Mutex
+	frames [][]byte
+}
+
+func (r *frameRecorder) WritePacket(ts time.Time, data []byte) error {
+	r.mu.Lock()
+	r.frames = append(r.frames, data)
+	r.mu.Unlock()
+	return nil
+}
+
+// TestProberSplitsSuperFrames hands the prober a super-frame, as a packet
+// link with offloads on would: the session and the recorder see the
+// segments, not the super-frame; with the test hook, the super-frame whole.
+func TestProberSplitsSuperFrames(t *testing.T) {
+	for _, keep := range []bool{false, true} {
+		rec := &frameRecorder{}
+		l := NewMemoryLink(MAC{2, 0, 0, 0, 0, 1}, 1500, func([]byte) {})
+		p := NewProber(ProberConfig{Link: l, Recorder: rec, Path: Path{
+			Source: netip.MustParseAddr("192.0.2.1"), LocalMAC: MAC{2, 0, 0, 0, 0, 1},
+			NextHop: netip.MustParseAddr("192.0.2.2"), NextHopMAC: MAC{2, 0, 0, 0, 0, 2}, MTU: 1500,
+		}})
+		defer p.Close()
+		p.keepSuperFrames.Store(keep)
+		s, err := p.Open(SessionConfig{Remote: netip.MustParseAddrPort("192.0.2.2:80"), LocalPort: 61000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := time.Unix(1700000000, 0)
+		l.enqueue(Capture{Data: superFrame(t, false, ACK|PSH, 3000, nil), Time: at, ChecksumPartial: true, GSOSize: 1448, GSOType: GSOTCPv4})
+		want := []int{1448, 1448, 104}
+		if keep {
+			want = []int{3000}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for i, n := range want {
+			r, err := s.Recv(ctx)
+			if err != nil {
+				t.Fatalf("keep %v: segment %d: %v", keep, i, err)
+			}
+			if len(r.Frame.TCP.Payload) != n || !r.Time.Equal(at) || r.Frame.Checksum != ChecksumNotFinal {
+				t.Errorf("keep %v: segment %d: %v at %v, checksum %v; want %d bytes at %v, checksum not final",
+					keep, i, &r.Frame, r.Time, r.Frame.Checksum, n, at)
+			}
+		}
+		rec.mu.Lock()
+		if len(rec.frames) != len(want) {
+			t.Errorf("keep %v: recorder got %d frames, want %d", keep, len(rec.frames), len(want))
+		}
+		rec.mu.Unlock()
+		if st := p.Stats(); !keep && st.SuperFrames != 1 {
+			t.Errorf("SuperFrames: got %d, want 1", st.SuperFrames)
+		}
 	}
 }

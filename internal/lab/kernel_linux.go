@@ -10,7 +10,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
-	"unsafe"
 
 	"synprobe/internal/netns"
 	"synprobe/internal/veth"
@@ -132,35 +131,15 @@ func (k *kernelLab) setup(ctx context.Context) error {
 	})
 }
 
-// Legacy ethtool commands (linux/ethtool.h) that switch segmentation
-// offloads.
-const (
-	ethtoolSTSO = 0x1f // TCP segmentation offload
-	ethtoolSGSO = 0x24 // generic segmentation offload
-)
-
 // segmentOnTheWire switches off TSO and GSO on the veth, so that the kernel
 // cuts segments to the MSS before they cross it, as a NIC would on a wire.
 // With them on, veth carries the target's 64 KiB super-segments whole and
 // synprobe would see segments no real network carries. Checksum offload
 // stays on: synprobe must cope with partial checksums.
 func segmentOnTheWire(ifName string) error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("switch off segmentation offload on %s: %w", ifName, err)
-	}
-	defer unix.Close(fd)
-	for _, cmd := range []uint32{ethtoolSTSO, ethtoolSGSO} {
-		value := struct{ cmd, data uint32 }{cmd, 0}
-		var ifr struct {
-			name [unix.IFNAMSIZ]byte
-			data uintptr
-			_    [16]byte
-		}
-		copy(ifr.name[:], ifName)
-		ifr.data = uintptr(unsafe.Pointer(&value))
-		if _, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SIOCETHTOOL, uintptr(unsafe.Pointer(&ifr))); errno != 0 {
-			return fmt.Errorf("switch off segmentation offload (ethtool 0x%x) on %s: %w", cmd, ifName, errno)
+	for _, o := range []veth.Offload{veth.TSO, veth.GSO} {
+		if err := veth.SetOffload(0, ifName, o, false); err != nil {
+			return fmt.Errorf("switch off segmentation offload: %w", err)
 		}
 	}
 	return nil

@@ -15,3 +15,17 @@ func New(ctx context.Context, cfg Config) (*Pair, error) {
 
 // Close does nothing outside Linux.
 func (p *Pair) Close() error { return nil }
+
+// Offload names a segmentation offload.
+type Offload uint32
+
+const (
+	TSO Offload = 0x1f
+	GSO Offload = 0x24
+	GRO Offload = 0x2c
+)
+
+// SetOffload is not supported outside Linux.
+func SetOffload(ns int, ifName string, o Offload, on bool) error {
+	return fmt.Errorf("set offload on %s: not supported on %s", ifName, runtime.GOOS)
+}
