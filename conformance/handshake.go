@@ -52,6 +52,11 @@ func Handshake(ctx context.Context, s *probe.Session, opt HandshakeOptions) repo
 	h.res = report.Result{Name: "handshake", Description: "KB 172983: three-way handshake, then the four-segment close", RFC: "9293 3.5, 3.6", Level: "MUST"}
 	h.run(isn)
 	c := h.c
+	// Whatever is left of the connection at the target is released: a
+	// close that did not complete, an abort, a half-open connection.
+	if note := c.Release(); note != "" {
+		c.Notes = append(c.Notes, note)
+	}
 	h.res.Steps = c.Steps
 	h.res.Notes = append(h.res.Notes, c.Notes...)
 	if c.HavePeerISN {
@@ -149,9 +154,8 @@ func (h *handshake) run(isn probe.Seq) {
 		return
 	}
 	if !gotFIN {
-		// The application keeps its half open: release the target's
-		// connection so that nothing of it lingers.
-		h.cleanup()
+		// The application keeps its half open: Handshake releases the
+		// target's connection, so that nothing of it lingers.
 		h.skipRest(7, "not sent: the target did not close its side")
 		return
 	}
@@ -359,12 +363,4 @@ func ackText(t *probe.TCP, isn probe.Seq) string {
 		return "no ACK bit"
 	}
 	return fmt.Sprint(uint32(t.Ack - isn))
-}
-
-// cleanup resets the target's side of a connection it left open, so that
-// probing leaves no state behind at the target.
-func (h *handshake) cleanup() {
-	if note := h.c.Release(); note != "" {
-		h.c.Notes = append(h.c.Notes, note)
-	}
 }

@@ -285,6 +285,12 @@ func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {
 	if res.DurationMS == 0 {
 		res.DurationMS = report.Millis(time.Since(start))
 	}
+	// Whatever the check left open at the target is released (the
+	// connection's state says what is left), and its sessions closed.
+	for _, c := range env.conns {
+		c.Release()
+		c.S.Close()
+	}
 	if v, cause, why := conformance.LocalHost(env.conns...); v != "" && res.Verdict != report.Error {
 		res.Verdict, res.Cause, res.Reason = v, cause, why
 	}

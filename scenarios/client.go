@@ -214,18 +214,6 @@ func (cl *client) receiveData(d time.Duration, want int, win uint16) transfer {
 	return tr
 }
 
-// finish releases the target's connection when it may still be open
-// (Conn.Release) and closes the session. open says whether the check
-// knows it may be; Release decides from what was seen.
-func (cl *client) finish(open bool) {
-	if open {
-		if note := cl.c.Release(); note != "" {
-			cl.c.Notes = append(cl.c.Notes, note)
-		}
-	}
-	cl.c.S.Close()
-}
-
 // appReset says whether a RST from the target is the application's doing,
 // and why: it had closed (its FIN came first), or it resets connections on
 // what the check sent (the profile saw it do so to the same kind of data:

@@ -16,6 +16,18 @@ import (
 	"synprobe/probe/pcap"
 )
 
+// subprocessEnv makes the test binary run synprobe's main instead of the
+// tests: what must run as separate processes (concurrent audits, as users
+// run them) runs the test binary with it set.
+const subprocessEnv = "SYNPROBE_TEST_RUN_MAIN"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(subprocessEnv) == "1" {
+		main()
+	}
+	os.Exit(m.Run())
+}
+
 // synprobe runs the CLI in-process and returns the exit code and output.
 func synprobe(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()

@@ -39,9 +39,8 @@ const ClosedPort = 81
 // directory a bed makes; a random suffix tells beds apart.
 const NamePrefix = "srvlab-"
 
-// The large file nginx serves, so that a request makes it send a lot of
-// data. Every GET /N (digits) gets it too: synprobe's checks ask for
-// "GET /N" as the lab's application understands it.
+// The large file nginx serves, so that a request for it makes it send a
+// lot of data (synprobe audit --request 'GET /big HTTP/1.0\r\n\r\n').
 const (
 	BigPath = "/big"
 	BigSize = 200 * 1024
