@@ -23,6 +23,9 @@ type DialConfig struct {
 	// NoGuard skips the RST guard; the local kernel's RSTs are then detected
 	// and reported as a disturbance.
 	NoGuard bool
+	// RecvBuffer is the receive socket's buffer in bytes; 0 is the default
+	// (8 MiB). Tests shrink it to make the socket drop.
+	RecvBuffer int
 
 	// Link and Path, when Link is set, reach an in-process target: no path
 	// resolution, packet socket or guard.
@@ -54,9 +57,10 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 	}
 	lo, hi := ports.Range()
 	link, err := OpenPacketLink(PacketLinkConfig{
-		NetNS:     cfg.NetNS,
-		Interface: path.Interface,
-		Filter:    FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}},
+		NetNS:      cfg.NetNS,
+		Interface:  path.Interface,
+		Filter:     FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}},
+		RecvBuffer: cfg.RecvBuffer,
 	})
 	if err != nil {
 		ports.Close()

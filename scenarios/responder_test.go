@@ -70,12 +70,19 @@ type fault struct {
 	// them, in answer to a frame synprobe sent (TCP or ICMP); c is nil for
 	// an ICMP error that quotes no connection.
 	answer func(r *responder, c *connState, in *probe.Frame) []probe.TCP
+	// raw, if set, replaces toProbe: it may turn a frame into anything
+	// (an ICMP error in the stack's place).
+	raw func(b []byte) [][]byte
 }
 
 // tamper makes the lab.Tamper of f for a lab of its own.
 func (f fault) tamper(r *responder) lab.Tamper {
+	toProbe := r.toProbe(f.toProbe)
+	if f.raw != nil {
+		toProbe = f.raw
+	}
 	return lab.Tamper{
-		ToProbe:  r.toProbe(f.toProbe),
+		ToProbe:  toProbe,
 		ToTarget: r.toTarget(f.toTarget),
 		Answer:   r.answer(f.answer),
 	}
