@@ -95,7 +95,11 @@ type Prober struct {
 	unechoed     list.List
 	unechoedSize int
 	resting      []restingPort
-	recordErr    error
+	// restingKeys are the 4-tuples of the sessions whose ports rest: what
+	// the target still sends on them is answered as a closed port would
+	// (answerClosed).
+	restingKeys map[sessionKey]struct{}
+	recordErr   error
 
 	// notes are facts about the setup for reports (the guard in use).
 	notes []string
@@ -104,10 +108,12 @@ type Prober struct {
 
 	handshakes handshakeCounts
 
-	seed       maphash.Seed
-	undecoded  atomic.Uint64
-	unmatched  atomic.Uint64
-	lateEchoes atomic.Uint64
+	seed      maphash.Seed
+	undecoded atomic.Uint64
+	// closedAnswers counts the RSTs answerClosed sent.
+	closedAnswers atomic.Uint64
+	unmatched     atomic.Uint64
+	lateEchoes    atomic.Uint64
 	// superFrames counts super-frames split into segments; unsplit those
 	// that could not be (handed on whole).
 	superFrames atomic.Uint64
@@ -126,7 +132,7 @@ type sessionKey struct {
 }
 
 type restingPort struct {
-	port  uint16
+	key   sessionKey
 	until time.Time
 }
 
@@ -173,7 +179,7 @@ func (p *Prober) Link() Link { return p.link }
 func (p *Prober) Stats() ProberStats {
 	ls, _ := p.link.Stats()
 	return ProberStats{LinkStats: ls, Undecodable: p.undecoded.Load(), Unmatched: p.unmatched.Load(), LateEchoes: p.lateEchoes.Load(),
-		SuperFrames: p.superFrames.Load(), UnsplitSuperFrames: p.unsplit.Load()}
+		SuperFrames: p.superFrames.Load(), UnsplitSuperFrames: p.unsplit.Load(), ClosedAnswers: p.closedAnswers.Load()}
 }
 
 // ProberStats are a prober's counters.
@@ -192,6 +198,9 @@ type ProberStats struct {
 	// could not be split (not a whole TCP segment), handed on whole.
 	SuperFrames        uint64
 	UnsplitSuperFrames uint64
+	// ClosedAnswers counts the RSTs sent for segments that came on the
+	// 4-tuple of a session that had ended (see answerClosed).
+	ClosedAnswers uint64
 }
 
 // Notes are facts about the prober's setup worth a line in a report.
@@ -291,7 +300,11 @@ func (p *Prober) closeSession(s *Session) {
 	key := sessionKey{s.remote, s.local.Port()}
 	if p.sessions[key] == s {
 		delete(p.sessions, key)
-		p.resting = append(p.resting, restingPort{s.local.Port(), time.Now().Add(quarantine)})
+		p.resting = append(p.resting, restingPort{key, time.Now().Add(quarantine)})
+		if p.restingKeys == nil {
+			p.restingKeys = map[sessionKey]struct{}{}
+		}
+		p.restingKeys[key] = struct{}{}
 		if r, ok := p.ports.(interface{ Rest(port uint16) }); ok {
 			r.Rest(s.local.Port())
 		}
@@ -308,7 +321,8 @@ func (p *Prober) releaseOldest() bool {
 		p.mu.Unlock()
 		return false
 	}
-	port := p.resting[0].port
+	port := p.resting[0].key.local
+	delete(p.restingKeys, p.resting[0].key)
 	p.resting = p.resting[1:]
 	p.mu.Unlock()
 	// Releasing may close a socket (PortAllocator): not under p.mu, which
@@ -328,9 +342,12 @@ func (p *Prober) releaseRested(now time.Time) {
 	}
 	rested := p.resting[:n:n]
 	p.resting = p.resting[n:]
+	for _, r := range rested {
+		delete(p.restingKeys, r.key)
+	}
 	p.mu.Unlock()
 	for _, r := range rested {
-		p.ports.Release(r.port)
+		p.ports.Release(r.key.local)
 	}
 }
 
@@ -513,9 +530,13 @@ func (p *Prober) dispatch(c Capture) {
 	}
 	p.mu.Lock()
 	s := p.sessions[key]
+	_, resting := p.restingKeys[key]
 	p.mu.Unlock()
 	if s == nil {
 		p.unmatched.Add(1)
+		if resting && !c.Outgoing && r.Frame.Has(LayerTCP) && r.DecodeErr == nil {
+			p.answerClosed(&r.Frame)
+		}
 		return
 	}
 	s.deliver(r)

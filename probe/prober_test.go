@@ -288,7 +288,7 @@ func TestProberReleasesRestedPorts(t *testing.T) {
 	p := &Prober{ports: ports}
 	t0 := time.Unix(1700000000, 0)
 	for i, port := range []uint16{100, 101, 102} {
-		p.resting = append(p.resting, restingPort{port, t0.Add(time.Duration(i) * time.Second)})
+		p.resting = append(p.resting, restingPort{sessionKey{local: port}, t0.Add(time.Duration(i) * time.Second)})
 	}
 	p.releaseRested(t0.Add(1500 * time.Millisecond))
 	if !slices.Equal(ports.released, []uint16{100, 101}) || len(p.resting) != 1 {
@@ -358,5 +358,62 @@ func TestProberSplitsSuperFrames(t *testing.T) {
 		if st := p.Stats(); !keep && st.SuperFrames != 1 {
 			t.Errorf("SuperFrames: got %d, want 1", st.SuperFrames)
 		}
+	}
+}
+
+// TestProberAnswersEndedSessions: what the target sends on the 4-tuple of
+// a session that has ended (a late SYN-ACK, a retransmitted FIN) is
+// answered as a closed port answers (RFC 9293 3.10.7.1), so that the
+// target lets go of the connection; a RST is not answered, and a 4-tuple
+// synprobe never used is left alone.
+func TestProberAnswersEndedSessions(t *testing.T) {
+	p, l, w := testProber(t)
+	target := netip.MustParseAddrPort("192.0.2.2:80")
+	s, err := p.Open(SessionConfig{Remote: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	local := s.Local()
+	s.Close()
+	l.Inject(reply(t, target, local, TCP{Seq: 500, Ack: 1001, Flags: SYN | ACK}))
+	l.Inject(reply(t, target, local, TCP{Seq: 700, Flags: FIN}))
+	l.Inject(reply(t, target, local, TCP{Seq: 900, Flags: RST}))
+	l.Inject(reply(t, target, netip.AddrPortFrom(local.Addr(), local.Port()+1), TCP{Seq: 1, Ack: 2, Flags: SYN | ACK}))
+	want := []TCP{
+		{SrcPort: local.Port(), DstPort: 80, Seq: 1001, Flags: RST},      // <SEQ=SEG.ACK><CTL=RST>
+		{SrcPort: local.Port(), DstPort: 80, Ack: 701, Flags: RST | ACK}, // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w.mu.Lock()
+		n := len(w.sent)
+		w.mu.Unlock()
+		if n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // nothing more may come
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.sent) != len(want) {
+		t.Fatalf("sent %d frames, want %d", len(w.sent), len(want))
+	}
+	for i, b := range w.sent {
+		var f Frame
+		if err := f.Decode(b); err != nil {
+			t.Fatal(err)
+		}
+		got := f.TCP
+		if got.SrcPort != want[i].SrcPort || got.DstPort != want[i].DstPort || got.Seq != want[i].Seq || got.Ack != want[i].Ack || got.Flags != want[i].Flags {
+			t.Errorf("answer %d: got %d>%d seq %d ack %d %s, want %d>%d seq %d ack %d %s", i,
+				got.SrcPort, got.DstPort, got.Seq, got.Ack, got.Flags, want[i].SrcPort, want[i].DstPort, want[i].Seq, want[i].Ack, want[i].Flags)
+		}
+		if f.IP.Src != local.Addr() || f.IP.Dst != target.Addr() {
+			t.Errorf("answer %d: %v > %v, want %v > %v", i, f.IP.Src, f.IP.Dst, local.Addr(), target.Addr())
+		}
+	}
+	if st := p.Stats(); st.ClosedAnswers != 2 {
+		t.Errorf("ClosedAnswers = %d, want 2", st.ClosedAnswers)
 	}
 }

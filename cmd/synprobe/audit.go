@@ -52,9 +52,8 @@ Examples:
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 64, Usage: "run up to `N` scenarios at once"},
 			&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to the target (0: no limit)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for a reply that has no time of its own"},
-			&cli.StringFlag{Name: "request", Usage: "send `STRING` (Go string escapes: \\r\\n, \\x00, \\\\) where a scenario needs the application to answer", DefaultText: `"GET /N HTTP/1.0\r\nHost: synprobe\r\n\r\n"`},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every scenario"},
-		}, outputFlags("text", "json", "junit")...), probeFlags()...),
+		}, append(applicationFlags(), outputFlags("text", "json", "junit")...)...), probeFlags()...),
 		Action: runAudit,
 	}
 }
@@ -96,6 +95,15 @@ func fingerprintFunc() func(ctx context.Context, env *scenarios.Env) any {
 func writeFingerprint(w io.Writer, fp any) {
 	if f, ok := fp.(*fingerprint.Fingerprint); ok && f != nil {
 		f.WriteText(w)
+	}
+}
+
+// applicationFlags are the flags of the commands that account for the
+// target's application: run and audit.
+func applicationFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "request", Usage: "send `STRING` (Go string escapes: \\r\\n, \\x00, \\\\) where a check needs the application to answer", DefaultText: `"GET /N HTTP/1.0\r\nHost: synprobe\r\n\r\n"`},
+		&cli.BoolFlag{Name: "profile", Value: true, Usage: "learn first what the target's application does (a few connections, about a second), so that its bytes, its close and its resets are never judged as the stack's; --profile=false assumes nothing of it"},
 	}
 }
 

@@ -42,6 +42,11 @@ const bigRequest = `GET /big HTTP/1.0\r\n\r\n`
 // full from the start); daytime, echo and chargen are the other kinds.
 var coreApps = []string{"nginx", "sshd", "redis", "memcached", "discard", "never-accepts", "full-backlog"}
 
+// runNames are built-in scenarios the matrix also runs with synprobe
+// run: a handshake with data, data after a RST in the window, PAWS, a bad
+// checksum, a half close.
+var runNames = []string{"listen-handshake", "established-rst-in-window", "established-paws", "validity-bad-checksum-data", "established-fin-half-close"}
+
 // audit runs synprobe audit against addr from the bed's probe namespace
 // and returns the report.
 func audit(t *testing.T, b *serverlab.Bed, addr netip.AddrPort, extra ...string) *report.Report {
@@ -229,6 +234,15 @@ func TestRealServers(t *testing.T) {
 				}
 				wg.Wait()
 				noLeftovers(t, b, "audits")
+				for _, app := range apps {
+					for _, addr := range targets(b, app) {
+						args := []string{"run", "--netns", b.ProbeNS, "--target", addr.String(), "--closed-port", fmt.Sprint(serverlab.ClosedPort), "--format", "json"}
+						code, out, errOut := synprobe(t, append(args, runNames...)...)
+						rep := decodeReport(t, code, []byte(out), errOut, addr)
+						judgeReport(t, fmt.Sprintf("%s run %s %v", preset.Name, app, addr), rep, allow)
+					}
+				}
+				noLeftovers(t, b, "runs")
 				for _, app := range apps {
 					for _, addr := range targets(b, app) {
 						code, out, errOut := synprobe(t, "handshake", "--netns", b.ProbeNS, addr.String())

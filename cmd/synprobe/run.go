@@ -40,6 +40,12 @@ application and are never executed: an expectation that is not met after a
 malformed sends ('{tcpsum bad}', 'raw 0x...' options), '// @name' metadata.
 See README.md for the whole language.
 
+What the target's application does is learned first (--profile) and never
+judged as the stack's: bytes no line describes (a banner, an answer) are
+acknowledged and counted past, a close or reset it makes ends a script as
+skip, with the cause. A data line without a payload sends bytes the
+application ignores.
+
 Scripts run concurrently, each on its own source port, with at most --rate SYNs
 per second to the target. Ctrl-C stops cleanly and still writes the report.
 
@@ -54,7 +60,7 @@ Examples:
 			&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to the target (0: no limit)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for a '*' expectation or a first reply"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every script"},
-		}, outputFlags("text", "json", "junit")...), probeFlags()...),
+		}, append(applicationFlags(), outputFlags("text", "json", "junit")...)...), probeFlags()...),
 		Action: runScripts,
 	}
 }
@@ -70,6 +76,9 @@ func runScripts(c *cli.Context) error {
 		return usageErr("run needs at least one script, directory or scenario name")
 	}
 	if err := checkRunFlags(c); err != nil {
+		return err
+	}
+	if _, err := requestFlag(c); err != nil {
 		return err
 	}
 	target, err := parseTarget(c.Context, c.String("target"))
@@ -121,13 +130,11 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 	}
 	if audit {
 		cfg.Fingerprint = fingerprintFunc()
-		cfg.Profile = true
-		req, err := requestFlag(c)
-		if err != nil {
-			s.close()
-			return err
-		}
-		cfg.Request = req
+	}
+	cfg.Profile = c.Bool("profile")
+	if cfg.Request, err = requestFlag(c); err != nil {
+		s.close()
+		return err
 	}
 	progress := newProgress(c, len(items))
 	cfg.Progress = progress.update
