@@ -2,10 +2,12 @@ package conformance
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -203,4 +205,80 @@ func BenchmarkRunHandshakeScripts(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "scripts/s")
 	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-us/script")
+}
+
+// firstPort hands out port first, once, then ports from 40000 up: a run
+// that meets on its first port what an earlier run left behind.
+type firstPort struct {
+	mu    sync.Mutex
+	first uint16
+	next  uint16
+}
+
+func (f *firstPort) Allocate() (uint16, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.first != 0 {
+		p := f.first
+		f.first = 0
+		return p, nil
+	}
+	f.next++
+	return 40000 + f.next, nil
+}
+func (f *firstPort) Reserve(uint16) error { return nil }
+func (f *firstPort) Release(uint16)       {}
+
+// TestStaleConnectionRetried: a script whose source port meets a
+// connection an earlier run left established at the target (a challenge
+// ACK answers its SYN) resets it and runs again on a fresh port, and is
+// judged only there.
+func TestStaleConnectionRetried(t *testing.T) {
+	tg := labtest.Start(t, lab.StackGVisor, nil)
+	const port = 45678
+	p := probe.NewProber(probe.ProberConfig{Link: tg.Probe.Link, Path: tg.Probe.Path4, Ports: &firstPort{first: port}})
+	t.Cleanup(func() { p.Close() })
+	// The earlier run: a connection on port, established and left.
+	s, err := p.Open(probe.SessionConfig{Remote: tg.Open, LocalPort: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewConn(s)
+	syn := probe.Frame{IP: c.IPv4(), TCP: probe.TCP{Seq: 7000, Flags: probe.SYN, Window: 1000, Options: []probe.Option{probe.MSSOption(1460)}}}
+	if _, err := c.Send(&syn); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.Recv(context.Background(), time.Now().Add(2*time.Second))
+	if err != nil || !r.Frame.TCP.Flags.Has(probe.SYN|probe.ACK) {
+		t.Fatalf("earlier run: no SYN-ACK (%v)", err)
+	}
+	c.Observe(&r.Frame.TCP)
+	ack := probe.Frame{IP: c.IPv4(), TCP: probe.TCP{Seq: 7001, Ack: c.RCVNXT, Flags: probe.ACK, Window: 1000}}
+	if _, err := c.Send(&ack); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	runner := NewRunner(p, RunConfig{Target: tg.Open, Rate: -1, Timeout: time.Second})
+	res := runner.RunScript(context.Background(), mustParse(t, "handshake.pkt", `0 < S 0:0(0) win 1000 <mss 1460>
++0 > S. 0:0(0) ack 1 <...>
++0 < . 1:1(0) ack 1 win 1000
++0 < P. 1:11(10) ack 1 win 1000
++0~+0.5 > . 1:1(0) ack 11
+`))
+	if res.Verdict != report.Pass {
+		t.Errorf("got %s [%s] %s, want pass on a fresh port", res.Verdict, res.Cause, res.Reason)
+	}
+	stale := false
+	for _, n := range res.Notes {
+		stale = stale || strings.Contains(n, fmt.Sprintf("port %d met a connection an earlier run left", port))
+	}
+	if !stale {
+		t.Errorf("no note of the stale connection on port %d: %q", port, res.Notes)
+	}
+	for _, st := range res.Steps {
+		if st.Verdict != report.Pass {
+			t.Errorf("step %d %s: %s %q: the stale attempt must not be judged", st.Index, st.Direction, st.Verdict, st.Problems)
+		}
+	}
 }
