@@ -72,10 +72,7 @@ type consumedBy struct {
 
 // facts are the run's facts of the target (never nil).
 func (e *execution) facts() *Facts {
-	if e.r.cfg.Facts == nil {
-		return &Facts{}
-	}
-	return e.r.cfg.Facts
+	return e.r.Facts()
 }
 
 func newExecution(ctx context.Context, r *Runner, s *script.Script, c *Conn) *execution {

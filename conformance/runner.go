@@ -49,6 +49,10 @@ type Runner struct {
 	cfg  RunConfig
 	pace *pacer
 
+	// known guards what is learned of the target while scripts may run
+	// (the facts, the closed port): set once, read by every script.
+	known sync.Mutex
+
 	// liveMu serialises the checks of whether the listener still answers
 	// SYNs: many scripts may meet silence at once.
 	liveMu    sync.Mutex
@@ -73,15 +77,30 @@ func NewRunner(p *probe.Prober, cfg RunConfig) *Runner {
 // SetClosedPort tells the runner a closed port found after it was made,
 // or why there is none; call it before running scripts.
 func (r *Runner) SetClosedPort(port uint16, why string) {
+	r.known.Lock()
+	defer r.known.Unlock()
 	r.cfg.ClosedPort, r.cfg.ClosedPortWhy = port, why
+}
+
+// closedPort returns the closed port known, or why there is none.
+func (r *Runner) closedPort() (uint16, string) {
+	r.known.Lock()
+	defer r.known.Unlock()
+	return r.cfg.ClosedPort, r.cfg.ClosedPortWhy
 }
 
 // SetFacts tells the runner what was learned of the target after it was
 // made; call it before running scripts.
-func (r *Runner) SetFacts(f *Facts) { r.cfg.Facts = f }
+func (r *Runner) SetFacts(f *Facts) {
+	r.known.Lock()
+	defer r.known.Unlock()
+	r.cfg.Facts = f
+}
 
 // Facts returns what the runner knows of the target (never nil).
 func (r *Runner) Facts() *Facts {
+	r.known.Lock()
+	defer r.known.Unlock()
 	if r.cfg.Facts == nil {
 		r.cfg.Facts = &Facts{}
 	}
@@ -345,14 +364,14 @@ func (r *Runner) targetFor(s *script.Script) (netip.AddrPort, report.Cause, stri
 	for _, need := range s.Meta.Needs {
 		switch Need(need) {
 		case NeedClosedPort:
-			if r.cfg.ClosedPort == 0 {
-				why := r.cfg.ClosedPortWhy
+			port, why := r.closedPort()
+			if port == 0 {
 				if why == "" {
 					why = "needs a closed port (--closed-port)"
 				}
 				return t, report.CausePremiseClosedPort, why
 			}
-			t, closed = netip.AddrPortFrom(t.Addr(), r.cfg.ClosedPort), true
+			t, closed = netip.AddrPortFrom(t.Addr(), port), true
 		case NeedIPv6:
 			if t.Addr().Is4() {
 				return t, report.CausePremiseFamily, "needs an IPv6 target"

@@ -157,6 +157,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	// Before the scenarios: the closed port they need, checked or found,
 	// and what the application does; both at once.
 	var before sync.WaitGroup
+	closed := cfg.ClosedPort
 	if needsClosed(items) {
 		before.Add(1)
 		go func() {
@@ -170,7 +171,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 			if port == 0 {
 				rep.Notes = append(rep.Notes, "closed-port scenarios skipped: "+why)
 			}
-			env.ClosedPort = port
+			closed = port
 			runner.SetClosedPort(port, why)
 		}()
 	}
@@ -188,12 +189,10 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 				rep.Notes = append(rep.Notes, "SYN cookies answer the target's SYNs (the ACK of a half-open connection synprobe had reset opened a connection): scenarios that need the listener's state for half-open connections skip")
 			}
 			runner.SetFacts(facts)
-			env.Facts = facts
 		}()
 	} else {
 		env.Facts.Request = cfg.Request
 	}
-	before.Wait()
 
 	// The longest scenarios start first, so the run takes about as long as
 	// its slowest scenario rather than their sum.
@@ -209,16 +208,20 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 		jobs = len(items)
 	}
 	sem := make(chan struct{}, jobs)
-	for _, i := range order {
+	// Scenarios that send the application nothing start at once, beside
+	// the profile; the others once it is done.
+	start1 := func(i int) {
 		sc := items[i]
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
-			results[i] = describe(report.Result{Verdict: report.Skip, Reason: "not run: interrupted"}, sc)
-			continue
+			results[i] = describe(report.Result{Verdict: report.Skip, Cause: report.CauseLocalInterrupted, Reason: "not run: interrupted"}, sc)
+			return
 		}
+		cenv := *env
+		cenv.Pace = runner.NewPace(int(sc.Estimate / time.Millisecond))
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -227,9 +230,11 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 			if sc.Script != nil {
 				res = runner.RunScript(ctx, sc.Script)
 			} else {
-				cenv := *env
-				cenv.Pace = runner.NewPace(int(sc.Estimate / time.Millisecond))
 				res = runCheck(ctx, sc, &cenv)
+			}
+			if sc.Early() {
+				before.Wait()
+				res = premisesAfter(res, sc, runner.Facts())
 			}
 			results[i] = describe(res, sc)
 			if cfg.Progress != nil {
@@ -239,6 +244,19 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 				mu.Unlock()
 			}
 		}()
+	}
+	for _, i := range order {
+		if items[i].Early() {
+			start1(i)
+		}
+	}
+	before.Wait()
+	// The scenarios started from here on copy env with what was learned.
+	env.ClosedPort, env.Facts = closed, runner.Facts()
+	for _, i := range order {
+		if !items[i].Early() {
+			start1(i)
+		}
 	}
 	wg.Wait()
 	rep.Results = results
@@ -300,6 +318,19 @@ func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {
 	res.Judge()
 	if sc.Level == "info" && (res.Verdict == report.Pass || res.Cause == report.CauseStack) {
 		res.Verdict, res.Cause = report.Info, report.CauseStack
+	}
+	return res
+}
+
+// premisesAfter applies to the result of a scenario that started before
+// the profile the premises the profile settled: with SYN cookies, what
+// needs the listener's state for half-open connections was not judged.
+func premisesAfter(res report.Result, sc Scenario, f *conformance.Facts) report.Result {
+	for _, n := range sc.Needs {
+		if conformance.Need(n) == conformance.NeedSYNState && f.SYNCookies {
+			res.Verdict, res.Cause = report.Skip, report.CausePremiseSYNCookies
+			res.Reason = "SYN cookies answer the target's SYNs: the listener keeps no state for half-open connections to judge"
+		}
 	}
 	return res
 }

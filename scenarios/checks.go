@@ -20,10 +20,10 @@ var checks = []*Check{
 		Estimate:    100 * time.Millisecond, Run: closeSequence},
 	{Name: "established-fin-half-close", Area: "established", Level: "MUST", RFC: "9293 3.6",
 		Description: "a FIN after a request is acknowledged (FIN seq+1); the target may go on sending (half close)",
-		Estimate:    500 * time.Millisecond, Run: halfClose},
+		Estimate:    500 * time.Millisecond, Application: true, Run: halfClose},
 	{Name: "options-ts-missing-no-abort", Area: "options", Level: "MUST", RFC: "7323 3.2",
 		Description: "a segment without timestamps after they were negotiated never aborts the connection",
-		Estimate:    time.Second, Run: tsMissingNoAbort},
+		Estimate:    time.Second, Application: true, Run: tsMissingNoAbort},
 	{Name: "options-illegal-length", Area: "options", Level: "MUST", RFC: "9293 3.1",
 		Description: "SYNs with an MSS option of length 0, of length 1 and running past the options get a SYN-ACK, a RST or silence, and the target keeps answering afterwards",
 		Estimate:    time.Second, Run: illegalOptionLength},
@@ -31,13 +31,13 @@ var checks = []*Check{
 	// holds only a few values (Linux: 536 at the least): syn-state.
 	{Name: "options-mss-unaligned", Area: "options", Level: "MUST", RFC: "9293 3.7.1", Needs: []string{"syn-state"},
 		Description: "an MSS of 100 after a NOP (unaligned) is honoured: no segment from the target carries more than 100 bytes",
-		Estimate:    500 * time.Millisecond, Run: mssUnaligned},
+		Estimate:    500 * time.Millisecond, Application: true, Run: mssUnaligned},
 	{Name: "options-no-mss-default", Area: "options", Level: "MUST", RFC: "9293 3.7.1",
 		Description: "without an MSS option the target sends segments of at most 536 bytes (IPv4) or 1220 bytes (IPv6)",
-		Estimate:    500 * time.Millisecond, Run: noMSSDefault},
+		Estimate:    500 * time.Millisecond, Application: true, Run: noMSSDefault},
 	{Name: "options-wscale-over-14", Area: "options", Level: "MUST", RFC: "7323 2.3",
 		Description: "a window scale of 15 is treated as 14: the target never sends more than a window of 1 << 14 allows",
-		Estimate:    500 * time.Millisecond, Run: wscaleOver14},
+		Estimate:    500 * time.Millisecond, Application: true, Run: wscaleOver14},
 	{Name: "options-ecn-negotiation", Area: "options", Level: "MUST", RFC: "3168 6.1.1",
 		Description: "a SYN with ECE and CWR gets a SYN-ACK with ECE and not CWR, or without ECN; a plain SYN never gets ECE; SYN-ACKs are not ECN-capable",
 		Estimate:    100 * time.Millisecond, Run: ecnNegotiation},
@@ -49,7 +49,7 @@ var checks = []*Check{
 		Estimate:    synackWatch, Run: synackRetransmission},
 	{Name: "timer-zero-window", Area: "timers", Level: "MUST", RFC: "9293 3.8.6.1",
 		Description: "with synprobe's window at zero while the target has data to send, the target probes the window, backing off, never aborts, and sends once the window opens",
-		Estimate:    2500 * time.Millisecond, Run: zeroWindow},
+		Estimate:    2500 * time.Millisecond, Application: true, Run: zeroWindow},
 }
 
 func closeSequence(ctx context.Context, env *Env) report.Result {

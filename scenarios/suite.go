@@ -42,12 +42,42 @@ type Scenario struct {
 	Estimate time.Duration
 }
 
+// Early reports whether the scenario can start before the application's
+// profile and the closed port are known: it sends the application no data
+// and needs no closed port. Premises the profile settles (SYN cookies) are
+// applied to its result afterwards.
+func (s Scenario) Early() bool {
+	for _, n := range s.Needs {
+		if conformance.Need(n) == conformance.NeedClosedPort {
+			return false
+		}
+	}
+	if s.Check != nil {
+		return !s.Check.Application
+	}
+	for _, ev := range s.Script.Events {
+		if p := ev.Packet; p != nil && (p.Len > 0 || p.LenAny || len(p.Payload) > 0) {
+			return false
+		}
+	}
+	for _, n := range s.Needs {
+		if conformance.Need(n) == conformance.NeedSYNState {
+			return false
+		}
+	}
+	return true
+}
+
 // Check is a scenario written in Go.
 type Check struct {
 	Name, Area, Level, RFC, Description string
 	Needs                               []string
 	Estimate                            time.Duration
-	Run                                 func(ctx context.Context, env *Env) report.Result
+	// Application is set when the check sends the application data (the
+	// request, the filler) or judges what it does: it waits for the
+	// application's profile.
+	Application bool
+	Run         func(ctx context.Context, env *Env) report.Result
 }
 
 // Env is what a Go check works with.
