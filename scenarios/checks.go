@@ -416,7 +416,11 @@ func wscaleOver14(ctx context.Context, env *Env) report.Result {
 	cl.observe(fmt.Sprintf("at most %d bytes beyond synprobe's acknowledgment", limit), fmt.Sprintf("at most %d bytes outstanding", most), ps)
 	res := cl.result()
 	if ps.Verdict() == report.Pass && most < limit-1460 {
-		if total := int(cl.c.RCVNXT.Sub(cl.c.PeerISN)) - 1; total < limit {
+		total := int(cl.c.RCVNXT.Sub(cl.c.PeerISN)) - 1 // the SYN
+		if cl.c.HavePeerFIN {
+			total-- // the FIN
+		}
+		if total < limit {
 			return cl.tooLittle(total, limit, "filling a window of 16 KiB")
 		}
 		res.Verdict, res.Cause = report.Skip, report.CausePremiseNothing
