@@ -13,7 +13,8 @@ import (
 // with one of the causes below.
 //
 // A cause is written "kind" or "kind:what", from a short fixed vocabulary
-// (Causes lists it, and `synprobe scenarios --causes` prints it).
+// (Causes lists it, Meaning says what each means, and `synprobe scenarios
+// --causes` prints them).
 type Cause string
 
 // The causes.
@@ -87,6 +88,32 @@ var Causes = []Cause{
 	CausePathICMP,
 	CauseLocalDrops, CauseLocalKernelRST, CauseLocalInterrupted, CauseLocalFailure,
 }
+
+// meanings say in a line what each cause means, for people.
+var meanings = map[Cause]string{
+	CauseStack:             "the target's TCP stack did it",
+	CauseAppNotAccepting:   "the listener completes no connection: its accept queue is full (the application does not accept), nothing listens, or nothing answers the SYN",
+	CauseAppClosed:         "the application closed the connection (its FIN) before the check was done, or closes every connection after its greeting",
+	CauseAppReset:          "the application resets connections on what the check sent (the profile saw it do so)",
+	CauseAppNoData:         "the check needs data from the application and got too little (--request chooses what is asked)",
+	CauseAppDidNotAct:      "a script says the application writes or closes, and it did not",
+	CausePremiseTimestamps: "the SYN-ACK did not accept timestamps",
+	CausePremiseSACK:       "the SYN-ACK did not accept SACK",
+	CausePremiseWScale:     "the SYN-ACK did not accept window scaling",
+	CausePremiseECN:        "the SYN-ACK did not accept ECN",
+	CausePremiseSYNCookies: "SYN cookies answer the SYNs: the listener keeps no state for half-open connections",
+	CausePremiseClosedPort: "no closed port is known, or the one named is filtered",
+	CausePremiseFamily:     "the check needs the other address family",
+	CausePremiseNothing:    "nothing in the check could be judged",
+	CausePathICMP:          "a router or a firewall answered with an ICMP error instead of the stack",
+	CauseLocalDrops:        "this host's socket dropped frames while the check ran",
+	CauseLocalKernelRST:    "this host's kernel answered on synprobe's port (no RST guard)",
+	CauseLocalInterrupted:  "the run was interrupted",
+	CauseLocalFailure:      "synprobe itself failed (a send, a port)",
+}
+
+// Meaning says in a line what the cause means.
+func (c Cause) Meaning() string { return meanings[c] }
 
 // Kind is the part of the cause before the colon: "stack", "application",
 // "premise", "path" or "local-host".

@@ -237,3 +237,44 @@ func TestStream(t *testing.T) {
 		}
 	}
 }
+
+// TestCauses: every cause of the vocabulary is valid, has a kind of the
+// four sources (or a premise) and a meaning; a result judged from its
+// steps takes the deciding step's cause, a fail with none is the stack's,
+// and a step skipped for a cause makes the result skip.
+func TestCauses(t *testing.T) {
+	kinds := map[string]bool{"stack": true, "application": true, "premise": true, "path": true, "local-host": true}
+	for _, c := range Causes {
+		if !c.Valid() || !kinds[c.Kind()] || c.Meaning() == "" {
+			t.Errorf("cause %q: valid %v, kind %q, meaning %q", c, c.Valid(), c.Kind(), c.Meaning())
+		}
+	}
+	if Cause("application:bored").Valid() {
+		t.Error("a cause outside the vocabulary is valid")
+	}
+	tests := []struct {
+		name   string
+		steps  []Step
+		want   Verdict
+		cause  Cause
+		reason string
+	}{
+		{"a fail names the stack", []Step{{Verdict: Pass}, {Verdict: Fail, Problems: []string{"ack: expected 1"}}}, Fail, CauseStack, "fail at step 0: ack: expected 1"},
+		{"the deciding step's cause", []Step{{Verdict: Pass}, {Verdict: Error, Cause: CauseLocalDrops, Problems: []string{"dropped 3"}}}, Error, CauseLocalDrops, "error at step 0: dropped 3"},
+		{"a step skipped for a cause", []Step{{Verdict: Pass}, {Verdict: Skip, Cause: CauseAppNotAccepting, Problems: []string{"no SYN-ACK"}}}, Skip, CauseAppNotAccepting, "no SYN-ACK"},
+		{"steps not reached decide nothing", []Step{{Verdict: Pass}, {Verdict: Skip, Problems: []string{"not reached"}}}, Pass, "", ""},
+	}
+	for _, tt := range tests {
+		r := Result{Steps: tt.steps}
+		r.Judge()
+		if r.Verdict != tt.want || r.Cause != tt.cause || r.Reason != tt.reason {
+			t.Errorf("%s: got %s [%s] %q, want %s [%s] %q", tt.name, r.Verdict, r.Cause, r.Reason, tt.want, tt.cause, tt.reason)
+		}
+	}
+	// Decide: a cause explains a result, it never hides a failure before it.
+	r := Result{Steps: []Step{{Verdict: Fail, Problems: []string{"seq"}}}}
+	r.Decide(Skip, CauseAppClosed, "the application closed")
+	if r.Verdict == Skip {
+		t.Error("Decide turned a failed result into a skip")
+	}
+}
