@@ -3,12 +3,11 @@ package conformance
 import (
 	"context"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"synprobe/internal/netns"
+	"synprobe/internal/labtest"
 	"synprobe/internal/serverlab"
 	"synprobe/probe"
 )
@@ -89,18 +88,9 @@ func TestProfileRealServers(t *testing.T) {
 			t.Parallel()
 			b := serverlab.New(t, serverlab.Config{Apps: []string{tt.app}, Preset: tt.preset})
 			target := netip.AddrPortFrom(serverlab.Target4, b.Port(tt.app))
-			ns, err := netns.Open(filepath.Join("/var/run/netns", b.ProbeNS))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer netns.Close(ns)
+			p := labtest.DialBed(t, b, target.Addr(), probe.DialConfig{})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			p, err := probe.Dial(ctx, target.Addr(), probe.DialConfig{NetNS: ns})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer p.Close()
 			f := Profile(ctx, p, ProfileConfig{Target: target})
 			if msg := tt.check(f); msg != "" {
 				t.Errorf("%s: %s\ngot %+v (SYN cookies %v, known %v)\n%s", tt.app, msg, *f.App, f.SYNCookies, f.SYNCookiesKnown, f.App.Summary())

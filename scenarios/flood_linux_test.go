@@ -4,7 +4,6 @@ import (
 	"context"
 	"net"
 	"net/netip"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"synprobe/conformance/report"
-	"synprobe/internal/netns"
+	"synprobe/internal/labtest"
 	"synprobe/internal/serverlab"
 	"synprobe/probe"
 )
@@ -30,18 +29,10 @@ func TestFloodDrops(t *testing.T) {
 	}
 	b := serverlab.New(t, serverlab.Config{Apps: []string{"nginx"}})
 	target := netip.AddrPortFrom(serverlab.Target4, b.Port("nginx"))
-	ns, err := netns.Open(filepath.Join("/var/run/netns", b.ProbeNS))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer netns.Close(ns)
 	auditWith := func(recvBuffer int) (*report.Report, probe.ProberStats) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
-		p, err := probe.Dial(ctx, target.Addr(), probe.DialConfig{NetNS: ns, RecvBuffer: recvBuffer})
-		if err != nil {
-			t.Fatal(err)
-		}
+		p := labtest.DialBed(t, b, target.Addr(), probe.DialConfig{RecvBuffer: recvBuffer})
 		defer p.Close()
 		rep, err := Audit(ctx, p, AuditConfig{RunConfig: RunConfig{Target: target, ClosedPort: serverlab.ClosedPort, Request: []byte("GET /big HTTP/1.0\r\n\r\n")}})
 		if err != nil {

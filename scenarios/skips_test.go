@@ -4,13 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"synprobe/conformance/report"
 	"synprobe/internal/lab"
-	"synprobe/internal/netns"
+	"synprobe/internal/labtest"
 	"synprobe/internal/serverlab"
 	"synprobe/probe"
 )
@@ -160,18 +159,9 @@ func runOnBed(t *testing.T, sc Scenario, app, preset string) report.Result {
 	t.Helper()
 	b := serverlab.New(t, serverlab.Config{Apps: []string{app}, Preset: preset})
 	target := netip.AddrPortFrom(serverlab.Target4, b.Port(app))
-	ns, err := netns.Open(filepath.Join("/var/run/netns", b.ProbeNS))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer netns.Close(ns)
+	p := labtest.DialBed(t, b, target.Addr(), probe.DialConfig{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := probe.Dial(ctx, target.Addr(), probe.DialConfig{NetNS: ns})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Close()
 	rep := Run(ctx, p, RunConfig{Target: target, ClosedPort: serverlab.ClosedPort, Profile: true}, []Scenario{sc})
 	return rep.Results[0]
 }

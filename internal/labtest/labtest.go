@@ -5,10 +5,13 @@ package labtest
 import (
 	"context"
 	"net/netip"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"synprobe/internal/lab"
+	"synprobe/internal/netns"
+	"synprobe/internal/serverlab"
 	"synprobe/probe"
 )
 
@@ -103,4 +106,27 @@ func TamperTCP(fn func(f *probe.Frame) bool) func([]byte) [][]byte {
 		}
 		return [][]byte{out}
 	}
+}
+
+// DialBed opens a prober from a server bed's probe namespace to addr,
+// closed when the test ends (Close it sooner to end it sooner).
+func DialBed(t testing.TB, b *serverlab.Bed, addr netip.Addr, cfg probe.DialConfig) *probe.Prober {
+	t.Helper()
+	ns, err := netns.Open(filepath.Join("/var/run/netns", b.ProbeNS))
+	if err != nil {
+		t.Fatalf("open the bed's probe namespace: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	cfg.NetNS = ns
+	p, err := probe.Dial(ctx, addr, cfg)
+	if err != nil {
+		netns.Close(ns)
+		t.Fatalf("dial %v from the bed's probe namespace: %v", addr, err)
+	}
+	t.Cleanup(func() {
+		p.Close()
+		netns.Close(ns)
+	})
+	return p
 }
