@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -107,19 +109,28 @@ func applicationFlags() []cli.Flag {
 	}
 }
 
-// requestFlag reads --request: a Go string literal's body, escapes and all
-// ("GET / HTTP/1.0\r\n\r\n", "\x00\x01", "a\\b"). nil when not given.
+// requestFlag reads --request (see parseRequest); nil when not given.
 func requestFlag(c *cli.Context) ([]byte, error) {
 	if !c.IsSet("request") {
 		return nil, nil
 	}
-	text := c.String("request")
+	b, err := parseRequest(c.String("request"))
+	if err != nil {
+		return nil, usageErr("--request %q: %v", c.String("request"), err)
+	}
+	return b, nil
+}
+
+// parseRequest reads the body of a Go string literal, escapes and all:
+// "GET / HTTP/1.0\r\n\r\n", "\x00\x01", "a\\b"; a double quote needs
+// no escape.
+func parseRequest(text string) ([]byte, error) {
 	s, err := strconv.Unquote(`"` + strings.ReplaceAll(text, `"`, `\"`) + `"`)
 	if err != nil {
-		return nil, usageErr("--request %q: not a string with Go escapes (\\r, \\n, \\t, \\xHH, \\\\): %v", text, err)
+		return nil, fmt.Errorf("not a string with Go escapes (\\r, \\n, \\t, \\xHH, \\\\): %v", err)
 	}
 	if s == "" {
-		return nil, usageErr("--request: empty; give the bytes the application answers, e.g. 'GET / HTTP/1.0\\r\\n\\r\\n'")
+		return nil, errors.New("empty; give the bytes the application answers, e.g. 'GET / HTTP/1.0\\r\\n\\r\\n'")
 	}
 	return []byte(s), nil
 }

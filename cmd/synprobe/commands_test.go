@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"synprobe/conformance/report"
 	"synprobe/internal/kbframes"
 	"synprobe/internal/labtest"
 )
@@ -235,5 +236,56 @@ func TestAnalyzeDamaged(t *testing.T) {
 	code, _, errOut = synprobe(t, "analyze", notCapture)
 	if code != exitUsage || !strings.Contains(errOut, "not a") {
 		t.Errorf("not a capture: exit %d, stderr %q", code, errOut)
+	}
+}
+
+func TestParseRequest(t *testing.T) {
+	tests := []struct {
+		in   string
+		want string
+		err  string
+	}{
+		{`GET /big HTTP/1.0\r\n\r\n`, "GET /big HTTP/1.0\r\n\r\n", ""},
+		{`\x00\x01 a\\b "quoted"`, "\x00\x01 a\\b \"quoted\"", ""},
+		{`\u00e9`, "é", ""},
+		{`a\q`, "", "not a string with Go escapes"},
+		{`ends\`, "", "not a string with Go escapes"},
+		{``, "", "empty"},
+	}
+	for _, tt := range tests {
+		got, err := parseRequest(tt.in)
+		switch {
+		case tt.err != "" && (err == nil || !strings.Contains(err.Error(), tt.err)):
+			t.Errorf("parseRequest(%q): error %v, want one containing %q", tt.in, err, tt.err)
+		case tt.err == "" && (err != nil || string(got) != tt.want):
+			t.Errorf("parseRequest(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestRequestBadInput: a bad --request is one line and exit 2, before
+// anything is sent.
+func TestRequestBadInput(t *testing.T) {
+	for _, cmd := range [][]string{
+		{"audit", "--request", `a\q`, "192.0.2.1:80"},
+		{"run", "--target", "192.0.2.1:80", "--request", "", "listen-ack"},
+	} {
+		code, out, errOut := synprobe(t, cmd...)
+		if code != 2 || !strings.Contains(errOut, "--request") || strings.Count(strings.TrimSpace(errOut), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q (stdout %q): want exit 2 and one line naming --request", cmd, code, errOut, out)
+		}
+	}
+}
+
+func TestScenariosCauses(t *testing.T) {
+	code, out, _ := synprobe(t, "scenarios", "--causes", "--format", "json")
+	var causes []struct{ Cause, Kind, Meaning string }
+	if code != 0 || json.Unmarshal([]byte(out), &causes) != nil || len(causes) != len(report.Causes) {
+		t.Fatalf("exit %d, %d causes, want %d:\n%s", code, len(causes), len(report.Causes), out)
+	}
+	for _, c := range causes {
+		if c.Meaning == "" || !strings.HasPrefix(c.Cause, c.Kind) {
+			t.Errorf("cause %+v", c)
+		}
 	}
 }
