@@ -324,8 +324,12 @@ func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {
 
 // premisesAfter applies to the result of a scenario that started before
 // the profile the premises the profile settled: with SYN cookies, what
-// needs the listener's state for half-open connections was not judged.
+// needs the listener's state for half-open connections was not judged;
+// with a listener that does not accept, what needs a connection was not.
 func premisesAfter(res report.Result, sc Scenario, f *conformance.Facts) report.Result {
+	if why := f.NotAccepting(); why != "" && res.Verdict != report.Pass && sc.connects() {
+		res.Verdict, res.Cause, res.Reason = report.Skip, report.CauseAppNotAccepting, why
+	}
 	for _, n := range sc.Needs {
 		if conformance.Need(n) == conformance.NeedSYNState && f.SYNCookies {
 			res.Verdict, res.Cause = report.Skip, report.CausePremiseSYNCookies
