@@ -1,17 +1,18 @@
 package conformance
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"synprobe/probe"
 )
 
 // AppState is what the target's application did on a connection that no
 // script line or check described: bytes it sent (a banner, an answer) and
-// its close. They take sequence space the script does not count (Shift):
-// a banner of 41 bytes makes the stack's next ACK carry seq 42 where the
-// script says 1.
+// its close.
 type AppState struct {
 	// Bytes is how many bytes the application sent unannounced.
 	Bytes int
@@ -23,13 +24,18 @@ type AppState struct {
 }
 
 // Shift is how far the target's sequence space runs ahead of the one a
-// script describes.
-func (a AppState) Shift() uint32 {
-	n := uint32(a.Bytes)
-	if a.FIN {
-		n++
+// script describes: all the target sent (up to RCV.NXT, the highest seen,
+// gaps included) that no line described. A banner of 41 bytes makes the
+// stack's next ACK carry seq 42 where the script says 1.
+func (c *Conn) Shift() uint32 {
+	if !c.HavePeerISN {
+		return 0
 	}
-	return n
+	sent := uint32(c.RCVNXT-c.PeerISN) - 1 // the SYN
+	if sent < c.Scripted {
+		return 0
+	}
+	return sent - c.Scripted
 }
 
 // Share is the application's part of one segment from the target.
@@ -106,7 +112,9 @@ const appACKLimit = 64 << 10
 // checks: seq at the target's RCV.NXT as last acknowledged, the window
 // synprobe last advertised, timestamps with the highest TSval sent.
 func (c *Conn) ACKApplication() error {
-	if c.App.Bytes > appACKLimit || !c.HavePeerISN {
+	// Nothing is acknowledged past the limit, nor on a connection synprobe
+	// reset: the application's bytes crossed the RST.
+	if c.App.Bytes > appACKLimit || !c.HavePeerISN || c.ResetSent {
 		return nil
 	}
 	seq := c.SNDNXT
@@ -123,12 +131,11 @@ func (c *Conn) ACKApplication() error {
 }
 
 // Closed reports whether both sides closed and acknowledged each other's
-// FIN, or the target reset the connection: nothing of it is left to
-// release at the target (but TIME-WAIT, which is correct).
+// FIN: nothing of the connection is left to release at the target (but
+// TIME-WAIT, which is correct). A RST from the target does not close it
+// for sure: one that answers an unacceptable segment (RFC 9293 3.10.7.4,
+// SYN-RECEIVED: <SEQ=SEG.ACK><CTL=RST>) leaves the connection as it was.
 func (c *Conn) Closed() bool {
-	if c.PeerReset {
-		return true
-	}
 	return c.HavePeerFIN && c.HaveAckSent && !c.AckSent.LessThan(c.PeerFIN) &&
 		c.HaveFINSent && c.HavePeerAck && !c.PeerAcked.LessThan(c.FINSent)
 }
@@ -141,6 +148,8 @@ func (c *Conn) Closed() bool {
 // synprobe's SND.NXT when data may still be in flight. It returns a note
 // for the report ("" when nothing was sent).
 func (c *Conn) Release() string {
+	// A RST to a connection that is gone is never answered: sending one
+	// when in doubt costs nothing.
 	if !c.HavePeerISN || c.Closed() {
 		return ""
 	}
@@ -165,18 +174,97 @@ func (c *Conn) Release() string {
 }
 
 // Stale reports whether t, the answer to the SYN that opened this
-// connection, is a challenge ACK from a connection an earlier run left on
-// the same 4-tuple (RFC 5961 4.2): an ACK without SYN whose ack is not
-// ISN+1. Such a connection is reset (RFC 5961 3.2: a RST with the
-// challenge ACK's ack as its seq) and the check starts again on another
-// port; it is never judged.
-func (c *Conn) Stale(t *probe.TCP) bool {
-	return c.SYN != nil && t.Flags&(probe.SYN|probe.RST) == 0 && t.Flags&probe.ACK != 0 &&
-		t.Ack != c.SYN.Seq.Add(1) && !c.HavePeerISN
+// connection, may come from a connection an earlier run left on the same
+// 4-tuple rather than from a listener that meets the SYN afresh: an ACK
+// without SYN (RFC 5961 4.2: an established connection's challenge ACK, or
+// TIME-WAIT's ACK; scripts open with the same ISN, so its ack may even be
+// ISN+1), or, at a listening port (listening), a RST acknowledging the SYN
+// (Linux answers a SYN that meets a half-open connection with a reset).
+// The check starts again from another port (ResetStale resets what can be
+// reset); a second such answer there is believed, and judged.
+func (c *Conn) Stale(t *probe.TCP, listening bool) bool {
+	if c.SYN == nil || c.HavePeerISN || t.Flags&probe.SYN != 0 || t.Flags&probe.ACK == 0 {
+		return false
+	}
+	if t.Flags&probe.RST != 0 {
+		return listening && t.Ack == c.SYN.Seq.Add(1)
+	}
+	return true
 }
 
-// ResetStale resets the stale connection whose challenge ACK is t.
+// Unprovoked reports whether a RST came long after synprobe's last segment,
+// so that it answers nothing synprobe sent: the target aborted the
+// connection on its own. A stack answers what it gets within a round trip;
+// a connection aborted later is the application's doing (an idle timeout,
+// SO_LINGER 0, a user timeout it set).
+func (c *Conn) Unprovoked(r *probe.Reply) (time.Duration, bool) {
+	if c.LastSent == nil || !r.Frame.Has(probe.LayerTCP) || r.Frame.TCP.Flags&probe.RST == 0 {
+		return 0, false
+	}
+	after := r.Time.Sub(c.LastSent.Time)
+	return after, after > max(unprovokedAfter, 4*c.HandshakeRTT)
+}
+
+// AbortAfterFIN reports whether t is a RST that acknowledges the FIN
+// synprobe sent: the stack took the FIN (the application read its end of
+// stream) and then the connection was aborted, as an application's close
+// does with SO_LINGER 0 or with data it did not read (RFC 1122 4.2.2.13).
+// A stack answers a FIN with an ACK, never with a RST.
+func (c *Conn) AbortAfterFIN(t *probe.TCP) bool {
+	return c.HavePeerISN && t.Flags&probe.RST != 0 && t.Flags&probe.ACK != 0 && c.HaveFINSent && !t.Ack.LessThan(c.FINSent)
+}
+
+// unprovokedAfter is the least time after synprobe's last segment that a
+// RST answers nothing: far above a round trip on a short path, and above
+// a busy host's delays.
+const unprovokedAfter = 200 * time.Millisecond
+
+// synRetransmits are when synprobe sends an unanswered SYN again, after it
+// first went, as a TCP does (RFC 6298: 1 s, then doubling); synGiveUp is
+// when it stops waiting. A listener whose accept queue is full (its
+// application accepts slowly, one connection at a time) drops SYNs until
+// the application takes a connection.
+var synRetransmits = []time.Duration{time.Second, 3 * time.Second}
+
+var synGiveUp = 5 * time.Second
+
+// AwaitSYNACK waits for the answer to syn, which synprobe sent at sent with
+// ov: the first frame that comes, or ErrSilence at deadline, which moves to
+// synGiveUp after sent when sooner. While nothing comes it sends syn again
+// at synRetransmits. It returns how many times it did.
+func (c *Conn) AwaitSYNACK(ctx context.Context, syn *probe.Frame, ov []probe.Override, sent, deadline time.Time) (*probe.Reply, int, error) {
+	if end := sent.Add(synGiveUp); deadline.Before(end) {
+		deadline = end
+	}
+	again := 0
+	for {
+		until := deadline
+		if again < len(synRetransmits) {
+			if t := sent.Add(synRetransmits[again]); t.Before(until) {
+				until = t
+			}
+		}
+		r, err := c.Recv(ctx, until)
+		if err == nil || !errors.Is(err, ErrSilence) || !until.Before(deadline) {
+			c.SYNUnanswered = c.SYNUnanswered || errors.Is(err, ErrSilence)
+			return r, again, err
+		}
+		s, err := c.S.Send(syn, ov...)
+		if err != nil {
+			return nil, again, err
+		}
+		c.Sent(&syn.TCP, s)
+		again++
+	}
+}
+
+// ResetStale resets the stale connection whose answer was t (Stale): at
+// the ack of its challenge ACK (RFC 5961 3.2). A RST answer left nothing to
+// reset.
 func (c *Conn) ResetStale(t *probe.TCP) {
+	if t.Flags&probe.RST != 0 {
+		return
+	}
 	rst := probe.Frame{IP: c.IPv4(), TCP: probe.TCP{Seq: t.Ack, Flags: probe.RST}}
 	c.S.Send(&rst)
 }

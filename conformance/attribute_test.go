@@ -1,6 +1,8 @@
 package conformance
 
 import (
+	"context"
+	"errors"
 	"net/netip"
 	"sync"
 	"testing"
@@ -117,7 +119,7 @@ func TestAttributeRetransmission(t *testing.T) {
 	sh = c.Attribute(&fin, false, false)
 	c.Observe(&fin)
 	c.Absorb(sh)
-	if got := c.App.Shift(); got != 42 {
+	if got := c.Shift(); got != 42 {
 		t.Errorf("shift after 41 bytes and a FIN: got %d, want 42", got)
 	}
 	if refin := c.Attribute(&fin, false, false); refin.FIN {
@@ -150,10 +152,10 @@ func TestRelease(t *testing.T) {
 			send(t, c, probe.TCP{Seq: 1011, Ack: 5001, Flags: probe.PSH | probe.ACK, Payload: make([]byte, 10)})
 			c.Observe(&probe.TCP{Seq: 5001, Ack: 1011, Flags: probe.ACK})
 		}, []probe.Seq{1011, 1021}},
-		{"the target reset the connection", func(t *testing.T, c *Conn) {
+		{"the target sent a RST (one answering an unacceptable segment leaves its connection)", func(t *testing.T, c *Conn) {
 			open(t, c)
-			c.Observe(&probe.TCP{Seq: 5001, Flags: probe.RST})
-		}, nil},
+			c.Observe(&probe.TCP{Seq: 1001, Flags: probe.RST})
+		}, []probe.Seq{1001}},
 		{"both closed and acknowledged", func(t *testing.T, c *Conn) {
 			open(t, c)
 			send(t, c, probe.TCP{Seq: 1001, Ack: 5001, Flags: probe.FIN | probe.ACK})
@@ -197,34 +199,121 @@ func TestRelease(t *testing.T) {
 	}
 }
 
-// TestStale: a challenge ACK answering the opening SYN comes from a
-// connection an earlier run left on the 4-tuple; a SYN-ACK, a RST or an ACK
-// of the SYN do not.
+// TestStale: an answer to the opening SYN that may come from a connection
+// an earlier run left on the 4-tuple: an ACK without SYN (a challenge ACK,
+// whatever its ack), and at a listening port a RST acknowledging the SYN;
+// a SYN-ACK never, nor a RST from a port that is not listening.
 func TestStale(t *testing.T) {
 	tests := []struct {
-		reply probe.TCP
-		stale bool
+		reply     probe.TCP
+		listening bool
+		stale     bool
+		resetSeq  probe.Seq // 0: nothing to reset
 	}{
-		{probe.TCP{Seq: 77, Ack: 123456, Flags: probe.ACK}, true},
-		{probe.TCP{Seq: 5000, Ack: 1001, Flags: probe.SYN | probe.ACK}, false},
-		{probe.TCP{Seq: 0, Ack: 1001, Flags: probe.RST | probe.ACK}, false},
-		{probe.TCP{Seq: 5000, Ack: 1001, Flags: probe.ACK}, false},
+		{probe.TCP{Seq: 77, Ack: 123456, Flags: probe.ACK}, true, true, 123456},
+		{probe.TCP{Seq: 77, Ack: 1001, Flags: probe.ACK}, true, true, 1001},
+		{probe.TCP{Seq: 5000, Ack: 1001, Flags: probe.SYN | probe.ACK}, true, false, 0},
+		{probe.TCP{Seq: 0, Ack: 1001, Flags: probe.RST | probe.ACK}, true, true, 0},
+		{probe.TCP{Seq: 0, Ack: 1001, Flags: probe.RST | probe.ACK}, false, false, 0},
 	}
 	for _, tt := range tests {
 		c, w := testConn(t)
 		send(t, c, probe.TCP{Seq: 1000, Flags: probe.SYN, Window: 1000})
-		if got := c.Stale(&tt.reply); got != tt.stale {
-			t.Errorf("Stale(%s ack %d): got %v, want %v", tt.reply.Flags, tt.reply.Ack, got, tt.stale)
+		if got := c.Stale(&tt.reply, tt.listening); got != tt.stale {
+			t.Errorf("Stale(%s ack %d, listening %v): got %v, want %v", tt.reply.Flags, tt.reply.Ack, tt.listening, got, tt.stale)
 		}
-		if tt.stale {
-			c.ResetStale(&tt.reply)
-			deadline := time.Now().Add(time.Second)
-			for len(w.frames()) < 2 && time.Now().Before(deadline) {
-				time.Sleep(time.Millisecond)
-			}
-			if f := w.frames(); len(f) != 2 || f[1].TCP.Flags != probe.RST || f[1].TCP.Seq != 123456 {
-				t.Errorf("the stale connection's reset: got %v, want R at its challenge ACK's ack (RFC 5961 3.2)", f)
-			}
+		if !tt.stale {
+			continue
 		}
+		c.ResetStale(&tt.reply)
+		want := 1
+		if tt.resetSeq != 0 {
+			want = 2
+		}
+		deadline := time.Now().Add(time.Second)
+		for len(w.frames()) < want && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		f := w.frames()
+		if len(f) != want {
+			t.Errorf("%s answer: %d frames sent, want %d", tt.reply.Flags, len(f), want)
+		} else if want == 2 && (f[1].TCP.Flags != probe.RST || f[1].TCP.Seq != tt.resetSeq) {
+			t.Errorf("the stale connection's reset: got %s seq %d, want R at its challenge ACK's ack %d (RFC 5961 3.2)", f[1].TCP.Flags, f[1].TCP.Seq, tt.resetSeq)
+		}
+	}
+}
+
+// TestAwaitSYNACK: an unanswered SYN goes again at each retransmission
+// time, as a TCP sends it, until the wait gives up; the connection says so.
+func TestAwaitSYNACK(t *testing.T) {
+	defer func(r []time.Duration, g time.Duration) { synRetransmits, synGiveUp = r, g }(synRetransmits, synGiveUp)
+	synRetransmits, synGiveUp = []time.Duration{20 * time.Millisecond, 60 * time.Millisecond}, 100*time.Millisecond
+	c, w := testConn(t)
+	syn := probe.Frame{TCP: probe.TCP{Seq: 1000, Flags: probe.SYN, Window: 1000}}
+	sent, err := c.Send(&syn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, again, err := c.AwaitSYNACK(context.Background(), &syn, nil, sent.Time, time.Now())
+	if r != nil || !errors.Is(err, ErrSilence) || again != 2 || !c.SYNUnanswered {
+		t.Errorf("got %v, %d times again, %v, unanswered %v; want silence after 2 more SYNs", r, again, err, c.SYNUnanswered)
+	}
+	syns := 0
+	for _, f := range w.frames() {
+		if f.TCP.Flags == probe.SYN && f.TCP.Seq == 1000 {
+			syns++
+		}
+	}
+	if syns != 3 {
+		t.Errorf("%d SYNs on the wire, want 3", syns)
+	}
+}
+
+// TestRSTsTheApplicationMade: a RST that acknowledges synprobe's FIN, or
+// one that comes long after anything synprobe sent, is the application's
+// abort; a RST answering a segment at once is not.
+func TestRSTsTheApplicationMade(t *testing.T) {
+	c, _ := testConn(t)
+	open(t, c)
+	send(t, c, probe.TCP{Seq: 1001, Ack: 5001, Flags: probe.FIN | probe.ACK})
+	last := c.LastSent.Time
+	reply := func(after time.Duration, tcp probe.TCP) *probe.Reply {
+		return &probe.Reply{Frame: probe.Frame{Layers: probe.LayerTCP, TCP: tcp}, Time: last.Add(after)}
+	}
+	if !c.AbortAfterFIN(&probe.TCP{Seq: 5001, Ack: 1002, Flags: probe.RST | probe.ACK}) {
+		t.Error("a RST acknowledging synprobe's FIN: want the application's abort")
+	}
+	if c.AbortAfterFIN(&probe.TCP{Seq: 1001, Flags: probe.RST}) {
+		t.Error("a RST without ACK: not after the FIN was taken")
+	}
+	if _, ok := c.Unprovoked(reply(time.Millisecond, probe.TCP{Seq: 5001, Flags: probe.RST})); ok {
+		t.Error("a RST 1 ms after synprobe's segment answers it")
+	}
+	if after, ok := c.Unprovoked(reply(400*time.Millisecond, probe.TCP{Seq: 5001, Flags: probe.RST})); !ok || after != 400*time.Millisecond {
+		t.Errorf("a RST 400 ms later: got %v, %v; want unprovoked", after, ok)
+	}
+	if _, ok := c.Unprovoked(reply(400*time.Millisecond, probe.TCP{Seq: 5001, Ack: 1002, Flags: probe.ACK})); ok {
+		t.Error("an ACK is never an abort")
+	}
+}
+
+// TestNoACKAfterReset: once synprobe reset the connection (a RST at the
+// target's RCV.NXT), bytes the application sent across it are not
+// acknowledged.
+func TestNoACKAfterReset(t *testing.T) {
+	c, w := testConn(t)
+	open(t, c)
+	send(t, c, probe.TCP{Seq: 1001, Ack: 5001, Flags: probe.RST | probe.ACK})
+	banner := probe.TCP{Seq: 5001, Ack: 1001, Flags: probe.PSH | probe.ACK, Payload: make([]byte, 22)}
+	sh := c.Attribute(&banner, false, false)
+	c.Observe(&banner)
+	c.Absorb(sh)
+	before := len(w.frames())
+	if err := c.ACKApplication(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := len(w.frames()) - before; n != 0 {
+		t.Errorf("%d frames sent after synprobe's RST, want none", n)
 	}
 }

@@ -45,6 +45,9 @@ type Conn struct {
 	// App is what the target's application did on the connection that no
 	// script line or check described (see Attribute).
 	App AppState
+	// Scripted is how much of the target's sequence space (after its SYN)
+	// script lines described: the rest is the application's (Shift).
+	Scripted uint32
 	// PeerReset is set once the target sent a RST: its side is gone.
 	PeerReset bool
 	// PeerFIN is the sequence number after the target's FIN (HavePeerFIN).
@@ -58,6 +61,14 @@ type Conn struct {
 	HaveFINSent bool
 	// Window is the window synprobe last advertised.
 	Window uint16
+	// ResetSent is set once synprobe sent a RST at the target's RCV.NXT
+	// as last acknowledged: one that resets the connection.
+	ResetSent bool
+	// HandshakeRTT is the time from synprobe's SYN to the SYN-ACK.
+	HandshakeRTT time.Duration
+	// SYNUnanswered is set when a SYN went unanswered, sent again and all
+	// (AwaitSYNACK).
+	SYNUnanswered bool
 
 	Steps []report.Step
 	Notes []string
@@ -102,6 +113,8 @@ func (c *Conn) Sent(t *probe.TCP, sent *probe.Sent) {
 	}
 	if t.Flags&probe.RST == 0 {
 		c.Window = t.Window
+	} else if !c.HavePeerAck || t.Seq == c.PeerAcked {
+		c.ResetSent = true
 	}
 	if val, _, ok := t.Timestamps(); ok {
 		c.TS.Sent(val)
@@ -138,7 +151,7 @@ func (c *Conn) Observe(t *probe.TCP) {
 		c.PeerISN, c.HavePeerISN = t.Seq, true
 		c.RCVNXT = t.Seq
 		// A new sequence space: what was known of the old one is void.
-		c.HavePeerAck, c.HavePeerFIN, c.App = false, false, AppState{}
+		c.HavePeerAck, c.HavePeerFIN, c.App, c.Scripted = false, false, AppState{}, 0
 		if c.SYN != nil {
 			_, offered := c.SYN.Option(probe.OptionTimestamps)
 			_, answered := t.Option(probe.OptionTimestamps)
@@ -184,6 +197,9 @@ func (c *Conn) Receive(t *probe.TCP) Problems {
 // SYN-ACK's own rules too: flags, ack = ISN+1, ECN.
 func (c *Conn) Judge(r *probe.Reply, synack bool) Problems {
 	t := &r.Frame.TCP
+	if t.Flags.Has(probe.SYN|probe.ACK) && c.LastSent != nil && c.LastSent.Frame.TCP.Flags&probe.SYN != 0 && r.Time.After(c.LastSent.Time) {
+		c.HandshakeRTT = r.Time.Sub(c.LastSent.Time)
+	}
 	ps := c.Receive(t)
 	ps = append(ps, WellFormed(&r.Frame, r.DecodeErr)...)
 	if c.SYN != nil && (synack || t.Flags.Has(probe.SYN|probe.ACK)) {

@@ -45,6 +45,11 @@ type execution struct {
 	// pending holds segments that came while the script slept, for the
 	// next expectation.
 	pending []*probe.Reply
+	// syn is the SYN synprobe sent last, when nothing was sent after it:
+	// sent again while its answer does not come (Conn.AwaitSYNACK).
+	syn   *probe.Frame
+	synOv []probe.Override
+	synAt time.Time
 
 	syns int // SYNs sent: later ones go first at the pacer
 	// split is the sequence range of the last inbound segment synprobe cut
@@ -59,8 +64,9 @@ type execution struct {
 	skipCause   report.Cause
 	interrupted bool
 	// stale is set when the opening SYN met a connection an earlier run
-	// left on the 4-tuple: the script starts again on another port.
-	stale bool
+	// left on the 4-tuple (Conn.Stale): the script starts again on another
+	// port. staleSeen is set once that happened: a second time is believed.
+	stale, staleSeen bool
 }
 
 // consumedBy records the segment that satisfied a later line early.
@@ -356,6 +362,10 @@ func (e *execution) inbound(ev *script.Event) bool {
 			first = sent
 		}
 	}
+	e.syn = nil
+	if len(frames) == 1 && p.ICMP == nil && frames[0].TCP.Flags&(probe.SYN|probe.ACK|probe.RST) == probe.SYN {
+		e.syn, e.synOv, e.synAt = frames[0], p.Overrides, first.Time
+	}
 	st := report.Step{Direction: report.Send, Verdict: report.Pass, Actual: strings.Join(actual, "; ")}
 	if len(frames) == 1 && first.Frame.Has(probe.LayerTCP) {
 		st.ActualAbs = FormatAbs(&first.Frame.TCP)
@@ -402,7 +412,7 @@ func (e *execution) build(p *script.Packet) ([]*probe.Frame, error) {
 		default:
 			// Relative to the target's ISN, past the application's bytes the
 			// script does not count.
-			t.Ack = c.PeerISN + probe.Seq(p.Ack.Value+c.App.Shift())
+			t.Ack = c.PeerISN + probe.Seq(p.Ack.Value+c.Shift())
 		}
 	}
 	for _, o := range p.Options.List {
@@ -511,7 +521,7 @@ func (e *execution) inboundOption(o script.OptionSpec, p *script.Packet) probe.O
 		blocks := make([]probe.SACKBlock, n)
 		for i := range blocks {
 			b := opt.SACKBlock(i)
-			base := e.conn.PeerISN.Add(e.conn.App.Shift())
+			base := e.conn.PeerISN.Add(e.conn.Shift())
 			blocks[i] = probe.SACKBlock{Left: base + b.Left, Right: base + b.Right}
 		}
 		return probe.SACKOption(blocks...)
@@ -530,7 +540,7 @@ func (e *execution) buildICMP(p *script.Packet) (*probe.Frame, error) {
 	}
 	seq := c.RCVNXT
 	if p.ICMP.Echoed != nil {
-		seq = c.PeerISN + probe.Seq(p.ICMP.Echoed.Seq+c.App.Shift())
+		seq = c.PeerISN + probe.Seq(p.ICMP.Echoed.Seq+c.Shift())
 	}
 	quoted := probe.Frame{
 		IP:  probe.IP{Src: c.S.Remote().Addr(), Dst: c.S.Local().Addr(), Flags: probe.IPFlagDF},
@@ -561,9 +571,23 @@ func (e *execution) outbound(ev *script.Event) bool {
 		deadline = time.Now().Add(e.r.cfg.Timeout)
 	}
 	var r *probe.Reply
+	awaitSYN := e.syn != nil && p.Flags.Has(probe.SYN|probe.ACK) && p.ICMP == nil
 	for {
 		var err error
-		if r, err = e.recv(deadline); err != nil {
+		if awaitSYN && len(e.pending) == 0 {
+			// The SYN goes again while its answer does not come, as a TCP
+			// sends it: a listener whose queue is full drops SYNs until
+			// its application accepts.
+			var again int
+			r, again, err = e.conn.AwaitSYNACK(e.ctx, e.syn, e.synOv, e.synAt, deadline)
+			if again > 0 {
+				e.notes = append(e.notes, fmt.Sprintf("line %d: no answer to the SYN for %v: synprobe sent it %d more time(s), as a TCP does", ev.Line, synRetransmits[again-1], again))
+			}
+		} else {
+			r, err = e.recv(deadline)
+		}
+		awaitSYN = false
+		if err != nil {
 			return e.missing(ev, err, start)
 		}
 		if e.pieceACK(r) {
@@ -577,9 +601,9 @@ func (e *execution) outbound(ev *script.Event) bool {
 		break
 	}
 	c := e.conn
-	if r.Frame.Has(probe.LayerTCP) && p.ICMP == nil && c.Stale(&r.Frame.TCP) {
+	if r.Frame.Has(probe.LayerTCP) && p.ICMP == nil && !e.staleSeen && c.Stale(&r.Frame.TCP, c.S.Remote() == e.r.cfg.Target) {
 		c.ResetStale(&r.Frame.TCP)
-		e.stale = true
+		e.stale, e.staleSeen = true, true
 		return false
 	}
 	if r.Frame.Has(probe.LayerICMP) && p.ICMP == nil {
@@ -592,7 +616,7 @@ func (e *execution) outbound(ev *script.Event) bool {
 	later := -1
 	var sh Share
 	var unscriptedFIN bool
-	shift := c.App.Shift()
+	shift := c.Shift()
 	if r.Frame.Has(probe.LayerTCP) {
 		t := &r.Frame.TCP
 		unscriptedFIN = t.Flags&probe.FIN != 0 && p.Flags&probe.FIN == 0 && t.Flags&(probe.SYN|probe.RST) == 0
@@ -601,7 +625,19 @@ func (e *execution) outbound(ev *script.Event) bool {
 		}
 		sh = c.Attribute(t, wantData, p.Flags&probe.FIN != 0 || later >= 0)
 	}
+	rcvnxt := c.RCVNXT
 	ps := e.match(p, r, matchHow{appData: r.Frame.Has(probe.LayerTCP) && len(r.Frame.TCP.Payload) > 0 && !wantData, stripFIN: unscriptedFIN, shift: shift})
+	// What of the sequence space the segment took the line describes: all
+	// it moved RCV.NXT by but the application's share.
+	if moved := uint32(c.RCVNXT - rcvnxt); c.HavePeerISN && r.Frame.Has(probe.LayerTCP) && r.Frame.TCP.Flags&probe.SYN == 0 {
+		app := uint32(sh.Data)
+		if sh.FIN {
+			app++
+		}
+		if moved > app {
+			c.Scripted += moved - app
+		}
+	}
 	// Timing: the application acts on its own clock, so a segment that
 	// follows an application call may come early.
 	if ev.Time.Kind != script.Any && e.appPending == nil && r.Time.Before(start.Add(-tol)) {
@@ -687,10 +723,20 @@ func (e *execution) appCaused(p *script.Packet, r *probe.Reply) (report.Cause, s
 		return report.CauseAppClosed, "the target's application closed the connection before this line (its FIN): the stack is no longer in the state the script describes"
 	case f.ClosesAfterGreeting():
 		return report.CauseAppClosed, "the target's application closes every connection right after its greeting (the profile saw it): the stack is no longer in the state the script describes"
+	case rst && c.AbortAfterFIN(&r.Frame.TCP):
+		return report.CauseAppReset, "the target reset the connection after it took synprobe's FIN (the RST acknowledges it): its application aborted the connection on end of stream (SO_LINGER 0)"
+	case rst && unprovoked(c, r):
+		after, _ := c.Unprovoked(r)
+		return report.CauseAppReset, fmt.Sprintf("the target reset the connection %v after synprobe's last segment, answering nothing: its application aborted it (an idle timeout, SO_LINGER 0)", after.Round(time.Millisecond))
 	case rst && c.HaveISN && c.SNDNXT.Sub(c.ISN) > 1 && f.DropsConnectionOnData():
 		return report.CauseAppReset, "the target's application drops connections on the checks' data (it did so when synprobe asked it alone): the RST is not judged"
 	}
 	return "", ""
+}
+
+func unprovoked(c *Conn, r *probe.Reply) bool {
+	_, ok := c.Unprovoked(r)
+	return ok
 }
 
 // pathAnswered records an ICMP error where a segment from the target was

@@ -61,7 +61,7 @@ func PremiseAtSYNACK(n Need, syn, synack *probe.TCP) (ok bool, c report.Cause, w
 		}
 	case NeedSACK:
 		if syn.SACKPermitted() && !synack.SACKPermitted() {
-			return false, report.CausePremiseSACK, "SACK not negotiated: the SYN-ACK carries no SACK-permitted option (net.ipv4.tcp_sack=0?)"
+			return false, report.CausePremiseSACK, "SACK not negotiated: the SYN-ACK carries no SACK-permitted option (net.ipv4.tcp_sack=0, or SYN cookies without timestamps)"
 		}
 	case NeedWScale:
 		_, offered := syn.WScale()
@@ -123,6 +123,16 @@ func (f *Facts) NotAccepting() string {
 		return f.App.AcceptsWhy
 	}
 	return ""
+}
+
+// NothingListens returns why nothing listens on the target's port (a RST
+// answered the profile's SYNs), or "": then no scenario of a listener can
+// be judged there.
+func (f *Facts) NothingListens() string {
+	if f == nil || f.App == nil || !f.App.Closed {
+		return ""
+	}
+	return f.App.AcceptsWhy
 }
 
 // SetNotAccepting records that the listener stopped answering SYNs.

@@ -33,6 +33,10 @@ type handshake struct {
 	timeout time.Duration
 	ts0     uint32
 	res     report.Result
+	// stale is set when the SYN's answer may come from a connection an
+	// earlier run left on the 4-tuple (Conn.Stale); staleSeen once that
+	// happened: a second time is believed.
+	stale, staleSeen bool
 }
 
 // Handshake opens and closes one connection on s the way KB 172983 shows
@@ -51,6 +55,15 @@ func Handshake(ctx context.Context, s *probe.Session, opt HandshakeOptions) repo
 	h := &handshake{c: NewConn(s), ctx: ctx, timeout: opt.Timeout, ts0: rand.Uint32() >> 1}
 	h.res = report.Result{Name: "handshake", Description: "KB 172983: three-way handshake, then the four-segment close", RFC: "9293 3.5, 3.6", Level: "MUST"}
 	h.run(isn)
+	if h.stale {
+		// What an earlier run left on the 4-tuple was reset (or gone):
+		// the exchange starts again, with another ISN, and only this one
+		// is judged.
+		notes := append(h.c.Notes, fmt.Sprintf("%s answered the SYN: a connection an earlier run left on the 4-tuple; it was reset and the exchange started again", h.c.Steps[len(h.c.Steps)-1].Actual))
+		h.c, h.stale = NewConn(s), false
+		h.c.Notes = notes
+		h.run(isn + 1<<31)
+	}
 	c := h.c
 	// Whatever is left of the connection at the target is released: a
 	// close that did not complete, an abort, a half-open connection.
@@ -130,7 +143,7 @@ func (h *handshake) run(isn probe.Seq) {
 	}
 
 	// 2. SYN-ACK.
-	if !h.expectSYNACK() {
+	if !h.expectSYNACK(&syn) {
 		return
 	}
 
@@ -177,13 +190,18 @@ func (h *handshake) silenceStep(expected string, v report.Verdict, problem strin
 	c.AddStep(st, time.Now())
 }
 
-func (h *handshake) expectSYNACK() bool {
+func (h *handshake) expectSYNACK(syn *probe.Frame) bool {
 	c := h.c
 	expected := "S. 0:0(0) ack 1 <options offered only>"
-	r, err := c.Recv(h.ctx, time.Now().Add(h.timeout))
+	// The SYN goes again while unanswered, as a TCP sends it.
+	first := c.LastSent.Time
+	r, again, err := c.AwaitSYNACK(h.ctx, syn, nil, first, time.Now().Add(h.timeout))
+	if again > 0 {
+		c.Notes = append(c.Notes, fmt.Sprintf("no answer to the SYN at first: synprobe sent it %d more time(s), as a TCP does", again))
+	}
 	if err != nil {
 		if errors.Is(err, ErrSilence) {
-			h.silenceStep(expected, report.Skip, fmt.Sprintf("no reply within %v: nothing answered the SYN (the listener does not accept connections, or a filter on the path drops the SYN)", h.timeout))
+			h.silenceStep(expected, report.Skip, fmt.Sprintf("no reply to the SYN, sent %d times over %v: nothing answered it (the listener does not accept connections, or a filter on the path drops the SYN)", again+1, time.Since(first).Round(100*time.Millisecond)))
 			if st := &c.Steps[len(c.Steps)-1]; st.Verdict == report.Skip {
 				st.Cause = report.CauseAppNotAccepting
 			}
@@ -210,6 +228,13 @@ func (h *handshake) expectSYNACK() bool {
 		return false
 	}
 	t := &r.Frame.TCP
+	if !h.staleSeen && c.Stale(t, true) {
+		h.stale, h.staleSeen = true, true
+		c.ResetStale(t)
+		st.Actual = c.Format(t, true)
+		c.AddStep(st, r.Time)
+		return false
+	}
 	if t.Flags&probe.RST != 0 {
 		// Nothing listens: not the stack's fault, but its RST is judged.
 		ps := append(WellFormed(&r.Frame, r.DecodeErr), RSTForSYN(c.SYN, t)...)

@@ -25,6 +25,9 @@ type Application struct {
 	// which.
 	Accepts    bool   `json:"accepts"`
 	AcceptsWhy string `json:"accepts_why,omitempty"`
+	// Closed is set when a RST answered the SYNs: nothing listens on the
+	// port, and no scenario of a listener can be judged there.
+	Closed bool `json:"closed,omitempty"`
 	// SpeaksFirst is set when the application sent data before synprobe
 	// sent any: Greeting says how much, how soon and what came after.
 	SpeaksFirst bool     `json:"speaks_first"`
@@ -201,6 +204,7 @@ func Profile(ctx context.Context, p *probe.Prober, cfg ProfileConfig) *Facts {
 	var mu sync.Mutex
 	var opened, silent, refused int
 	var refusedHow string
+	var closed int
 	var greeting Reaction
 	fillers := make([]Reaction, numFillers)
 	run := func(fn func(pc *profConn) bool) {
@@ -217,6 +221,9 @@ func Profile(ctx context.Context, p *probe.Prober, cfg ProfileConfig) *Facts {
 			default:
 				refused++
 				refusedHow = how
+				if strings.HasPrefix(how, portClosed) {
+					closed++
+				}
 			}
 			mu.Unlock()
 			if pc == nil {
@@ -263,9 +270,9 @@ func Profile(ctx context.Context, p *probe.Prober, cfg ProfileConfig) *Facts {
 
 	switch {
 	case opened == 0 && refused > 0:
-		app.AcceptsWhy = refusedHow
+		app.AcceptsWhy, app.Closed = refusedHow, closed == refused && silent == 0
 	case opened == 0:
-		app.AcceptsWhy = fmt.Sprintf("no SYN-ACK to %d SYNs within %v: the listener's accept queue is full (the application does not accept connections), or a filter drops SYNs to this port", silent, cfg.Timeout)
+		app.AcceptsWhy = fmt.Sprintf("no SYN-ACK to %d SYNs, each sent up to three times: the listener's accept queue is full (the application does not accept connections), or a filter drops SYNs to this port", silent)
 	case silent > 0:
 		app.AcceptsWhy = fmt.Sprintf("the listener stopped answering SYNs after %d connections: its accept queue is full (the application does not accept connections)", opened)
 	default:
@@ -293,6 +300,9 @@ func Profile(ctx context.Context, p *probe.Prober, cfg ProfileConfig) *Facts {
 	return f
 }
 
+// portClosed starts what the profile says of a SYN a RST answered.
+const portClosed = "port closed"
+
 // profConn is one connection of the profile.
 type profConn struct {
 	ctx context.Context
@@ -315,10 +325,13 @@ func openProfConn(ctx context.Context, p *probe.Prober, cfg ProfileConfig) (pc *
 		pc = &profConn{ctx: ctx, c: NewConn(s), ts0: rand.Uint32() >> 1}
 		syn := probe.Frame{IP: pc.c.IPv4(), TCP: probe.TCP{Seq: probe.Seq(rand.Uint32()), Flags: probe.SYN, Window: 64240,
 			Options: []probe.Option{probe.MSSOption(1460), probe.SACKPermittedOption(), probe.TimestampsOption(pc.ts0, 0), probe.NOPOption(), probe.WScaleOption(7)}}}
-		if _, err := pc.c.Send(&syn); err != nil {
+		sent, err := pc.c.Send(&syn)
+		if err != nil {
 			return pc, err.Error()
 		}
-		r, err := pc.c.Recv(ctx, time.Now().Add(cfg.Timeout))
+		// Sent again while unanswered: an application that accepts one
+		// connection at a time has its queue full for a while.
+		r, _, err := pc.c.AwaitSYNACK(ctx, &syn, nil, sent.Time, time.Now().Add(cfg.Timeout))
 		switch {
 		case errors.Is(err, ErrSilence):
 			return pc, "silent"
@@ -330,14 +343,14 @@ func openProfConn(ctx context.Context, p *probe.Prober, cfg ProfileConfig) (pc *
 			return pc, "the SYN was answered with a frame that is not TCP"
 		}
 		t := &r.Frame.TCP
-		if pc.c.Stale(t) {
+		if attempt == 0 && pc.c.Stale(t, true) {
 			pc.c.ResetStale(t)
 			pc.c.S.Close()
 			continue
 		}
 		pc.c.Observe(t)
 		if t.Flags&probe.RST != 0 {
-			return pc, fmt.Sprintf("port closed: the SYN was answered with %s (nothing listens on port %d)", t.Flags, cfg.Target.Port())
+			return pc, fmt.Sprintf("%s: the SYN was answered with %s (nothing listens on port %d)", portClosed, t.Flags, cfg.Target.Port())
 		}
 		if !t.Flags.Has(probe.SYN | probe.ACK) {
 			return pc, "the SYN was answered with " + t.Flags.String()
@@ -434,8 +447,10 @@ func (pc *profConn) watch(d, quiet time.Duration) Reaction {
 	return r
 }
 
+// msSince is t after start in milliseconds; a segment that came before
+// the watch started counts as at its start.
 func msSince(start, t time.Time) float64 {
-	return float64(t.Sub(start).Microseconds()) / 1000
+	return float64(max(t.Sub(start), 0).Microseconds()) / 1000
 }
 
 func (pc *profConn) close() {

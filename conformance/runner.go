@@ -240,8 +240,9 @@ func newResult(s *script.Script) report.Result {
 }
 
 // staleRetries is how many times a script starts again on a fresh port
-// when its opening SYN meets a connection an earlier run left behind.
-const staleRetries = 2
+// when its opening SYN meets a connection an earlier run left behind: once,
+// since a second such answer is believed.
+const staleRetries = 1
 
 // RunScript runs one script on a connection of its own.
 func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result {
@@ -259,13 +260,15 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 			res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalFailure, err.Error()
 			return res
 		}
+		seen := e != nil && e.staleSeen
 		e = newExecution(ctx, r, s, NewConn(sess))
+		e.staleSeen = seen
 		e.run()
 		sess.Close()
 		if !e.stale || attempt == staleRetries {
 			break
 		}
-		stale = append(stale, fmt.Sprintf("port %d met a connection an earlier run left on the target (a challenge ACK answered the SYN): it was reset and the script started again on another port", sess.Local().Port()))
+		stale = append(stale, fmt.Sprintf("port %d met a connection an earlier run left on the target (a challenge ACK or a RST answered the SYN): the script started again on another port", sess.Local().Port()))
 	}
 	res.Steps = e.conn.Steps
 	res.Notes = append(res.Notes, stale...)
@@ -279,8 +282,6 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 	switch {
 	case e.interrupted:
 		res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalInterrupted, "interrupted"
-	case e.stale:
-		res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalFailure, "every port tried met a connection an earlier run left on the target"
 	default:
 		if v, cause, why := LocalHost(e.conn); v != "" {
 			res.Verdict, res.Cause, res.Reason = v, cause, why
@@ -290,6 +291,7 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 		}
 	}
 	res.Judge()
+	res.Retry = Busy(res, e.conn)
 	if s.Meta.Level == "info" && (res.Verdict == report.Pass || res.Cause == report.CauseStack) {
 		res.Verdict, res.Cause, res.Reason = report.Info, report.CauseStack, observed(res)
 	}
@@ -308,6 +310,23 @@ func appNote(a AppState) string {
 		what = append(what, "closed the connection")
 	}
 	return fmt.Sprintf("the target's application %s, which no line describes: synprobe acknowledged it and counted the target's sequence numbers past it (not a TCP matter)", strings.Join(what, " and "))
+}
+
+// Busy says whether a result could not be judged because the target was
+// busy with the run's other connections: a SYN of its went unanswered,
+// sent again and all (an application that accepts one connection at a time
+// fills its small accept queue with the run's connections). Run alone, it
+// may be judged.
+func Busy(res report.Result, conns ...*Conn) bool {
+	if res.Verdict == report.Pass || res.Cause == report.CauseAppNotAccepting || res.Cause.Kind() == "local-host" {
+		return false
+	}
+	for _, c := range conns {
+		if c.SYNUnanswered {
+			return true
+		}
+	}
+	return false
 }
 
 // LocalHost says whether the local host disturbed what came back on the
@@ -385,6 +404,9 @@ func (r *Runner) targetFor(s *script.Script) (netip.AddrPort, report.Cause, stri
 				return t, report.CausePremiseSYNCookies, "SYN cookies answer the target's SYNs (a forgotten half-open connection's ACK opened a connection): the listener keeps no state for half-open connections to judge"
 			}
 		}
+	}
+	if why := f.NothingListens(); why != "" && !closed {
+		return t, report.CauseAppNotAccepting, why
 	}
 	if why := f.NotAccepting(); why != "" && !closed && expectsSYNACK(s) {
 		return t, report.CauseAppNotAccepting, why

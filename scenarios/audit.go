@@ -259,6 +259,17 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 		}
 	}
 	wg.Wait()
+	// What the target was too busy to answer while the others ran is run
+	// again, alone, one after the other.
+	for i, res := range results {
+		if !res.Retry || len(items) == 1 || ctx.Err() != nil || runner.Facts().NotAccepting() != "" {
+			continue
+		}
+		open := len(items) - 1
+		start1(i)
+		wg.Wait()
+		results[i].Notes = append(results[i].Notes, fmt.Sprintf("run again alone: its SYN went unanswered while up to %d other checks had connections open (an application that accepts one connection at a time)", open))
+	}
 	rep.Results = results
 	rep.Notes = append(rep.Notes, p.Notes()...)
 	if st := p.Stats(); st.Drops > 0 {
@@ -316,6 +327,7 @@ func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {
 		res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalInterrupted, "interrupted"
 	}
 	res.Judge()
+	res.Retry = conformance.Busy(res, env.conns...)
 	if sc.Level == "info" && (res.Verdict == report.Pass || res.Cause == report.CauseStack) {
 		res.Verdict, res.Cause = report.Info, report.CauseStack
 	}
@@ -327,7 +339,9 @@ func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {
 // needs the listener's state for half-open connections was not judged;
 // with a listener that does not accept, what needs a connection was not.
 func premisesAfter(res report.Result, sc Scenario, f *conformance.Facts) report.Result {
-	if why := f.NotAccepting(); why != "" && res.Verdict != report.Pass && sc.connects() {
+	if why := f.NothingListens(); why != "" {
+		res.Verdict, res.Cause, res.Reason = report.Skip, report.CauseAppNotAccepting, why
+	} else if why := f.NotAccepting(); why != "" && res.Verdict != report.Pass && sc.connects() {
 		res.Verdict, res.Cause, res.Reason = report.Skip, report.CauseAppNotAccepting, why
 	}
 	for _, n := range sc.Needs {

@@ -140,7 +140,7 @@ func halfClose(ctx context.Context, env *Env) report.Result {
 		}
 	}
 	if rst {
-		if cause, why := cl.appReset(useRequest); cause != "" {
+		if cause, why := cl.appReset(useRequest, rstReply); cause != "" {
 			cl.judge(rstReply)
 			cl.expectStep("any segment with ack = FIN seq+1 (the ACK of synprobe's FIN)", rstReply, ps)
 			return cl.skipRST(cause, why)
@@ -197,7 +197,7 @@ func tsMissingNoAbort(ctx context.Context, env *Env) report.Result {
 		ps = append(ps, cl.judge(r)...)
 		seen = append(seen, cl.c.FormatReply(r))
 		if r.Frame.TCP.Flags&probe.RST != 0 {
-			if cause, why := cl.appReset(false); cause != "" {
+			if cause, why := cl.appReset(false, r); cause != "" {
 				cl.observe("no RST within 600 ms", strings.Join(seen, "; "), ps)
 				return cl.skipRST(cause, why)
 			}
@@ -234,7 +234,7 @@ func tsMissingNoAbort(ctx context.Context, env *Env) report.Result {
 		ps2 = cl.judge(r)
 		t := &r.Frame.TCP
 		if t.Flags&probe.RST != 0 {
-			if cause, why := cl.appReset(false); cause != "" {
+			if cause, why := cl.appReset(false, r); cause != "" {
 				cl.expectStep(fmt.Sprintf(". ack %d <TS> (the connection is alive)", uint32(want-cl.c.ISN)), r, ps2)
 				return cl.skipRST(cause, why)
 			}
@@ -263,7 +263,7 @@ func illegalOptionLength(ctx context.Context, env *Env) report.Result {
 		if err != nil {
 			return errResult(err)
 		}
-		r, err := cl.open(probe.TCP{Seq: 1, Window: 1000, Options: []probe.Option{probe.RawOption(pr.raw)}})
+		r, err := cl.openOnce(probe.TCP{Seq: 1, Window: 1000, Options: []probe.Option{probe.RawOption(pr.raw)}})
 		if err != nil {
 			return errResult(err)
 		}
@@ -304,6 +304,9 @@ func illegalOptionLength(ctx context.Context, env *Env) report.Result {
 // target's application for data and checks that no segment carries more
 // than max bytes.
 func segmentSizes(ctx context.Context, env *Env, opts []probe.Option, max int, why string) report.Result {
+	if res, silent := silentApplication(env, "judging segment sizes"); silent {
+		return res
+	}
 	cl, ok, err := connect(ctx, env, opts, 65535)
 	if err != nil {
 		return errResult(err)
@@ -350,7 +353,22 @@ func noMSSDefault(ctx context.Context, env *Env) report.Result {
 	return segmentSizes(ctx, env, nil, 1220, "the default MSS of 1220 for IPv6 (RFC 9293 3.7.1)")
 }
 
+// silentApplication skips a check that needs the application's data when
+// the profile sent it the request and got nothing back: the check would
+// wait for data that does not come.
+func silentApplication(env *Env, what string) (report.Result, bool) {
+	a := env.Facts.App
+	if a == nil || a.Answer.Then == "" || a.Answer.Bytes > 0 {
+		return report.Result{}, false
+	}
+	return report.Result{Verdict: report.Skip, Cause: report.CauseAppNoData,
+		Reason: fmt.Sprintf("the target's application sent nothing to the request %s when the profile sent it, and %s needs its data: --request chooses what is asked", a.Request, what)}, true
+}
+
 func wscaleOver14(ctx context.Context, env *Env) report.Result {
+	if res, silent := silentApplication(env, "filling a window"); silent {
+		return res
+	}
 	// A window field of 1 means 1<<14 = 16384 bytes to a stack that clamps
 	// the shift to 14, and 32768 to one that uses 15.
 	cl, ok, err := connect(ctx, env, []probe.Option{probe.MSSOption(1460), probe.NOPOption(), probe.WScaleOption(15)}, 1)
@@ -479,7 +497,7 @@ func fastOpenCookie(ctx context.Context, env *Env) report.Result {
 	}
 	var observed string
 	if cl.expectSYNACK(r) {
-		observed = "no Fast Open cookie in the SYN-ACK (Fast Open server off)"
+		observed = "no Fast Open cookie in the SYN-ACK"
 		for _, o := range r.Frame.TCP.Options {
 			if c, ok := o.FastOpenCookie(); ok {
 				observed = fmt.Sprintf("a Fast Open cookie of %d bytes in the SYN-ACK", len(c))
@@ -500,6 +518,9 @@ const (
 )
 
 func zeroWindow(ctx context.Context, env *Env) report.Result {
+	if res, silent := silentApplication(env, "a zero window with data waiting"); silent {
+		return res
+	}
 	cl, ok, err := connect(ctx, env, linuxSYN, 65535)
 	if err != nil {
 		return errResult(err)
@@ -538,7 +559,7 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 		ps = append(ps, cl.judge(r)...)
 		cl.c.RCVNXT = before
 		if t.Flags&probe.RST != 0 {
-			if cause, why := cl.appReset(true); cause != "" {
+			if cause, why := cl.appReset(true, r); cause != "" {
 				cl.observe("window probes, backing off, no RST, no data beyond probes", cl.c.FormatReply(r), ps)
 				return cl.skipRST(cause, why)
 			}
@@ -598,7 +619,10 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 	}
 	cl.observe("window probes, backing off, no RST, no data beyond probes", actual, ps)
 	ps2 := tr.ps
-	if tr.bytes == 0 {
+	switch {
+	case tr.rst && tr.bytes == 0:
+		ps2 = append(ps2, problem("zero-window", conformance.Must, "the target reset the connection when the window opened: it had given up on it while the window was zero, though synprobe acknowledged its probes (RFC 1122 4.2.2.17; an application's TCP_USER_TIMEOUT does the same)")...)
+	case tr.bytes == 0:
 		ps2 = append(ps2, problem("zero-window", conformance.Must, "no data within %v after the window opened, though the target probed the window", env.Timeout)...)
 	}
 	cl.observe("data once the window opens", fmt.Sprintf("%d bytes", tr.bytes), ps2)

@@ -38,28 +38,55 @@ func (env *Env) dial(ctx context.Context, port uint16) (*client, error) {
 	return cl, nil
 }
 
-// open sends a SYN (paced) and waits for the answer, checking it with the
-// rules every SYN-ACK must meet. It returns the reply (nil on silence). A
-// connection an earlier run left on the 4-tuple (its challenge ACK answers
-// the SYN) is reset, and the SYN goes again from another port.
-func (cl *client) open(syn probe.TCP) (*probe.Reply, error) {
+// open sends a SYN (paced) and waits for the answer, sending the SYN again
+// while none comes, as a TCP does (Conn.AwaitSYNACK). It returns the reply
+// (nil on silence). An answer that may come from a connection an earlier
+// run left on the 4-tuple (Conn.Stale) makes the SYN go again from another
+// port, once.
+func (cl *client) open(syn probe.TCP) (*probe.Reply, error) { return cl.openSYN(syn, true) }
+
+// openOnce is open without sending the SYN again: for a SYN that may go
+// unanswered by design (a damaged one).
+func (cl *client) openOnce(syn probe.TCP) (*probe.Reply, error) { return cl.openSYN(syn, false) }
+
+func (cl *client) openSYN(syn probe.TCP, retransmit bool) (*probe.Reply, error) {
 	syn.Flags |= probe.SYN
-	for attempt := 0; ; attempt++ {
+	staleSeen := false
+	for {
 		if err := cl.env.Pace(cl.ctx); err != nil {
 			return nil, err
 		}
-		if _, err := cl.send(syn); err != nil {
+		f := probe.Frame{IP: cl.c.IPv4(), TCP: syn}
+		sent, err := cl.sendFrame(&f)
+		if err != nil {
 			return nil, err
 		}
-		r, err := cl.recv(cl.env.Timeout)
-		if err != nil || r == nil || !r.Frame.Has(probe.LayerTCP) || !cl.c.Stale(&r.Frame.TCP) || attempt == 2 {
+		var r *probe.Reply
+		if retransmit {
+			var again int
+			r, again, err = cl.c.AwaitSYNACK(cl.ctx, &f, nil, sent.Time, time.Now().Add(cl.env.Timeout))
+			if again > 0 {
+				cl.c.Notes = append(cl.c.Notes, fmt.Sprintf("no answer to the SYN at first: synprobe sent it %d more time(s), as a TCP does", again))
+			}
+			if errors.Is(err, conformance.ErrSilence) {
+				r, err = nil, nil
+			}
+		} else {
+			r, err = cl.recv(cl.env.Timeout)
+		}
+		if err != nil || r == nil || !r.Frame.Has(probe.LayerTCP) {
 			return r, err
 		}
-		cl.c.ResetStale(&r.Frame.TCP)
+		t := &r.Frame.TCP
+		if staleSeen || !cl.c.Stale(t, cl.port == cl.env.Target.Port()) {
+			return r, nil
+		}
+		staleSeen = true
+		cl.c.ResetStale(t)
+		cl.c.Notes = append(cl.c.Notes, fmt.Sprintf("%s answered the SYN: a connection an earlier run left on the 4-tuple? The SYN went again from another port", cl.c.Format(t, true)))
 		if err := cl.renew(); err != nil {
 			return nil, err
 		}
-		cl.c.Notes = append(cl.c.Notes, "a connection an earlier run left on the target answered the SYN (a challenge ACK): it was reset and the SYN sent again from another port")
 	}
 }
 
@@ -80,7 +107,13 @@ func (cl *client) renew() error {
 // send sends t as is (sequence numbers absolute) and records the step.
 func (cl *client) send(t probe.TCP) (*probe.Sent, error) {
 	f := probe.Frame{IP: cl.c.IPv4(), TCP: t}
-	sent, err := cl.c.Send(&f)
+	return cl.sendFrame(&f)
+}
+
+// sendFrame sends f and records the step.
+func (cl *client) sendFrame(f *probe.Frame) (*probe.Sent, error) {
+	t := f.TCP
+	sent, err := cl.c.Send(f)
 	if err != nil {
 		cl.c.AddStep(report.Step{Direction: report.Send, Verdict: report.Error, Expected: conformance.FormatAbs(&t), Problems: []string{err.Error()}}, time.Now())
 		return nil, err
@@ -217,14 +250,20 @@ func (cl *client) receiveData(d time.Duration, want int, win uint16) transfer {
 // appReset says whether a RST from the target is the application's doing,
 // and why: it had closed (its FIN came first), or it resets connections on
 // what the check sent (the profile saw it do so to the same kind of data:
-// request says whether that was the request).
-func (cl *client) appReset(request bool) (report.Cause, string) {
+// request says whether that was the request), or it came long after
+// anything synprobe sent (Conn.Unprovoked).
+func (cl *client) appReset(request bool, rst *probe.Reply) (report.Cause, string) {
 	f := cl.env.Facts
 	switch {
 	case cl.c.App.FIN || cl.c.HavePeerFIN:
 		return report.CauseAppClosed, "the target's application had closed the connection (its FIN came first): the RST that answers later data is not judged"
 	case f.ClosesAfterGreeting():
 		return report.CauseAppClosed, "the target's application closes every connection right after its greeting (the profile saw it): the RST that answers data is not judged"
+	case rst != nil && cl.c.AbortAfterFIN(&rst.Frame.TCP):
+		return report.CauseAppReset, "the target reset the connection after it took synprobe's FIN (the RST acknowledges it): its application aborted the connection on end of stream (SO_LINGER 0)"
+	case rst != nil && unprovoked(cl.c, rst):
+		after, _ := cl.c.Unprovoked(rst)
+		return report.CauseAppReset, fmt.Sprintf("the target reset the connection %v after synprobe's last segment, answering nothing: its application aborted it (an idle timeout, SO_LINGER 0)", after.Round(time.Millisecond))
 	case request && f != nil && f.App != nil && f.App.Answer.Then == conformance.ThenReset:
 		return report.CauseAppReset, "the target's application resets the connection on the request (it did so when synprobe asked it alone): the RST is not judged"
 	case !request && f.DropsConnectionOnData():
@@ -283,3 +322,8 @@ func (cl *client) request(n int) []byte {
 // filler is the data a check sends where only the stack matters: bytes
 // the application ignores (from its profile), at offset off of the stream.
 func (cl *client) filler(off, n int) []byte { return cl.env.Facts.FillerBytes(off, n) }
+
+func unprovoked(c *conformance.Conn, r *probe.Reply) bool {
+	_, ok := c.Unprovoked(r)
+	return ok
+}

@@ -93,8 +93,11 @@ func TestCapturesAgreeWithLiveRuns(t *testing.T) {
 			if got := live.Steps[1].Problems; len(got) != 1 || !strings.HasPrefix(got[0], "port closed") {
 				t.Errorf("live step 2 problems %q: want only \"port closed\"", got)
 			}
-			if len(rep.Results) != 1 || rep.Results[0].Verdict != report.Pass {
-				t.Errorf("capture: got %s, want the refused connection to pass (its RST was right)", rep.Summary.Counts())
+			// The handshake sends its SYN again from another ISN before it
+			// believes a RST at a port it was told listens (a half-open
+			// connection an earlier run left could have sent it).
+			if len(rep.Results) == 0 || rep.Summary[report.Pass] != len(rep.Results) {
+				t.Errorf("capture: got %s, want every refused connection to pass (its RST was right)", rep.Summary.Counts())
 			}
 		})
 		t.Run(string(stack)+"/audit", func(t *testing.T) {

@@ -123,6 +123,10 @@ type Result struct {
 	DurationMS float64  `json:"duration_ms"`
 	Steps      []Step   `json:"steps"`
 	Notes      []string `json:"notes,omitempty"`
+	// Retry is set when the check could not be judged because the target
+	// was busy with the run's other checks (its listener dropped the
+	// opening SYN): the caller may run it again alone.
+	Retry bool `json:"-"`
 }
 
 // Step is one line of the exchange.
