@@ -109,7 +109,7 @@ const appACKLimit = 64 << 10
 
 // ACKApplication acknowledges what the target sent, as the peer's stack
 // would, so that the application's bytes are not retransmitted into the
-// checks: seq at the target's RCV.NXT as last acknowledged, the window
+// checks: seq at the end of what synprobe sent in order, the window
 // synprobe last advertised, timestamps with the highest TSval sent.
 func (c *Conn) ACKApplication() error {
 	// Nothing is acknowledged past the limit, nor on a connection synprobe
@@ -117,8 +117,11 @@ func (c *Conn) ACKApplication() error {
 	if c.App.Bytes > appACKLimit || !c.HavePeerISN || c.ResetSent {
 		return nil
 	}
-	seq := c.SNDNXT
-	if c.HavePeerAck {
+	// At the end of what synprobe sent in order: the target's RCV.NXT once
+	// it took it. Its last acknowledgment may lag data still in flight,
+	// and an ACK below RCV.NXT draws a duplicate ACK (RFC 9293 3.10.7.4).
+	seq := c.InOrderNXT
+	if c.HavePeerAck && c.InOrderNXT.LessThan(c.PeerAcked) {
 		seq = c.PeerAcked
 	}
 	t := probe.TCP{Seq: seq, Ack: c.RCVNXT, Flags: probe.ACK, Window: c.Window}
@@ -198,10 +201,16 @@ func (c *Conn) Stale(t *probe.TCP, listening bool) bool {
 // a connection aborted later is the application's doing (an idle timeout,
 // SO_LINGER 0, a user timeout it set).
 func (c *Conn) Unprovoked(r *probe.Reply) (time.Duration, bool) {
-	if c.LastSent == nil || !r.Frame.Has(probe.LayerTCP) || r.Frame.TCP.Flags&probe.RST == 0 {
+	if !r.Frame.Has(probe.LayerTCP) || r.Frame.TCP.Flags&probe.RST == 0 {
 		return 0, false
 	}
-	after := r.Time.Sub(c.LastSent.Time)
+	// From synprobe's last segment before the RST came: one sent after it
+	// (while the RST waited to be read) cannot have provoked it.
+	before := c.sentBefore(r.Time)
+	if before.IsZero() {
+		return 0, false
+	}
+	after := r.Time.Sub(before)
 	return after, after > max(unprovokedAfter, 4*c.HandshakeRTT)
 }
 

@@ -29,6 +29,9 @@ type Conn struct {
 	// SNDNXT is the next sequence number synprobe will send; RCVNXT the
 	// next one it expects from the target.
 	SNDNXT, RCVNXT probe.Seq
+	// InOrderNXT is the end of what synprobe sent in order from its ISN:
+	// data sent beyond a gap, or far out of the window, does not move it.
+	InOrderNXT probe.Seq
 	// SYN is the last SYN synprobe sent (what it offered).
 	SYN *probe.TCP
 	TS  TSState
@@ -36,6 +39,10 @@ type Conn struct {
 	WScale int
 	// LastSent is the last frame synprobe sent: replies are timed from it.
 	LastSent *probe.Sent
+	// sentAt are when synprobe's last frames left, oldest first (see
+	// Unprovoked).
+	sentAt [8]time.Time
+	nSent  int
 
 	// PeerAcked is the highest acknowledgment the target sent
 	// (HavePeerAck): its RCV.NXT as it last told synprobe. Data synprobe
@@ -95,15 +102,18 @@ func (c *Conn) Send(f *probe.Frame, ov ...probe.Override) (*probe.Sent, error) {
 // Sent updates the state with a segment synprobe sent.
 func (c *Conn) Sent(t *probe.TCP, sent *probe.Sent) {
 	if !c.HaveISN {
-		c.ISN, c.SNDNXT, c.HaveISN = t.Seq, t.Seq, true
+		c.ISN, c.SNDNXT, c.InOrderNXT, c.HaveISN = t.Seq, t.Seq, t.Seq, true
 	}
 	if t.Flags&probe.SYN != 0 {
-		c.SNDNXT = t.Seq // a SYN (re)starts the sequence space
+		c.SNDNXT, c.InOrderNXT = t.Seq, t.Seq // a SYN (re)starts the sequence space
 		syn := *t
 		c.SYN = &syn
 	}
 	if end := t.End(); c.SNDNXT.LessThan(end) {
 		c.SNDNXT = end
+	}
+	if end := t.End(); t.Flags&probe.RST == 0 && t.Seq.LessEq(c.InOrderNXT) && c.InOrderNXT.LessThan(end) {
+		c.InOrderNXT = end
 	}
 	if t.Flags&probe.FIN != 0 && t.Flags&probe.RST == 0 {
 		c.FINSent, c.HaveFINSent = t.End(), true
@@ -120,6 +130,20 @@ func (c *Conn) Sent(t *probe.TCP, sent *probe.Sent) {
 		c.TS.Sent(val)
 	}
 	c.LastSent = sent
+	c.sentAt[c.nSent%len(c.sentAt)] = sent.Time
+	c.nSent++
+}
+
+// sentBefore is when synprobe's last frame before t left (zero if none
+// is remembered).
+func (c *Conn) sentBefore(t time.Time) time.Time {
+	var last time.Time
+	for i := max(0, c.nSent-len(c.sentAt)); i < c.nSent; i++ {
+		if at := c.sentAt[i%len(c.sentAt)]; !at.After(t) && at.After(last) {
+			last = at
+		}
+	}
+	return last
 }
 
 // ErrSilence is returned by Recv when nothing arrived before the deadline.

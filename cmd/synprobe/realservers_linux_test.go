@@ -39,7 +39,10 @@ const bigRequest = `GET /big HTTP/1.0\r\n\r\n`
 // coreApps are the kinds of application the issue names: an HTTP server,
 // one that speaks first, non-HTTP request/response, one that reads and
 // never writes, a listener that never accepts (and one whose queue is
-// full from the start); daytime, echo and chargen are the other kinds.
+// full from the start). The stock setting adds the other kinds: daytime,
+// echo, chargen, and the habits a session found false verdicts with on
+// servers the tests had not seen (one connection at a time, aborting idle
+// connections, TCP_DEFER_ACCEPT as apache2 sets it).
 var coreApps = []string{"nginx", "sshd", "redis", "memcached", "discard", "never-accepts", "full-backlog"}
 
 // runNames are built-in scenarios the matrix also runs with synprobe
@@ -208,7 +211,7 @@ func TestRealServers(t *testing.T) {
 				defer func() { <-sem }()
 				apps := coreApps
 				if preset.Name == "stock" {
-					apps = append(slices.Clone(coreApps), "daytime", "echo", "chargen")
+					apps = append(slices.Clone(coreApps), "daytime", "echo", "chargen", "one-at-a-time", "idle-reset", "defer-accept")
 				}
 				b := serverlab.New(t, serverlab.Config{Preset: preset.Name, Apps: apps})
 				allow := allowed
@@ -277,9 +280,9 @@ func checkApplication(t *testing.T, what, app string, rep *report.Report) {
 		if accepts {
 			t.Errorf("%s: application.accepts = true for a listener whose queue is full", what)
 		}
-	case "never-accepts":
-		// It accepts the first connections into its queue, then stops:
-		// the profile or the run finds out.
+	case "never-accepts", "one-at-a-time":
+		// It accepts the first connections into its queue, then stops
+		// (or takes them slowly): the profile or the run finds out.
 	case "sshd", "daytime", "chargen":
 		if !accepts || !speaks {
 			t.Errorf("%s: application %v: want accepts and speaks_first", what, a)

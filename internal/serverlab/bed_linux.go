@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -34,7 +35,10 @@ type bedSys struct {
 	probeIno, targetIno uint64 // their inodes, which /proc/PID/ns/net shows
 	pair                *veth.Pair
 	servers             []*server
-	listeners           []int      // the Go listeners' sockets
+	listeners           []int          // the Go listeners' sockets
+	serving             []net.Listener // the Go apps' listeners
+	acceptedMu          sync.Mutex
+	accepted            []net.Conn // the Go apps' connections, closed with the bed
 	fillers             []net.Conn // the local connections that fill full-backlog's queue
 	closed              bool
 }

@@ -58,6 +58,9 @@ const (
 	KindSpeaksFirstAndCloses Kind = "speaks-first-and-closes" // sends a line and closes at once
 	KindEcho                 Kind = "echo"                    // sends back what it reads
 	KindStreams              Kind = "streams"                 // sends without end from the start, fills any window
+	KindOneAtATime           Kind = "one-at-a-time"           // accepts one connection, echoes it to its end, then the next (backlog 2): its queue fills while clients hold connections
+	KindIdleReset            Kind = "idle-reset"              // reads, and aborts a connection idle for 500 ms (SO_LINGER 0: a RST)
+	KindDeferAccept          Kind = "defer-accept"            // TCP_DEFER_ACCEPT: a bare ACK leaves the connection half-open until data comes; reads and discards
 	KindNeverAccepts         Kind = "never-accepts"           // listen(backlog 1), no accept: the first connections complete, then SYNs are dropped
 	KindFullBacklog          Kind = "full-backlog"            // as never-accepts, with the queue already full: every SYN is dropped
 )
@@ -65,7 +68,7 @@ const (
 // App is one application of a bed: a port in the target namespace, on
 // both addresses.
 type App struct {
-	Name   string // short name: nginx, sshd, redis, memcached, discard, daytime, echo, chargen, never-accepts, full-backlog
+	Name   string // short name: nginx, sshd, redis, memcached, discard, daytime, echo, chargen, never-accepts, full-backlog, one-at-a-time, idle-reset, defer-accept
 	Kind   Kind
 	Port   uint16
 	Server string // what serves it: a server of the bed (nginx, sshd, redis-server, memcached, xinetd) or "go" (a listener of the bed's own)
@@ -82,6 +85,9 @@ var apps = []App{
 	{"echo", KindEcho, 7, "xinetd"},
 	{"chargen", KindStreams, 19, "xinetd"},
 	{"never-accepts", KindNeverAccepts, 8001, "go"},
+	{"one-at-a-time", KindOneAtATime, 8003, "go"},
+	{"idle-reset", KindIdleReset, 8004, "go"},
+	{"defer-accept", KindDeferAccept, 8005, "go"},
 	{"full-backlog", KindFullBacklog, 8002, "go"},
 }
 

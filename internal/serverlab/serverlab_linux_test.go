@@ -161,6 +161,36 @@ func checkApp(t *testing.T, b *serverlab.Bed, a serverlab.App, ap netip.AddrPort
 		expectDialTimeout(t, b, ap)
 	case serverlab.KindFullBacklog:
 		expectDialTimeout(t, b, ap)
+	case serverlab.KindOneAtATime:
+		// The first connection is served; a second waits until it ends.
+		first := dial(t, b, ap)
+		second := dial(t, b, ap)
+		io.WriteString(second, "queued\n")
+		second.SetReadDeadline(time.Now().Add(silence))
+		if n, err := second.Read(make([]byte, 16)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("a second connection was served while the first was open: %d bytes, %v", n, err)
+		}
+		first.Close()
+		got := make([]byte, 7)
+		second.SetReadDeadline(time.Now().Add(ioTimeout))
+		if _, err := io.ReadFull(second, got); err != nil || string(got) != "queued\n" {
+			t.Errorf("the second connection after the first closed: %q (%v), want its echo", got, err)
+		}
+		second.Close()
+	case serverlab.KindIdleReset:
+		c := dial(t, b, ap)
+		c.SetReadDeadline(time.Now().Add(ioTimeout))
+		if _, err := c.Read(make([]byte, 1)); !errors.Is(err, syscall.ECONNRESET) {
+			t.Errorf("an idle connection: %v, want a reset", err)
+		}
+	case serverlab.KindDeferAccept:
+		c := dial(t, b, ap)
+		io.WriteString(c, "taken\n")
+		c.SetReadDeadline(time.Now().Add(silence))
+		if n, err := c.Read(make([]byte, 16)); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Errorf("defer-accept answered: %d bytes, %v", n, err)
+		}
+		c.Close()
 	default:
 		t.Fatalf("no check for kind %s", a.Kind)
 	}
@@ -472,8 +502,8 @@ func TestRequire(t *testing.T) {
 			t.Errorf("app %s on the closed port", a.Name)
 		}
 	}
-	if !slices.Contains(serverlab.Apps(), serverlab.App{Name: "nginx", Kind: serverlab.KindHTTP, Port: 80, Server: "nginx"}) || len(kinds) != 9 {
-		t.Errorf("apps %v: want nginx on 80 and 9 kinds", serverlab.Apps())
+	if !slices.Contains(serverlab.Apps(), serverlab.App{Name: "nginx", Kind: serverlab.KindHTTP, Port: 80, Server: "nginx"}) || len(kinds) != 12 {
+		t.Errorf("apps %v: want nginx on 80 and 12 kinds", serverlab.Apps())
 	}
 }
 

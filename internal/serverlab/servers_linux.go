@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -154,13 +155,20 @@ func (b *Bed) spawn(s *server, argv []string, uid, gid uint32) error {
 	return nil
 }
 
-// startListeners opens the Go listeners: a socket on each target address
-// with listen(backlog 1) and no accept. The full-backlog ones are filled
-// with local connections from inside the target namespace.
+// startListeners opens the Go listeners on each target address: with
+// listen(backlog 1) and no accept for never-accepts and full-backlog (the
+// full-backlog ones filled with local connections from inside the target
+// namespace); with an accept loop for the Go apps that serve (Serve).
 func (b *Bed) startListeners(as []App) error {
 	for _, a := range as {
 		for _, addr := range []netip.Addr{Target4, Target6} {
 			ap := netip.AddrPortFrom(addr, a.Port)
+			if serve, ok := goApps[a.Kind]; ok {
+				if err := b.InTarget(func() error { return b.serveGo(ap, serve) }); err != nil {
+					return fmt.Errorf("start %s: serve on %s: %w", a.Name, ap, err)
+				}
+				continue
+			}
 			if err := b.InTarget(func() error { return b.listen(ap) }); err != nil {
 				return fmt.Errorf("start %s: listen on %s: %w", a.Name, ap, err)
 			}
@@ -183,9 +191,20 @@ func (b *Bed) startListeners(as []App) error {
 	return nil
 }
 
-// listen opens a listening socket with raw system calls: net.Listen takes
-// its backlog from net.core.somaxconn.
+// listen opens a listening socket that never accepts.
 func (b *Bed) listen(ap netip.AddrPort) error {
+	fd, err := listenFD(ap, listenBacklog, nil)
+	if err != nil {
+		return err
+	}
+	b.sys.listeners = append(b.sys.listeners, fd)
+	return nil
+}
+
+// listenFD opens a listening socket with raw system calls: net.Listen
+// takes its backlog from net.core.somaxconn, and sets no option before
+// listen(2).
+func listenFD(ap netip.AddrPort, backlog int, opts func(fd int) error) (int, error) {
 	var family int
 	var sa unix.Sockaddr
 	if ap.Addr().Is4() {
@@ -195,23 +214,92 @@ func (b *Bed) listen(ap netip.AddrPort) error {
 	}
 	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return err
+		return -1, err
 	}
 	err = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 	if err == nil && family == unix.AF_INET6 {
 		err = unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
 	}
+	if err == nil && opts != nil {
+		err = opts(fd)
+	}
 	if err == nil {
 		err = unix.Bind(fd, sa)
 	}
 	if err == nil {
-		err = unix.Listen(fd, listenBacklog)
+		err = unix.Listen(fd, backlog)
 	}
 	if err != nil {
 		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// goApp is a Go application of the bed: its listen backlog, the socket
+// options of its listener, and what it does with each connection (in a
+// goroutine of its own, or in the accept loop when serial).
+type goApp struct {
+	backlog int
+	opts    func(fd int) error
+	serial  bool
+	serve   func(c net.Conn)
+}
+
+var goApps = map[Kind]goApp{
+	KindOneAtATime: {backlog: 2, serial: true, serve: func(c net.Conn) { io.Copy(c, c) }},
+	KindIdleReset: {backlog: 128, serve: func(c net.Conn) {
+		buf := make([]byte, 4096)
+		for {
+			c.SetReadDeadline(time.Now().Add(idleReset))
+			if _, err := c.Read(buf); err != nil {
+				if tc, ok := c.(*net.TCPConn); ok && errors.Is(err, os.ErrDeadlineExceeded) {
+					tc.SetLinger(0) // the close aborts: a RST
+				}
+				return
+			}
+		}
+	}},
+	KindDeferAccept: {backlog: 128, serve: func(c net.Conn) { io.Copy(io.Discard, c) },
+		opts: func(fd int) error { return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, 5) }},
+}
+
+// idleReset is how long idle-reset lets a connection be idle.
+const idleReset = 500 * time.Millisecond
+
+// serveGo listens on ap as app says and serves what comes until Close.
+func (b *Bed) serveGo(ap netip.AddrPort, app goApp) error {
+	fd, err := listenFD(ap, app.backlog, app.opts)
+	if err != nil {
 		return err
 	}
-	b.sys.listeners = append(b.sys.listeners, fd)
+	f := os.NewFile(uintptr(fd), "listener")
+	l, err := net.FileListener(f)
+	f.Close()
+	if err != nil {
+		return err
+	}
+	b.sys.serving = append(b.sys.serving, l)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return // closed
+			}
+			b.sys.acceptedMu.Lock()
+			b.sys.accepted = append(b.sys.accepted, c)
+			b.sys.acceptedMu.Unlock()
+			if app.serial {
+				app.serve(c)
+				c.Close()
+				continue
+			}
+			go func() {
+				defer c.Close()
+				app.serve(c)
+			}()
+		}
+	}()
 	return nil
 }
 
@@ -332,6 +420,16 @@ func (b *Bed) stopApps() error {
 		unix.Close(fd)
 	}
 	b.sys.listeners = nil
+	for _, l := range b.sys.serving {
+		l.Close()
+	}
+	b.sys.serving = nil
+	b.sys.acceptedMu.Lock()
+	for _, c := range b.sys.accepted {
+		c.Close()
+	}
+	b.sys.accepted = nil
+	b.sys.acceptedMu.Unlock()
 	return errors.Join(errs...)
 }
 
