@@ -824,7 +824,7 @@ func (e *execution) missing(ev *script.Event, err error, start time.Time) bool {
 // listener does not accept connections (known before, or found now by a
 // fresh SYN from another port), or "".
 func (e *execution) notAccepting(p *script.Packet) string {
-	if p == nil || !p.Flags.Has(probe.SYN|probe.ACK) || e.conn.S.Remote() != e.r.cfg.Target || e.conn.HavePeerISN {
+	if p == nil || !p.Flags.Has(probe.SYN|probe.ACK) || e.conn.S.Remote() != e.r.cfg.Target || e.syn == nil {
 		return ""
 	}
 	return e.r.ListenerDown(e.ctx)

@@ -125,6 +125,17 @@ func (f *Facts) NotAccepting() string {
 	return ""
 }
 
+// Refuses returns why the profile found that the listener completes no
+// connection, or "": then nothing that needs one is tried. (That it
+// stopped accepting later, NotAccepting, is only known to the checks that
+// tried.)
+func (f *Facts) Refuses() string {
+	if f == nil || f.App == nil || f.App.Accepts {
+		return ""
+	}
+	return f.App.AcceptsWhy
+}
+
 // NothingListens returns why nothing listens on the target's port (a RST
 // answered the profile's SYNs), or "": then no scenario of a listener can
 // be judged there.

@@ -408,7 +408,7 @@ func (r *Runner) targetFor(s *script.Script) (netip.AddrPort, report.Cause, stri
 	if why := f.NothingListens(); why != "" && !closed {
 		return t, report.CauseAppNotAccepting, why
 	}
-	if why := f.NotAccepting(); why != "" && !closed && expectsSYNACK(s) {
+	if why := f.Refuses(); why != "" && !closed && expectsSYNACK(s) {
 		return t, report.CauseAppNotAccepting, why
 	}
 	return t, "", ""

@@ -262,7 +262,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	// What the target was too busy to answer while the others ran is run
 	// again, alone, one after the other.
 	for i, res := range results {
-		if !res.Retry || len(items) == 1 || ctx.Err() != nil || runner.Facts().NotAccepting() != "" {
+		if !res.Retry || len(items) == 1 || ctx.Err() != nil {
 			continue
 		}
 		open := len(items) - 1
@@ -306,7 +306,7 @@ func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {
 			}
 		}
 	}
-	if why := env.Facts.NotAccepting(); why != "" {
+	if why := env.Facts.Refuses(); why != "" {
 		return report.Result{Verdict: report.Skip, Cause: report.CauseAppNotAccepting, Reason: why}
 	}
 	start := time.Now()
@@ -337,12 +337,13 @@ func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {
 // premisesAfter applies to the result of a scenario that started before
 // the profile the premises the profile settled: with SYN cookies, what
 // needs the listener's state for half-open connections was not judged;
-// with a listener that does not accept, what needs a connection was not.
+// with a listener that does not accept, a SYN that went unanswered was
+// not the stack's.
 func premisesAfter(res report.Result, sc Scenario, f *conformance.Facts) report.Result {
 	if why := f.NothingListens(); why != "" {
 		res.Verdict, res.Cause, res.Reason = report.Skip, report.CauseAppNotAccepting, why
-	} else if why := f.NotAccepting(); why != "" && res.Verdict != report.Pass && sc.connects() {
-		res.Verdict, res.Cause, res.Reason = report.Skip, report.CauseAppNotAccepting, why
+	} else if why := f.NotAccepting(); why != "" && res.Retry {
+		res.Verdict, res.Cause, res.Reason, res.Retry = report.Skip, report.CauseAppNotAccepting, why, false
 	}
 	for _, n := range sc.Needs {
 		if conformance.Need(n) == conformance.NeedSYNState && f.SYNCookies {

@@ -42,20 +42,6 @@ type Scenario struct {
 	Estimate time.Duration
 }
 
-// connects reports whether the scenario needs a connection to the open
-// port (it waits for a SYN-ACK): every Go check does.
-func (s Scenario) connects() bool {
-	if s.Check != nil {
-		return true
-	}
-	for _, ev := range s.Script.Events {
-		if p := ev.Packet; p != nil && p.Dir == script.Outbound && p.Flags.Has(probe.SYN|probe.ACK) {
-			return true
-		}
-	}
-	return false
-}
-
 // Early reports whether the scenario can start before the application's
 // profile and the closed port are known: it sends the application no data
 // and needs no closed port. Premises the profile settles (SYN cookies) are
