@@ -34,7 +34,7 @@
 //   - Premises. A check names what the target must offer (@needs:
 //     timestamps, sack, wscale, ecn, syn-state, closed-port, ipv4, ipv6).
 //     One that does not hold, known before the check (Facts) or at the
-//     SYN-ACK (PremiseAtSYNACK), ends it as skip with cause premise:....
+//     SYN-ACK (premiseAtSYNACK), ends it as skip with cause premise:....
 //     A listener that does not accept connections (its accept queue is
 //     full: Runner.ListenerDown) gives application:not-accepting.
 //   - The path. An ICMP error where the stack's answer was expected is the

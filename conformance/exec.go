@@ -694,7 +694,7 @@ func (e *execution) premisesAtSYNACK(ev *script.Event, synack *probe.TCP) bool {
 		return true
 	}
 	for _, n := range e.s.Meta.Needs {
-		if ok, cause, why := PremiseAtSYNACK(Need(n), e.conn.SYN, synack); !ok {
+		if ok, cause, why := premiseAtSYNACK(Need(n), e.conn.SYN, synack); !ok {
 			e.skipReason, e.skipCause = why, cause
 			return false
 		}

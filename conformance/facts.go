@@ -48,10 +48,10 @@ const (
 	NeedSYNState   Need = "syn-state"  // the listener keeps state for half-open connections (no SYN cookies)
 )
 
-// PremiseAtSYNACK says whether a per-connection premise holds on the
+// premiseAtSYNACK says whether a per-connection premise holds on the
 // connection once the SYN-ACK to syn came, and if not, its cause and why.
 // ok is true for premises not judged at the SYN-ACK.
-func PremiseAtSYNACK(n Need, syn, synack *probe.TCP) (ok bool, c report.Cause, why string) {
+func premiseAtSYNACK(n Need, syn, synack *probe.TCP) (ok bool, c report.Cause, why string) {
 	switch n {
 	case NeedTimestamps:
 		_, offered := syn.Option(probe.OptionTimestamps)

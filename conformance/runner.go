@@ -130,7 +130,7 @@ func (r *Runner) ListenerDown(ctx context.Context) string {
 	}
 	// The finding holds from when the check ended: the scripts that met
 	// silence meanwhile, waiting here, share it.
-	answered := SYNAnswered(ctx, r.p, r.cfg.Target, r.NewPace(0), r.cfg.Timeout)
+	answered := synAnswered(ctx, r.p, r.cfg.Target, r.NewPace(0), r.cfg.Timeout)
 	r.liveAt, r.liveFound = time.Now(), ""
 	if answered || ctx.Err() != nil {
 		return ""
@@ -146,10 +146,10 @@ func (r *Runner) ListenerDown(ctx context.Context) string {
 	return r.liveFound
 }
 
-// SYNAnswered sends one SYN to target from a fresh port and reports
+// synAnswered sends one SYN to target from a fresh port and reports
 // whether a SYN-ACK (or a RST) came within timeout; the connection is
 // released.
-func SYNAnswered(ctx context.Context, p *probe.Prober, target netip.AddrPort, pace func(context.Context) error, timeout time.Duration) bool {
+func synAnswered(ctx context.Context, p *probe.Prober, target netip.AddrPort, pace func(context.Context) error, timeout time.Duration) bool {
 	if err := pace(ctx); err != nil {
 		return false
 	}

@@ -239,7 +239,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 			results[i] = describe(res, sc)
 			if cfg.Progress != nil {
 				mu.Lock()
-				done++
+				done = min(done+1, len(items)) // a scenario run again counts once
 				cfg.Progress(done, len(items), sc.Name)
 				mu.Unlock()
 			}
