@@ -166,6 +166,7 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 		{"v4 syn with options", Frame{IP: IP{Src: v4s, Dst: v4d, Flags: IPFlagDF, ID: 7}, TCP: TCP{SrcPort: 61000, DstPort: 80, Seq: 1, Flags: SYN, Window: 65535, Options: allOpts}}},
 		{"v6 data", Frame{IP: IP{Src: v6s, Dst: v6d, FlowLabel: 0x12345, TOS: 0xb8}, TCP: TCP{SrcPort: 1, DstPort: 2, Seq: 0xfffffff0, Ack: 5, Flags: PSH | ACK, Window: 501, Payload: []byte("hello")}}},
 		{"sack and fast open", Frame{IP: IP{Src: v4s, Dst: v4d}, TCP: TCP{Flags: ACK, Options: []Option{NOPOption(), NOPOption(), SACKOption(SACKBlock{10, 20}, SACKBlock{30, 40}), FastOpenOption([]byte{1, 2, 3, 4}), ExpFastOpenOption(nil)}}}},
+		{"accecn both orders", Frame{IP: IP{Src: v4s, Dst: v4d, TOS: 2}, TCP: TCP{Flags: ACK | CWR, Reserved: 1, Options: []Option{AccECNOption(true, 1, 0, 0x123456), NOPOption(), AccECNOption(false, 7), NOPOption(), NOPOption(), NOPOption()}}}},
 		{"unknown option and eol padding", Frame{IP: IP{Src: v4s, Dst: v4d}, TCP: TCP{Flags: SYN, Options: []Option{{Kind: 99, Data: []byte{0, 0}}, {Kind: OptionEOL, Data: []byte{0, 0, 0}}}}}},
 		{"reserved bits and urgent", Frame{IP: IP{Src: v4s, Dst: v4d, TOS: 2}, TCP: TCP{Flags: URG | ACK | ECE | CWR, Reserved: 0xf, Urgent: 1, Payload: []byte{'x'}}}},
 		{"ipv4 options", Frame{IP: IP{Src: v4s, Dst: v4d, Options: []byte{1, 1, 1, 0}}, TCP: TCP{Flags: RST}}},

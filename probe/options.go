@@ -25,6 +25,12 @@ const (
 	OptionAuth          OptionKind = 29
 	OptionMPTCP         OptionKind = 30
 	OptionFastOpen      OptionKind = 34
+	// OptionAccECN0 and OptionAccECN1 are the Accurate ECN option
+	// (draft-ietf-tcpm-accurate-ecn) in its two field orders: EE0B, ECEB,
+	// EE1B for kind 172, EE1B, ECEB, EE0B for kind 174; each field is a
+	// 24-bit byte counter.
+	OptionAccECN0       OptionKind = 172
+	OptionAccECN1       OptionKind = 174
 	OptionExperimental1 OptionKind = 253
 	OptionExperimental  OptionKind = 254
 )
@@ -62,6 +68,8 @@ func (k OptionKind) String() string {
 		return "mptcp"
 	case OptionFastOpen:
 		return "FO"
+	case OptionAccECN0, OptionAccECN1:
+		return "ECN"
 	}
 	return "kind " + strconv.Itoa(int(k))
 }
@@ -128,6 +136,51 @@ func FastOpenOption(cookie []byte) Option {
 func ExpFastOpenOption(cookie []byte) Option {
 	d := binary.BigEndian.AppendUint16(nil, ExIDFastOpen)
 	return Option{Kind: OptionExperimental, Data: append(d, cookie...)}
+}
+
+// AccECN field names as packetdrill writes them: bytes received with
+// ECT(0), CE and ECT(1).
+const (
+	AccECNE0B = "e0b"
+	AccECNCEB = "ceb"
+	AccECNE1B = "e1b"
+)
+
+// AccECNOption returns an Accurate ECN option with the counters given, in
+// order: 1 to 3 of them. firstE1B chooses kind 174 (EE1B first) over 172
+// (EE0B first); the second counter is always ECEB.
+func AccECNOption(firstE1B bool, counters ...uint32) Option {
+	kind := OptionAccECN0
+	if firstE1B {
+		kind = OptionAccECN1
+	}
+	d := make([]byte, 0, 3*len(counters))
+	for _, c := range counters {
+		d = append(d, byte(c>>16), byte(c>>8), byte(c))
+	}
+	return Option{Kind: kind, Data: d}
+}
+
+// AccECNFields formats an Accurate ECN option's counters the way
+// packetdrill writes them ("e0b 1 ceb 0 e1b 0"); ok is false when o is
+// not one.
+func (o Option) AccECNFields() (s string, ok bool) {
+	if o.Kind != OptionAccECN0 && o.Kind != OptionAccECN1 || len(o.Data)%3 != 0 || len(o.Data) > 9 || o.Wire != nil {
+		return "", false
+	}
+	names := [3]string{AccECNE0B, AccECNCEB, AccECNE1B}
+	if o.Kind == OptionAccECN1 {
+		names[0], names[2] = AccECNE1B, AccECNE0B
+	}
+	var sb strings.Builder
+	for i := 0; i < len(o.Data)/3; i++ {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		v := uint32(o.Data[3*i])<<16 | uint32(o.Data[3*i+1])<<8 | uint32(o.Data[3*i+2])
+		sb.WriteString(names[i] + " " + strconv.FormatUint(uint64(v), 10))
+	}
+	return sb.String(), true
 }
 
 // RawOption returns an option written exactly as wire on encode.
@@ -236,6 +289,10 @@ func (o Option) Validate() error {
 		if c := len(o.Data); c != 0 && (c < 4 || c > 16 || c%2 != 0) {
 			return bad("2 (cookie request) or 6 to 18 and even")
 		}
+	case OptionAccECN0, OptionAccECN1:
+		if n != 2 && n != 5 && n != 8 && n != 11 {
+			return bad("2, 5, 8 or 11 (up to three 3-byte counters)")
+		}
 	case OptionExperimental, OptionExperimental1:
 		if n < 4 {
 			return bad("at least 4 (kind, length, ExID)")
@@ -307,6 +364,9 @@ func (o Option) String() string {
 			fmt.Fprintf(&sb, " %d:%d", uint32(b.Left), uint32(b.Right))
 		}
 		return sb.String()
+	}
+	if f, ok := o.AccECNFields(); ok && f != "" {
+		return "ECN " + f
 	}
 	if c, ok := o.FastOpenCookie(); ok {
 		name := "FO"
