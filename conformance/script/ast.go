@@ -20,6 +20,11 @@ type Script struct {
 	// Ignored lists what was parsed but will never run: shell commands in
 	// backquotes, %{ }% code blocks, header options synprobe does not use.
 	Ignored []Note
+	// Unsupported, when set, says why the script cannot run against a
+	// remote black box: it is valid packetdrill but needs what synprobe
+	// cannot send or see ("not supported by a remote black box: an
+	// encapsulation prefix ... (line 12)"). Events then lacks such lines.
+	Unsupported string
 }
 
 // Length is how long the script runs when every reply comes at once: the

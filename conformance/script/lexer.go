@@ -2,6 +2,7 @@ package script
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 )
@@ -35,6 +36,9 @@ type token struct {
 	nl bool
 	// space: whitespace or a comment separates it from the previous token.
 	space bool
+	// sym, when not 0, says the token is a defined symbol (-D NAME=VALUE):
+	// its text is symbols.list[sym-1].text, not the source's.
+	sym int32
 }
 
 // metaComment is a "// @key value" comment.
@@ -61,6 +65,9 @@ type lexer struct {
 	space bool // a gap since the last token
 	meta  []metaComment
 	errs  []lexError
+	// syms holds the defined symbols; shared by the copies made for
+	// lookahead, which never define any.
+	syms *symbols
 }
 
 // maxLexErrors bounds the work on garbage input; the parser reports at
@@ -157,7 +164,7 @@ func (lx *lexer) next() token {
 			for j < n && isWordChar(src[j]) {
 				j++
 			}
-			return lx.token(tWord, i, j, lx.line)
+			return lx.word(lx.token(tWord, i, j, lx.line))
 		case c == '"':
 			j := i + 1
 			for j < n && src[j] != '"' && src[j] != '\n' {
@@ -224,7 +231,26 @@ func (lx *lexer) number(i int) token {
 			j++
 		}
 	}
-	return lx.token(kind, i, j, lx.line)
+	t := lx.token(kind, i, j, lx.line)
+	if kind == tWord {
+		return lx.word(t)
+	}
+	return t
+}
+
+// word replaces a word that names a defined symbol by its value, as
+// packetdrill's lexer does; keywords are never symbols.
+func (lx *lexer) word(t token) token {
+	if lx.syms == nil || len(lx.syms.index) == 0 {
+		return t
+	}
+	k, ok := lx.syms.index[string(lx.src[t.pos:t.end])]
+	if !ok {
+		return t
+	}
+	t.sym = k
+	t.kind = lx.syms.list[k-1].kind
+	return t
 }
 
 // block lexes a command or code block from start to the closing delimiter
@@ -272,16 +298,23 @@ func (lx *lexer) option(i int) token {
 		}
 		return lx.token(tOption, i, k+1, lx.line)
 	}
-	// Up to a gap, but a quoted part may hold spaces: --define=CC="reno cubic".
+	// Up to a gap, but a quoted part may hold spaces: --define=CC="reno
+	// cubic", --define=CMD=`sysctl -q x=1`. An unterminated one is an
+	// error here: lexed on, its quote would swallow the lines after it.
 	for j < n && !isSpace(src[j]) {
-		if src[j] == '"' {
+		if q := src[j]; q == '"' || q == '`' {
 			k := j + 1
-			for k < n && src[k] != '"' && src[k] != '\n' {
+			for k < n && src[k] != q && src[k] != '\n' {
+				if q == '"' && src[k] == '\\' && k+1 < n && src[k+1] != '\n' {
+					k++
+				}
 				k++
 			}
-			if k < n && src[k] == '"' {
-				j = k
+			if k >= n || src[k] != q {
+				lx.errorf(j, fmt.Sprintf("unterminated %c in the option's value: it needs a closing %c on the same line", q, q))
+				return lx.token(tBad, i, k, lx.line)
 			}
+			j = k
 		}
 		j++
 	}

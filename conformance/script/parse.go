@@ -1,6 +1,7 @@
 package script
 
 import (
+	"bytes"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -8,10 +9,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"synprobe/probe"
 )
+
+// maxMsgLen bounds an error message, in characters.
+const maxMsgLen = 400
 
 // maxErrors is how many problems Parse reports before it gives up.
 const maxErrors = 20
@@ -23,28 +28,43 @@ const ignoredReason = "never executed: synprobe runs nothing on any host"
 // every sum of times far from overflowing a time.Duration.
 const maxTime = 1_000_000 * time.Second
 
-// Parse parses a script. file names it in errors and in Meta.Name. On any
-// problem it returns a nil Script and an ErrorList of every problem it
-// found (up to maxErrors), each a *SyntaxError. It never panics.
-func Parse(file string, src []byte) (s *Script, err error) {
+// Parse parses a script with the default ParseConfig. file names it in
+// errors and in Meta.Name. On any problem it returns a nil Script and an
+// ErrorList of every problem it found (up to maxErrors), each a
+// *SyntaxError. It never panics.
+func Parse(file string, src []byte) (*Script, error) {
+	return ParseWith(file, src, ParseConfig{})
+}
+
+// ParseWith is Parse with symbols and limits.
+func ParseWith(file string, src []byte, cfg ParseConfig) (s *Script, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			s, err = nil, ErrorList{{File: file, Line: 1, Col: 1, Msg: fmt.Sprintf("internal error in the script parser: %v (please report it)", r)}}
 		}
 	}()
-	return parse(file, src)
+	return parse(file, src, cfg)
 }
 
-// parse is Parse without the safety net, so that fuzzing finds panics.
-func parse(file string, src []byte) (*Script, error) {
-	p := &parser{file: file, src: src, lx: newLexer(src)}
+// parse is ParseWith without the safety net, so that fuzzing finds panics.
+func parse(file string, src []byte, cfg ParseConfig) (*Script, error) {
+	cfg = cfg.withDefaults()
+	p := &parser{file: file, src: src, lx: newLexer(src), cfg: cfg}
 	p.s = &Script{
 		File:   file,
 		Config: Config{ToleranceUsecs: 4000, TolerancePercent: 12.5},
-		Events: make([]Event, 0, estimateEvents(src)),
 	}
+	if err := p.checkSize(); err != nil {
+		return nil, err
+	}
+	p.s.Events = make([]Event, 0, min(estimateEvents(src), cfg.MaxEvents))
+	syms, bad := newSymbols(cfg.Defines)
+	if bad != "" {
+		return nil, ErrorList{{File: file, Line: 1, Col: 1, Msg: bad}}
+	}
+	p.lx.syms = syms
 	p.look = p.lx.next()
-	for len(p.errs)+len(p.lx.errs) <= maxErrors {
+	for len(p.errs)+len(p.lx.errs) <= maxErrors && !p.stop {
 		toks := p.nextStatement()
 		if toks == nil {
 			break
@@ -55,7 +75,7 @@ func parse(file string, src []byte) (*Script, error) {
 		p.errAt(e.pos, "%s", e.msg)
 	}
 	p.metadata()
-	if len(p.s.Events) == 0 && len(p.errs) == 0 {
+	if len(p.s.Events) == 0 && len(p.errs) == 0 && p.s.Unsupported == "" {
 		p.errAt(int32(len(src)), "the script has no events: it needs at least one timed line such as '0 < S 0:0(0) win 65535'")
 	}
 	if p.s.Meta.Name == "" {
@@ -92,6 +112,10 @@ type parser struct {
 	i    int
 	look token
 
+	cfg ParseConfig
+	// stop ends the parse at once (a limit was reached).
+	stop bool
+
 	stack []byte // scratch: open brackets
 	buf   []byte // scratch: collapsed text
 	opts  []OptionSpec
@@ -116,7 +140,8 @@ type bailout struct{}
 // errAt records a problem at byte offset pos.
 func (p *parser) errAt(pos int32, format string, args ...any) {
 	line, col, source := p.position(int(pos))
-	msg := strings.ToValidUTF8(fmt.Sprintf(format, args...), "\uFFFD")
+	// Messages quote what was written: make it safe to print, and short.
+	msg := cut(fmt.Sprintf(format, args...), maxMsgLen)
 	p.errs = append(p.errs, &SyntaxError{File: p.file, Line: line, Col: col, Msg: msg, Source: source})
 }
 
@@ -124,6 +149,48 @@ func (p *parser) errAt(pos int32, format string, args ...any) {
 func (p *parser) fail(t token, format string, args ...any) {
 	p.errAt(t.pos, format, args...)
 	panic(bailout{})
+}
+
+// undefined fails at a word that looks like a symbol nobody defined (upper
+// case, as -D names are written) where a value is needed.
+func (p *parser) undefined(t token) {
+	if t.kind != tWord || t.sym != 0 || !symbolLike(p.bytes(t)) {
+		return
+	}
+	n := p.show(t)
+	p.fail(t, "undefined symbol '%s': give its value with --define %s=VALUE (packetdrill's -D) or a '--define=%s=VALUE' line at the top of the script", n, n, n)
+}
+
+// unsupported records that the script needs what a remote black box
+// cannot do (the first such line names it) and abandons the statement:
+// the script parses, and runs as skip.
+func (p *parser) unsupported(t token, format string, args ...any) {
+	if p.s.Unsupported == "" {
+		p.s.Unsupported = fmt.Sprintf("not supported by a remote black box: %s (line %d)", fmt.Sprintf(format, args...), t.line)
+	}
+	panic(bailout{})
+}
+
+// checkSize applies the limits on the script's size and its lines' length.
+func (p *parser) checkSize() error {
+	if len(p.src) > p.cfg.MaxSize {
+		return ErrorList{{File: p.file, Line: 1, Col: 1, Msg: fmt.Sprintf("the script is larger than the limit of %d bytes (--max-script-size)", p.cfg.MaxSize)}}
+	}
+	start := 0
+	for start <= len(p.src) {
+		end := start
+		if i := bytes.IndexByte(p.src[start:], '\n'); i >= 0 {
+			end = start + i
+		} else {
+			end = len(p.src)
+		}
+		if end-start > p.cfg.MaxLineLength {
+			p.errAt(int32(start+p.cfg.MaxLineLength), "line is %d bytes, longer than the limit of %d (--max-line-length)", end-start, p.cfg.MaxLineLength)
+			return p.errs
+		}
+		start = end + 1
+	}
+	return nil
 }
 
 // failAt is fail at a byte offset.
@@ -156,11 +223,22 @@ func (p *parser) position(pos int) (line, col int, source string) {
 	return l + 1, utf8.RuneCount(p.src[start:pos]) + 1, strings.ToValidUTF8(text, "\uFFFD")
 }
 
-// text returns a token's source text.
-func (p *parser) text(t token) string { return string(p.src[t.pos:t.end]) }
+// bytes returns a token's text: the source's, or a symbol's value.
+func (p *parser) bytes(t token) []byte {
+	if t.sym > 0 {
+		return p.lx.syms.list[t.sym-1].text
+	}
+	return p.src[t.pos:t.end]
+}
+
+// text returns a token's text (see bytes).
+func (p *parser) text(t token) string { return string(p.bytes(t)) }
+
+// show is a token's text for a message: cut short and safe to print.
+func (p *parser) show(t token) string { return cut(p.text(t), 40) }
 
 // is reports whether t's text is s (without allocating).
-func (p *parser) is(t token, s string) bool { return string(p.src[t.pos:t.end]) == s }
+func (p *parser) is(t token, s string) bool { return string(p.bytes(t)) == s }
 
 // isPunct reports whether t is the single character c.
 func (p *parser) isPunct(t token, c byte) bool {
@@ -176,11 +254,11 @@ func (p *parser) describe(t token) string {
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i] + "..."
 	}
-	if utf8.RuneCountInString(s) > 30 {
-		r := []rune(s)
-		s = string(r[:27]) + "..."
+	d := "'" + cut(s, 40) + "'"
+	if t.sym > 0 {
+		d = "'" + p.lx.syms.list[t.sym-1].name + "' (defined as " + d + ")"
 	}
-	return "'" + strings.ToValidUTF8(s, "\uFFFD") + "'"
+	return d
 }
 
 // peek returns the next token of the statement, or an EOF token just
@@ -363,7 +441,7 @@ func (p *parser) collapse(b []byte, toks []token) []byte {
 		if i > 0 && t.space {
 			b = append(b, ' ')
 		}
-		s := p.src[t.pos:t.end]
+		s := p.bytes(t)
 		if t.kind == tBack || t.kind == tCode {
 			b = appendCollapsed(b, s)
 		} else {
@@ -482,6 +560,10 @@ func (p *parser) event() {
 	default:
 		p.fail(act, "expected '<', '>', a system call, a `command` or a %%{ }%% block after the time, found %s", p.describe(act))
 	}
+	if len(p.s.Events) >= p.cfg.MaxEvents {
+		p.stop = true
+		p.fail(first, "more than %d events: the limit (--max-events) is reached", p.cfg.MaxEvents)
+	}
 	outbound := ev.Packet != nil && ev.Packet.Dir == Outbound
 	if tm.Kind == Any && !outbound {
 		p.fail(first, "time '*' (any time) is only for outbound packet lines ('>')")
@@ -594,11 +676,11 @@ func (p *parser) timeValue() time.Duration {
 		p.fail(t, "expected a time in seconds (such as '0', '0.100' or '.1'), found %s", p.describe(t))
 	}
 	if n := p.peek(); p.isPunct(n, '.') && !n.space {
-		p.fail(t, "'%s.' is not a valid time: write '%s' or '%s.0'", p.text(t), p.text(t), p.text(t))
+		p.fail(t, "'%s.' is not a valid time: write '%s' or '%s.0'", p.show(t), p.show(t), p.show(t))
 	}
-	d, ok := parseSeconds(p.src[t.pos:t.end])
+	d, ok := parseSeconds(p.bytes(t))
 	if !ok {
-		p.fail(t, "time %s is too large (at most %d seconds)", p.text(t), int64(maxTime/time.Second))
+		p.fail(t, "time %s is too large (at most %d seconds)", p.show(t), int64(maxTime/time.Second))
 	}
 	return d
 }
@@ -628,11 +710,12 @@ func parseSeconds(s []byte) (time.Duration, bool) {
 // number parses a decimal or 0x hex number up to max.
 func (p *parser) number(t token, what string, max uint64) uint32 {
 	if t.kind != tInt && t.kind != tHex {
+		p.undefined(t)
 		p.fail(t, "expected a number for %s, found %s", what, p.describe(t))
 	}
-	v, ok := parseUint(p.src[t.pos:t.end])
+	v, ok := parseUint(p.bytes(t))
 	if !ok || v > max {
-		p.fail(t, "%s %s is out of range (0 to %d)", what, p.text(t), max)
+		p.fail(t, "%s %s is out of range (0 to %d)", what, p.show(t), max)
 	}
 	return uint32(v)
 }
@@ -672,7 +755,8 @@ func (p *parser) value(kw token, what string, max uint64, dir Direction) Num {
 		return Num{Set: true, Any: true}
 	}
 	if t.kind != tInt && t.kind != tHex {
-		p.fail(t, "expected a number after '%s', found %s", p.text(kw), p.describe(t))
+		p.undefined(t)
+		p.fail(t, "expected a number after '%s', found %s", p.show(kw), p.describe(t))
 	}
 	return Num{Set: true, Value: p.number(t, what, max)}
 }
@@ -727,20 +811,22 @@ func (p *parser) packetLine() *Packet {
 		pk.Silence = true
 		return pk
 	}
-	if t.kind == tWord {
+	if t.kind == tWord && t.sym == 0 {
 		switch p.text(t) {
-		case "ipv4", "ipv6", "gre", "mpls":
-			p.fail(t, "synprobe tests TCP: encapsulation prefixes ('%s ... :') are not supported", p.text(t))
+		case "ipv4", "ipv6", "gre", "GREv0", "mpls":
+			p.unsupported(t, "an encapsulation prefix ('%s ... :'): synprobe sends and sees plain IP and TCP", p.show(t))
 		}
 	}
 	if p.isPunct(t, '[') || p.isPunct(t, '(') {
 		p.ipInfo(pk)
 		t = p.peek()
 	}
-	if t.kind == tWord {
+	if t.kind == tWord && t.sym == 0 {
 		switch p.text(t) {
+		case "encap":
+			p.unsupported(t, "an encapsulated segment ('encap %s'): synprobe sends and sees plain TCP", p.show(p.peekAt(1)))
 		case "udp":
-			p.fail(t, "synprobe tests TCP: udp lines are not supported")
+			p.unsupported(t, "a UDP packet: synprobe tests TCP")
 		case "icmp":
 			p.icmpLine(pk)
 			return pk
@@ -749,7 +835,7 @@ func (p *parser) packetLine() *Packet {
 		}
 	}
 	if (t.kind == tInt || t.kind == tHex) && p.isPunct(p.peekAt(1), '>') {
-		p.fail(t, "explicit ports ('%s>...') are not supported: synprobe picks its own port, and the target's comes from the command line", p.text(t))
+		p.unsupported(t, "explicit ports ('%s>%s'): synprobe picks its own port, and the target's comes from --target", p.show(t), p.show(p.peekAt(2)))
 	}
 	p.flags(pk)
 	p.seqNumbers(pk)
@@ -794,6 +880,7 @@ func (p *parser) packetLine() *Packet {
 		}
 	}
 	if t := p.peek(); !(t.kind == tEOF || t.kind == tString || t.kind == tHex || p.isPunct(t, '<') || p.isPunct(t, '{')) {
+		p.undefined(t)
 		p.fail(t, "expected %s or end of line %s, found %s%s", want, after, p.describe(t), p.didYouMean(t, "ack", "win", "urg"))
 	}
 	if pk.Dir == Inbound && !pk.Win.Set {
@@ -819,6 +906,7 @@ func (p *parser) packetLine() *Packet {
 		after, want = "after the overrides", ""
 	}
 	if t := p.peek(); t.kind != tEOF {
+		p.undefined(t)
 		hint := p.didYouMean(t, "ack", "win", "urg")
 		if want == "" {
 			p.fail(t, "expected end of line %s, found %s%s", after, p.describe(t), hint)
@@ -860,10 +948,22 @@ func (p *parser) flags(pk *Packet) {
 		j++
 	}
 	last := p.cur[j-1]
+	toks := p.cur[p.i:j]
 	p.i = j
 	s := p.src[first.pos:last.end]
+	for _, t := range toks {
+		if t.sym > 0 {
+			// A symbol stands for flags too, as in packetdrill.
+			s = nil
+			for _, t := range toks {
+				s = append(s, p.bytes(t)...)
+			}
+			break
+		}
+	}
+	fs := cut(string(s), 40) // for messages
 	if strings.ContainsRune(string(s), ':') {
-		p.fail(first, "expected TCP flags (such as 'S', 'S.', '.', 'F.', 'R' or '-') before the sequence numbers, found '%s'", s)
+		p.fail(first, "expected TCP flags (such as 'S', 'S.', '.', 'F.', 'R' or '-') before the sequence numbers, found '%s'", fs)
 	}
 	if string(s) == "-" {
 		return
@@ -892,20 +992,20 @@ func (p *parser) flags(pk *Packet) {
 		case 'A':
 		case '0', '1', '2', '3', '4', '5', '6', '7':
 		case '-':
-			p.failAt(first.pos+int32(k), "'-' means no flags and stands alone: '%s'", s)
+			p.failAt(first.pos+int32(k), "'-' means no flags and stands alone: '%s'", fs)
 		default:
 			_, size := utf8.DecodeRune(s[k:])
 			p.failAt(first.pos+int32(k), "invalid TCP flag '%s' in '%s' (flags are F S R P . U E W A, one AccECN digit 0-7, or - for none)",
-				strings.ToValidUTF8(string(s[k:k+size]), "?"), strings.ToValidUTF8(string(s), "?"))
+				cut(string(s[k:k+size]), 1), cut(string(s), 40))
 		}
 		pos := first.pos + int32(k)
 		switch {
 		case c >= '0' && c <= '7':
 			if ace != 0 {
-				p.failAt(pos, "only one AccECN digit is allowed in '%s'", s)
+				p.failAt(pos, "only one AccECN digit is allowed in '%s'", fs)
 			}
 			if ecnLetter != 0 {
-				p.failAt(pos, "AccECN digit '%c' cannot be combined with '%c' in '%s': the digit sets AE, CWR and ECE", c, ecnLetter, s)
+				p.failAt(pos, "AccECN digit '%c' cannot be combined with '%c' in '%s': the digit sets AE, CWR and ECE", c, ecnLetter, fs)
 			}
 			ace = c
 			d := c - '0'
@@ -918,10 +1018,10 @@ func (p *parser) flags(pk *Packet) {
 			}
 		case c == 'A' || c == 'E' || c == 'W':
 			if ace != 0 {
-				p.failAt(pos, "'%c' cannot be combined with the AccECN digit '%c' in '%s': the digit sets AE, CWR and ECE", c, ace, s)
+				p.failAt(pos, "'%c' cannot be combined with the AccECN digit '%c' in '%s': the digit sets AE, CWR and ECE", c, ace, fs)
 			}
 			if c == 'A' && pk.AE || f != 0 && pk.Flags&f != 0 {
-				p.failAt(pos, "flag '%c' given twice in '%s'", c, s)
+				p.failAt(pos, "flag '%c' given twice in '%s'", c, fs)
 			}
 			ecnLetter = c
 			if c == 'A' {
@@ -930,7 +1030,7 @@ func (p *parser) flags(pk *Packet) {
 			pk.Flags |= f
 		default:
 			if pk.Flags&f != 0 {
-				p.failAt(pos, "flag '%c' given twice in '%s'", c, s)
+				p.failAt(pos, "flag '%c' given twice in '%s'", c, fs)
 			}
 			pk.Flags |= f
 		}
@@ -979,7 +1079,7 @@ func (p *parser) seqNumbers(pk *Packet) {
 		return
 	}
 	if want := pk.Seq + pk.Len; pk.End != want {
-		p.fail(endTok, "inconsistent sequence numbers: %s: end should be %d", p.src[start.pos:closeTok.end], want)
+		p.fail(endTok, "inconsistent sequence numbers: %s: end should be %d", cut(string(p.src[start.pos:closeTok.end]), 40), want)
 	}
 }
 
@@ -1007,7 +1107,7 @@ func (p *parser) ipInfo(pk *Packet) {
 			key = "df"
 		}
 		if seen[key] {
-			p.fail(w, "'%s': %s given twice in the IP information", name, key)
+			p.fail(w, "'%s': %s given twice in the IP information", cut(name, 40), key)
 		}
 		seen[key] = true
 		switch name {
@@ -1037,7 +1137,7 @@ func (p *parser) ipInfo(pk *Packet) {
 		case "nodf":
 			ip.DF = Num{Set: true}
 		default:
-			p.fail(w, "unknown IP information '%s' (noecn, ect0, ect1, ce, ect01, tos, ttl, flowlabel, id, df, nodf)%s", name,
+			p.fail(w, "unknown IP information '%s' (noecn, ect0, ect1, ce, ect01, tos, ttl, flowlabel, id, df, nodf)%s", cut(name, 40),
 				p.didYouMean(w, "noecn", "ect0", "ect1", "ect01", "tos", "ttl", "flowlabel", "df", "nodf"))
 		}
 		t := p.next()
@@ -1050,7 +1150,7 @@ func (p *parser) ipInfo(pk *Packet) {
 		p.fail(t, "expected ',' or '%c' in the IP information, found %s", closer, p.describe(t))
 	}
 	if ecnTok.end != 0 && tosTok.end != 0 {
-		p.fail(ecnTok, "'tos' sets the ECN bits too: give either tos or '%s'", p.text(ecnTok))
+		p.fail(ecnTok, "'tos' sets the ECN bits too: give either tos or '%s'", p.show(ecnTok))
 	}
 }
 
@@ -1070,8 +1170,10 @@ func (p *parser) icmpLine(pk *Packet) {
 		ic.Code = p.text(ct)
 	}
 	if te, ce := checkICMPNames(ic.Type, ic.Code); te != "" {
+		p.undefined(tt)
 		p.fail(tt, "%s", te)
 	} else if ce != "" {
+		p.undefined(ct)
 		p.fail(ct, "%s", ce)
 	}
 	if t := p.peek(); t.kind == tWord && p.is(t, "mtu") {
@@ -1083,12 +1185,12 @@ func (p *parser) icmpLine(pk *Packet) {
 		ic.MTU = p.value(t, "mtu", uint64(max), pk.Dir)
 	}
 	if t := p.peek(); t.kind == tWord && p.is(t, "id") {
-		p.fail(t, "ICMP 'id' (echo identifier) is not supported: synprobe sends ICMP errors about TCP segments")
+		p.unsupported(t, "an ICMP echo ('id N'): synprobe sends ICMP errors about TCP segments")
 	}
 	if t := p.peek(); p.isPunct(t, '[') {
 		p.next()
 		if w := p.peek(); w.kind == tWord && (p.is(w, "udp") || p.is(w, "raw")) {
-			p.fail(w, "synprobe tests TCP: an ICMP message quoting a %s packet is not supported", p.text(w))
+			p.unsupported(w, "an ICMP message quoting a %s packet: synprobe tests TCP", p.show(w))
 		}
 		var seg Packet
 		seg.Dir = Inbound // the quoted segment has numbers, never '*'
@@ -1148,7 +1250,7 @@ func optionLen(o probe.Option) int {
 	return 2 + len(o.Data)
 }
 
-var optionNames = []string{"nop", "eol", "mss", "wscale", "sackOK", "sack", "TS", "FO", "FOEXP", "md5", "raw"}
+var optionNames = []string{"nop", "eol", "mss", "wscale", "sackOK", "sack", "TS", "FO", "FOEXP", "md5", "ECN", "raw"}
 
 // option parses one option of a list.
 func (p *parser) option(dir Direction) OptionSpec {
@@ -1207,14 +1309,15 @@ func (p *parser) option(dir Direction) OptionSpec {
 		if t := p.peek(); p.isPunct(t, '*') {
 			p.next()
 			if dir != Outbound {
-				p.fail(t, "'%s *' is only for outbound lines ('>'): synprobe must know what to send", p.text(w))
+				p.fail(t, "'%s *' is only for outbound lines ('>'): synprobe must know what to send", p.show(w))
 			}
 			spec.AnyValue = true
 		} else if t.kind == tWord || t.kind == tInt || t.kind == tHex {
 			p.next()
-			b, bad := hexBytes(p.src[t.pos:t.end])
+			b, bad := hexBytes(p.bytes(t))
 			if bad != "" {
-				p.fail(t, "TCP Fast Open cookie '%s' %s", p.text(t), bad)
+				p.undefined(t)
+				p.fail(t, "TCP Fast Open cookie %s %s", p.describe(t), bad)
 			}
 			cookie = b
 		}
@@ -1228,31 +1331,65 @@ func (p *parser) option(dir Direction) OptionSpec {
 		if t.kind != tWord && t.kind != tInt && t.kind != tHex {
 			p.fail(t, "expected the MD5 digest in hex after 'md5', found %s", p.describe(t))
 		}
-		b, bad := hexBytes(p.src[t.pos:t.end])
+		b, bad := hexBytes(p.bytes(t))
 		if bad != "" {
-			p.fail(t, "MD5 digest '%s' %s", p.text(t), bad)
+			p.undefined(t)
+			p.fail(t, "MD5 digest %s %s", p.describe(t), bad)
 		}
 		if len(b) > 16 {
 			p.fail(t, "MD5 digest is %d bytes, more than 16", len(b))
 		}
 		spec.Option = probe.Option{Kind: probe.OptionMD5, Data: b}
+	case "ECN":
+		spec.Option = p.accECN()
 	case "raw":
 		t := p.next()
 		if t.kind != tWord && t.kind != tInt && t.kind != tHex {
 			p.fail(t, "expected the option's bytes in hex after 'raw' ('raw 0x020405b4'), found %s", p.describe(t))
 		}
-		b, bad := hexBytes(p.src[t.pos:t.end])
+		b, bad := hexBytes(p.bytes(t))
 		if bad != "" {
-			p.fail(t, "raw option bytes '%s' %s", p.text(t), bad)
+			p.undefined(t)
+			p.fail(t, "raw option bytes %s %s", p.describe(t), bad)
 		}
 		if len(b) == 0 {
 			p.fail(t, "raw option needs at least one byte (its kind)")
 		}
 		spec.Option = probe.RawOption(b)
 	default:
-		p.fail(w, "unknown TCP option '%s' (options: %s)%s", p.text(w), strings.Join(optionNames, ", "), p.didYouMean(w, optionNames...))
+		p.fail(w, "unknown TCP option '%s' (options: %s)%s", p.show(w), strings.Join(optionNames, ", "), p.didYouMean(w, optionNames...))
 	}
 	return spec
+}
+
+// accECN parses the fields of an AccECN option after "ECN": "e0b N [ceb
+// N [e1b N]]" (kind 172) or "e1b N [ceb N [e0b N]]" (kind 174), as in
+// packetdrill.
+func (p *parser) accECN() probe.Option {
+	first := p.next()
+	if first.kind != tWord || !p.is(first, probe.AccECNE0B) && !p.is(first, probe.AccECNE1B) {
+		p.fail(first, "expected 'e0b' or 'e1b' after 'ECN' ('ECN e1b 1 ceb 0 e0b 1'), found %s", p.describe(first))
+	}
+	order := [3]string{probe.AccECNE0B, probe.AccECNCEB, probe.AccECNE1B}
+	e1b := p.is(first, probe.AccECNE1B)
+	if e1b {
+		order[0], order[2] = probe.AccECNE1B, probe.AccECNE0B
+	}
+	var counters []uint32
+	for i, name := range order {
+		if i > 0 {
+			t := p.peek()
+			if t.kind != tWord || !p.is(t, name) {
+				if t.kind == tWord && slices.Contains(order[:], p.text(t)) {
+					p.fail(t, "AccECN fields go in the order %s: found '%s'", strings.Join(order[:], ", "), p.show(t))
+				}
+				break
+			}
+			p.next()
+		}
+		counters = append(counters, p.number(p.next(), "AccECN "+name, 0xffffff))
+	}
+	return probe.AccECNOption(e1b, counters...)
 }
 
 // payload parses a quoted string or 0x hex bytes.
@@ -1265,9 +1402,9 @@ func (p *parser) payload(pk *Packet, t token) {
 		pk.Payload = []byte(s)
 		return
 	}
-	b, bad := hexBytes(p.src[t.pos:t.end])
+	b, bad := hexBytes(p.bytes(t))
 	if bad != "" {
-		p.fail(t, "payload %s %s", p.text(t), bad)
+		p.fail(t, "payload %s %s", p.describe(t), bad)
 	}
 	pk.Payload = b
 }
@@ -1291,10 +1428,10 @@ func (p *parser) overrides(pk *Packet) {
 		}
 		idx := slices.Index(overrideNames, p.text(w))
 		if idx < 0 {
-			p.fail(w, "unknown override '%s' (overrides: %s)%s", p.text(w), strings.Join(overrideNames, ", "), p.didYouMean(w, overrideNames...))
+			p.fail(w, "unknown override '%s' (overrides: %s)%s", p.show(w), strings.Join(overrideNames, ", "), p.didYouMean(w, overrideNames...))
 		}
 		if seen[idx] {
-			p.fail(w, "'%s' given twice", p.text(w))
+			p.fail(w, "'%s' given twice", p.show(w))
 		}
 		seen[idx] = true
 		ov := func(f probe.Field, max uint64) {
@@ -1423,7 +1560,6 @@ var ignoredOptions = func() map[string]string {
 	} {
 		m[n] = fmt.Sprintf(unused, n)
 	}
-	m["define"] = "packetdrill option --define is not used by synprobe: symbols are not substituted"
 	return m
 }()
 
@@ -1450,6 +1586,9 @@ func (p *parser) headerOptions() {
 			}
 			value = v
 		}
+		if v, ok := p.lx.syms.value(value); ok && name != "define" {
+			value = v
+		}
 		line := int(t.line)
 		p.s.Options = append(p.s.Options, HeaderOption{Line: line, Name: name, Value: value})
 		need := func(form string) {
@@ -1463,14 +1602,14 @@ func (p *parser) headerOptions() {
 			need("4000")
 			n, err := strconv.Atoi(value)
 			if err != nil || n < 0 {
-				p.failAt(valPos, "--tolerance_usecs wants a whole number of microseconds (0 or more), found '%s'", value)
+				p.failAt(valPos, "--tolerance_usecs wants a whole number of microseconds (0 or more), found '%s'", cut(value, 40))
 			}
 			cfg.ToleranceUsecs = n
 		case "tolerance_percent":
 			need("12.5")
 			f, err := strconv.ParseFloat(value, 64)
 			if err != nil || !(f >= 0 && f <= 100) {
-				p.failAt(valPos, "--tolerance_percent wants a percentage from 0 to 100, found '%s'", value)
+				p.failAt(valPos, "--tolerance_percent wants a percentage from 0 to 100, found '%s'", cut(value, 40))
 			}
 			cfg.TolerancePercent = f
 		case "ip_version":
@@ -1481,20 +1620,27 @@ func (p *parser) headerOptions() {
 			case "ipv6":
 				cfg.IPVersion = 6
 			default:
-				p.failAt(valPos, "--ip_version wants ipv4, ipv6 or ipv4-mapped-ipv6, found '%s'", value)
+				p.failAt(valPos, "--ip_version wants ipv4, ipv6 or ipv4-mapped-ipv6, found '%s'", cut(value, 40))
 			}
+		case "define":
+			need("NAME=VALUE")
+			sym, val, err := ParseDefine(value)
+			if err != nil {
+				p.failAt(valPos, "--define: %v", err)
+			}
+			p.lx.syms.define(sym, val)
 		case "mss":
 			need("1460")
 			n, err := strconv.Atoi(value)
 			if err != nil || n <= 0 || n > 0xffff {
-				p.failAt(valPos, "--mss wants a segment size from 1 to 65535, found '%s'", value)
+				p.failAt(valPos, "--mss wants a segment size from 1 to 65535, found '%s'", cut(value, 40))
 			}
 			cfg.MSS = n
 		default:
 			reason, ok := ignoredOptions[name]
 			if !ok {
 				known := make([]string, 0, len(ignoredOptions)+4)
-				known = append(known, "tolerance_usecs", "tolerance_percent", "ip_version", "mss")
+				known = append(known, "tolerance_usecs", "tolerance_percent", "ip_version", "mss", "define")
 				for k := range ignoredOptions {
 					known = append(known, k)
 				}
@@ -1631,4 +1777,26 @@ func abs(x int) int {
 		return -x
 	}
 	return x
+}
+
+// cut shortens s to at most n runes, with "..." at the end when cut, and
+// makes it safe to print: invalid UTF-8, control characters and terminal
+// escapes are written as Go escapes (\x1b, \n).
+func cut(s string, n int) string {
+	var b strings.Builder
+	k := 0
+	for _, r := range s {
+		if k >= n {
+			b.WriteString("...")
+			break
+		}
+		if r == utf8.RuneError || !unicode.IsPrint(r) && r != ' ' {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+		k++
+	}
+	return b.String()
 }

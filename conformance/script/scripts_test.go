@@ -24,6 +24,9 @@ func dump(s *Script) string {
 	for _, n := range s.Ignored {
 		fmt.Fprintf(&b, "ignored %d %s: %s\n", n.Line, n.Text, n.Reason)
 	}
+	if s.Unsupported != "" {
+		fmt.Fprintf(&b, "unsupported %s\n", s.Unsupported)
+	}
 	for _, ev := range s.Events {
 		kind := "packet"
 		if ev.Syscall != nil {
