@@ -10,7 +10,8 @@ import (
 // on the wire: the target's TCP stack, its application, the path and the
 // local host. Only the stack earns fail or warn; a result decided by
 // anything else, or whose premise did not hold, is skip, info or error
-// with one of the causes below.
+// with one of the causes below. A script that could not be read or parsed
+// is an error of the input, decided before anything was sent.
 //
 // A cause is written "kind" or "kind:what", from a short fixed vocabulary
 // (Causes lists it, Meaning says what each means, and `synprobe scenarios
@@ -62,6 +63,10 @@ const (
 	// CausePremiseNothing: nothing in the check could be judged (a script
 	// without expectations).
 	CausePremiseNothing Cause = "premise:nothing-to-judge"
+	// CausePremiseBlackBox: the script is valid packetdrill but needs what
+	// synprobe cannot do against a remote black box (encapsulation, UDP,
+	// ports of its choosing): it is not run.
+	CausePremiseBlackBox Cause = "premise:black-box"
 
 	// CausePathICMP: a box on the path (or a firewall) answered with an
 	// ICMP error instead of the stack.
@@ -77,6 +82,10 @@ const (
 	CauseLocalInterrupted Cause = "local-host:interrupted"
 	// CauseLocalFailure: synprobe itself failed (a send, a port).
 	CauseLocalFailure Cause = "local-host:failure"
+
+	// CauseInputScript: the script could not be read or parsed (the
+	// reason gives file:line:col); nothing was sent for it.
+	CauseInputScript Cause = "input:script"
 )
 
 // Causes is the whole vocabulary, in the order summaries list it.
@@ -84,9 +93,10 @@ var Causes = []Cause{
 	CauseStack,
 	CauseAppNotAccepting, CauseAppClosed, CauseAppReset, CauseAppNoData, CauseAppDidNotAct,
 	CausePremiseTimestamps, CausePremiseSACK, CausePremiseWScale, CausePremiseECN, CausePremiseSYNCookies,
-	CausePremiseClosedPort, CausePremiseFamily, CausePremiseNothing,
+	CausePremiseClosedPort, CausePremiseFamily, CausePremiseNothing, CausePremiseBlackBox,
 	CausePathICMP,
 	CauseLocalDrops, CauseLocalKernelRST, CauseLocalInterrupted, CauseLocalFailure,
+	CauseInputScript,
 }
 
 // meanings say in a line what each cause means, for people.
@@ -105,18 +115,20 @@ var meanings = map[Cause]string{
 	CausePremiseClosedPort: "no closed port is known, or the one named is filtered",
 	CausePremiseFamily:     "the check needs the other address family",
 	CausePremiseNothing:    "nothing in the check could be judged",
+	CausePremiseBlackBox:   "the script needs what a remote black box cannot do (encapsulation, UDP, ports of its choosing): not run",
 	CausePathICMP:          "a router or a firewall answered with an ICMP error instead of the stack",
 	CauseLocalDrops:        "this host's socket dropped frames while the check ran",
 	CauseLocalKernelRST:    "this host's kernel answered on synprobe's port (no RST guard)",
 	CauseLocalInterrupted:  "the run was interrupted",
 	CauseLocalFailure:      "synprobe itself failed (a send, a port)",
+	CauseInputScript:       "the script could not be read or parsed: nothing was sent for it",
 }
 
 // Meaning says in a line what the cause means.
 func (c Cause) Meaning() string { return meanings[c] }
 
 // Kind is the part of the cause before the colon: "stack", "application",
-// "premise", "path" or "local-host".
+// "premise", "path", "local-host" or "input".
 func (c Cause) Kind() string {
 	k, _, _ := strings.Cut(string(c), ":")
 	return k

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -127,6 +128,16 @@ type Result struct {
 	// was busy with the run's other checks (its listener dropped the
 	// opening SYN): the caller may run it again alone.
 	Retry bool `json:"-"`
+}
+
+// MarshalJSON writes Steps as [] when there are none (a result decided
+// before any step, such as an early skip), never null.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result // without this method
+	if r.Steps == nil {
+		r.Steps = []Step{}
+	}
+	return json.Marshal(plain(r))
 }
 
 // Step is one line of the exchange.

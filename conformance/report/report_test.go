@@ -239,11 +239,11 @@ func TestStream(t *testing.T) {
 }
 
 // TestCauses: every cause of the vocabulary is valid, has a kind of the
-// four sources (or a premise) and a meaning; a result judged from its
+// four sources (or a premise, or the input) and a meaning; a result judged from its
 // steps takes the deciding step's cause, a fail with none is the stack's,
 // and a step skipped for a cause makes the result skip.
 func TestCauses(t *testing.T) {
-	kinds := map[string]bool{"stack": true, "application": true, "premise": true, "path": true, "local-host": true}
+	kinds := map[string]bool{"stack": true, "application": true, "premise": true, "path": true, "local-host": true, "input": true}
 	for _, c := range Causes {
 		if !c.Valid() || !kinds[c.Kind()] || c.Meaning() == "" {
 			t.Errorf("cause %q: valid %v, kind %q, meaning %q", c, c.Valid(), c.Kind(), c.Meaning())
@@ -276,5 +276,18 @@ func TestCauses(t *testing.T) {
 	r.Decide(Skip, CauseAppClosed, "the application closed")
 	if r.Verdict == Skip {
 		t.Error("Decide turned a failed result into a skip")
+	}
+}
+
+// TestJSONStepsNeverNull: a result decided before any step (an early
+// skip, a script that did not parse) has "steps": [] in JSON, not null.
+func TestJSONStepsNeverNull(t *testing.T) {
+	rep := &Report{Results: []Result{{Name: "early", Verdict: Skip, Cause: CausePremiseBlackBox, Reason: "not supported"}}}
+	var b strings.Builder
+	if err := WriteJSON(&b, rep); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(b.String(), `"steps": null`) || !strings.Contains(b.String(), `"steps": []`) {
+		t.Errorf("JSON:\n%s\nwant \"steps\": []", b.String())
 	}
 }
