@@ -247,6 +247,10 @@ const staleRetries = 1
 // RunScript runs one script on a connection of its own.
 func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result {
 	res := newResult(s)
+	if s.Unsupported != "" {
+		res.Verdict, res.Cause, res.Reason = report.Skip, report.CausePremiseBlackBox, s.Unsupported
+		return res
+	}
 	target, cause, why := r.targetFor(s)
 	if why != "" {
 		res.Verdict, res.Cause, res.Reason = report.Skip, cause, why

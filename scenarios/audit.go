@@ -2,9 +2,11 @@ package scenarios
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"path"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -122,6 +124,18 @@ func FromScript(s *script.Script) Scenario {
 		Needs: s.Meta.Needs, Script: s, File: s.File, Estimate: s.Length()}
 }
 
+// FromBroken makes the scenario of a script file that could not be read or
+// parsed (err): an error result, so that the other scripts of a directory
+// still run.
+func FromBroken(file string, err error) Scenario {
+	why := err.Error()
+	var list script.ErrorList
+	if errors.As(err, &list) {
+		why = list.Summary()
+	}
+	return Scenario{Name: strings.TrimSuffix(filepath.Base(file), ".pkt"), File: file, Broken: why}
+}
+
 // Run runs scenarios (scripts and Go checks alike) against the target,
 // concurrently, the longest first, paced per target, with the fingerprint
 // beside them if asked. Results keep the order given. When ctx ends,
@@ -218,6 +232,17 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 		}
 		if ctx.Err() != nil {
 			results[i] = describe(report.Result{Verdict: report.Skip, Cause: report.CauseLocalInterrupted, Reason: "not run: interrupted"}, sc)
+			return
+		}
+		if sc.Broken != "" {
+			<-sem
+			results[i] = describe(report.Result{Verdict: report.Error, Cause: report.CauseInputScript, Reason: sc.Broken}, sc)
+			if cfg.Progress != nil {
+				mu.Lock()
+				done = min(done+1, len(items))
+				cfg.Progress(done, len(items), sc.Name)
+				mu.Unlock()
+			}
 			return
 		}
 		cenv := *env

@@ -37,6 +37,9 @@ type Scenario struct {
 	File   string
 	// Check is set for scenarios written in Go.
 	Check *Check
+	// Broken, when set, is why the script File could not be read or
+	// parsed: the scenario is an error result and runs nothing.
+	Broken string
 	// Estimate is how long the scenario takes against a close target:
 	// the audit starts the longest first so they overlap the rest.
 	Estimate time.Duration
@@ -54,6 +57,9 @@ func (s Scenario) Early() bool {
 	}
 	if s.Check != nil {
 		return !s.Check.Application
+	}
+	if s.Script == nil {
+		return true
 	}
 	for _, ev := range s.Script.Events {
 		if p := ev.Packet; p != nil && (p.Len > 0 || p.LenAny || len(p.Payload) > 0) {

@@ -96,9 +96,68 @@ func TestLabRunFormats(t *testing.T) {
 	}
 }
 
+// TestLabRunDirectory: in a directory run, an unparsable script is an
+// error result (cause input:script, with file:line:col) and the others
+// run; a script a black box cannot honour is skip (premise:black-box);
+// -D symbols reach the scripts; JSON never has "steps": null.
+func TestLabRunDirectory(t *testing.T) {
+	dir := t.TempDir()
+	writeScript(t, dir, "ok.pkt", passing)
+	writeScript(t, dir, "broken.pkt", "0 < S 0:0(0) win 1000\n+0 > Q. 0:0(0) ack 1\n")
+	writeScript(t, dir, "encap.pkt", "0 < S 0:0(0) win 1000\n+0 > S. 0:0(0) ack 1 <...>\n+0 < encap psp spi 7 . 1:1(0) ack 1 win 50000\n")
+	writeScript(t, dir, "symbols.pkt", "// @name symbols\n0 < S 0:0(0) win WIN <mss MSS>\n+0 > S. 0:0(0) ack 1 <...>\n")
+	for _, stack := range labtest.Stacks(t) {
+		t.Run(string(stack), func(t *testing.T) {
+			code, out, errOut := synprobe(t, "lab", "--stack", string(stack), "run", "--format", "json", "-D", "MSS=1460", "--define", "WIN=1000", dir)
+			if code != exitEnv {
+				t.Errorf("exit %d, want %d (an error result)\n%s", code, exitEnv, errOut)
+			}
+			if strings.Contains(out, `"steps": null`) {
+				t.Errorf("JSON has \"steps\": null:\n%s", out)
+			}
+			var rep report.Report
+			if err := json.Unmarshal([]byte(out), &rep); err != nil {
+				t.Fatalf("JSON: %v\n%s", err, out)
+			}
+			got := map[string]report.Result{}
+			for _, r := range rep.Results {
+				got[r.Name] = r
+			}
+			want := []struct {
+				name    string
+				verdict report.Verdict
+				cause   report.Cause
+				reason  string
+			}{
+				{"broken", report.Error, report.CauseInputScript, "broken.pkt:2:6: invalid TCP flag 'Q'"},
+				{"encap", report.Skip, report.CausePremiseBlackBox, "not supported by a remote black box: an encapsulated segment ('encap psp'): synprobe sends and sees plain TCP (line 3)"},
+				{"handshake-ok", report.Pass, "", ""},
+				{"symbols", report.Pass, "", ""},
+			}
+			if len(rep.Results) != len(want) {
+				t.Errorf("%d results, want %d:\n%s", len(rep.Results), len(want), out)
+			}
+			for _, w := range want {
+				r := got[w.name]
+				if r.Verdict != w.verdict || r.Cause != w.cause || !strings.Contains(r.Reason, w.reason) {
+					t.Errorf("%s: %s %s %q, want %s %s %q", w.name, r.Verdict, r.Cause, r.Reason, w.verdict, w.cause, w.reason)
+				}
+			}
+		})
+	}
+}
+
 func TestRunBadInput(t *testing.T) {
 	dir := t.TempDir()
 	bad := writeScript(t, dir, "bad.pkt", "0 < S 0:0(0) win 1000\n+0 > Q. 0:0(0) ack 1\n")
+	ok := writeScript(t, dir, "ok.pkt", passing)
+	mss := writeScript(t, dir, "mss.pkt", "0 < S 0:0(0) win 1000 <mss MSS>\n")
+	// A directory of which no script parses: nothing to run.
+	brokenDir := filepath.Join(dir, "broken")
+	if err := os.Mkdir(brokenDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeScript(t, brokenDir, "bad.pkt", "0 < S 0:0(0) win 1000\n+0 > Q. 0:0(0) ack 1\n")
 	tests := []struct {
 		args []string
 		want string
@@ -110,6 +169,14 @@ func TestRunBadInput(t *testing.T) {
 		{[]string{"run", "--target", "192.0.2.9:80", "--rate", "-1", bad}, "--rate -1"},
 		{[]string{"run", "--target", "192.0.2.9:80", "--jobs", "0", bad}, "--jobs 0"},
 		{[]string{"lab", "run", "--target", "192.0.2.2:80", bad}, "the lab supplies the target"},
+		{[]string{"run", "--target", "192.0.2.9:80", "/dev/zero"}, "/dev/zero: not a regular file (a character device)"},
+		{[]string{"run", "--target", "192.0.2.9:80", "--max-script-size", "10", ok}, "larger than the limit of 10 bytes"},
+		{[]string{"run", "--target", "192.0.2.9:80", "--max-events", "0", ok}, "--max-events 0"},
+		{[]string{"run", "--target", "192.0.2.9:80", "-D", "NOVALUE", ok}, `bad definition "NOVALUE": want NAME=VALUE`},
+		{[]string{"run", "--target", "192.0.2.9:80", "--define", "A-B=1", ok}, `bad symbol name "A-B"`},
+		{[]string{"run", "--target", "192.0.2.9:80", mss}, "undefined symbol 'MSS'"},
+		{[]string{"run", "--target", "192.0.2.9:80", ok, bad}, "bad.pkt:2:6: invalid TCP flag 'Q'"},
+		{[]string{"run", "--target", "192.0.2.9:80", brokenDir}, "bad.pkt:2:6: invalid TCP flag 'Q'"},
 		{[]string{"audit", "--level", "loud", "192.0.2.9:80"}, `unknown level "loud"`},
 		{[]string{"audit", "--only", "zzz*", "192.0.2.9:80"}, "no scenario matches"},
 		{[]string{"audit"}, "audit needs one HOST:PORT"},
