@@ -31,9 +31,10 @@
 // Header options are "--name=value" or "--name" lines before the first
 // event; values may be quoted ("--tolerance_percent=\"12.5\""). synprobe
 // honours --tolerance_usecs, --tolerance_percent (0 to 100), --ip_version
-// (ipv4, ipv6, ipv4-mapped-ipv6, which is 4 on the wire) and --mss (see
-// Config). packetdrill's other options are accepted and listed in
-// Script.Ignored with the reason; an unknown option is an error.
+// (ipv4, ipv6, ipv4-mapped-ipv6, which is 4 on the wire), --mss (see
+// Config) and --define (symbols, below). packetdrill's other options are
+// accepted and listed in Script.Ignored with the reason; an unknown option
+// is an error.
 //
 // Times are absolute ("0", "0.100", ".1": seconds from the start),
 // relative ("+0", "+.01": from the previous event), "*" (any time) or
@@ -52,9 +53,10 @@
 // option list is "<...>" (any options; outbound only) or options separated
 // by commas: nop, eol, mss N, wscale N, sackOK, sack L:R L:R (blocks
 // separated by spaces), TS val N ecr N, FO [cookie], FOEXP [cookie], md5
-// DIGEST (hex, at most 16 bytes). Without a list an outbound segment must
-// carry no options. Inbound option lists must take a multiple of 4 bytes,
-// as in packetdrill (there is no automatic padding). Numbers are decimal or
+// DIGEST (hex, at most 16 bytes), ECN e1b N ceb N e0b N (AccECN, below).
+// Without a list an outbound segment must carry no options. Inbound option
+// lists must take a multiple of 4 bytes, as in packetdrill (there is no
+// automatic padding). Numbers are decimal or
 // 0x hex. ip_info is "[...]" or "(...)": noecn, ect0, ect1, ce, ect01
 // (outbound only), tos 0xNN, ttl N, flowlabel 0xN.
 //
@@ -73,8 +75,25 @@
 // Script.Ignored; a timed one still takes its time, which is added to the
 // next relative event so that the events after it keep their places.
 //
-// Not supported, with a clear error: udp lines, encapsulation prefixes
-// ("ipv4 A > B :", gre, mpls) and explicit ports ("1234>8080").
+// Valid packetdrill that a remote black box cannot honour parses to a
+// Script whose Unsupported names the first such line, and the runner
+// skips it: encapsulation prefixes ("ipv4 A > B :", gre, mpls), "encap
+// psp", udp lines, explicit ports ("1234>8080"), ICMP echo or ICMP
+// quoting a UDP packet.
+//
+// Symbols are packetdrill's: ParseConfig.Defines (-D NAME=VALUE on the
+// command line) and "--define=NAME=VALUE" header lines, the former
+// winning. A word of the script that names a symbol stands for its value,
+// lexed as packetdrill's lexer does: an integer (strtol's decimal, 0x hex,
+// 0 octal), a "string", a `command`, or else a word; keywords are never
+// symbols. An upper-case word where a value is needed and no symbol is
+// defined is an "undefined symbol" error.
+//
+// The AccECN option is "ECN e0b N [ceb N [e1b N]]" (kind 172) or "ECN e1b
+// N [ceb N [e0b N]]" (kind 174), counters of 24 bits.
+//
+// Limits (ParseConfig): DefaultMaxSize bytes, DefaultMaxLineLength bytes
+// a line, DefaultMaxEvents timed lines; each is one error.
 //
 // # synprobe's extensions
 //
