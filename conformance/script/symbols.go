@@ -151,6 +151,9 @@ func (s *symbols) define(name, value string) {
 		sym.kind = tString
 	case len(value) >= 2 && value[0] == '`' && value[len(value)-1] == '`':
 		sym.kind = tBack
+	case value == "":
+		// strtol reads nothing as 0, and so packetdrill.
+		sym.kind, sym.text = tInt, []byte("0")
 	default:
 		// An integer as C's strtol reads it (decimal, 0x hex, 0 octal).
 		if v, err := strconv.ParseInt(value, 0, 64); err == nil && v >= 0 && !strings.ContainsAny(value, "_oObB") {

@@ -41,6 +41,7 @@ func TestDefines(t *testing.T) {
 			"0 < S 0:10(10) win 32792 <mss 1460,sackOK,nop,nop,FOEXP 3021b9d889017eeb>"},
 		{"number", map[string]string{"MSS": "1460"}, "0 > S. 0:0(0) ack 1 <mss MSS,nop,wscale 8>", "0 > S. 0:0(0) ack 1 <mss 1460,nop,wscale 8>"},
 		{"hex", map[string]string{"W": "0x10"}, "0 < . 1:1(0) ack 1 win W", "0 < . 1:1(0) ack 1 win 16"},
+		{"empty as strtol reads it", map[string]string{"W": ""}, "0 < . 1:1(0) ack 1 win W", "0 < . 1:1(0) ack 1 win 0"},
 		{"octal as strtol reads it", map[string]string{"W": "010"}, "0 < . 1:1(0) ack 1 win W", "0 < . 1:1(0) ack 1 win 8"},
 		{"string payload", map[string]string{"REQ": `"GET /\r\n"`}, "0 < P. 1:8(7) ack 1 win 1 REQ", `0 < P. 1:8(7) ack 1 win 1 "GET /\r\n"`},
 		{"icmp code", map[string]string{"CODE": "host_unreachable"}, "0 < icmp unreachable CODE", "0 < icmp unreachable host_unreachable"},
