@@ -248,6 +248,11 @@ const staleRetries = 1
 func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result {
 	res := newResult(s)
 	target, cause, why := r.targetFor(s)
+	if why == "" {
+		if _, bb := blackBox(s); bb != "" {
+			cause, why = report.CausePremiseBlackBox, bb
+		}
+	}
 	if why != "" {
 		res.Verdict, res.Cause, res.Reason = report.Skip, cause, why
 		return res

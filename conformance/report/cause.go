@@ -63,6 +63,12 @@ const (
 	// without expectations).
 	CausePremiseNothing Cause = "premise:nothing-to-judge"
 
+	// CausePremiseBlackBox: the script needs what packetdrill does on the
+	// target's own host and a remote black box cannot be made to do: its
+	// application connects or sets a socket option that changes its TCP,
+	// or a shell command sets its sysctls or routes.
+	CausePremiseBlackBox Cause = "premise:black-box"
+
 	// CausePathICMP: a box on the path (or a firewall) answered with an
 	// ICMP error instead of the stack.
 	CausePathICMP Cause = "path:icmp"
@@ -84,7 +90,7 @@ var Causes = []Cause{
 	CauseStack,
 	CauseAppNotAccepting, CauseAppClosed, CauseAppReset, CauseAppNoData, CauseAppDidNotAct,
 	CausePremiseTimestamps, CausePremiseSACK, CausePremiseWScale, CausePremiseECN, CausePremiseSYNCookies,
-	CausePremiseClosedPort, CausePremiseFamily, CausePremiseNothing,
+	CausePremiseClosedPort, CausePremiseFamily, CausePremiseNothing, CausePremiseBlackBox,
 	CausePathICMP,
 	CauseLocalDrops, CauseLocalKernelRST, CauseLocalInterrupted, CauseLocalFailure,
 }
@@ -105,6 +111,7 @@ var meanings = map[Cause]string{
 	CausePremiseClosedPort: "no closed port is known, or the one named is filtered",
 	CausePremiseFamily:     "the check needs the other address family",
 	CausePremiseNothing:    "nothing in the check could be judged",
+	CausePremiseBlackBox:   "the script makes the target connect, set a socket option or change its sysctls or routes, which a remote black box cannot be made to do",
 	CausePathICMP:          "a router or a firewall answered with an ICMP error instead of the stack",
 	CauseLocalDrops:        "this host's socket dropped frames while the check ran",
 	CauseLocalKernelRST:    "this host's kernel answered on synprobe's port (no RST guard)",
