@@ -44,7 +44,7 @@ var harmlessSockopts = map[string]bool{
 // route metrics, queueing disciplines, offloads, TCP metrics. Shell
 // commands that only read (nstat, grep) or run the corpora's common
 // defaults are not configuration of this script's own.
-var targetSettings = regexp.MustCompile(`(?:\bsysctl\s+(?:-\w+\s+)*([a-z0-9_./]+)\s*=)|(/proc/sys/[a-z0-9_/]+)\s*=|>\s*(/proc/sys/[a-z0-9_/]+)|\b(ip(?:\s+-[46])?\s+route\s+(?:change|add|replace))|\b(ip\s+tcp_metrics)|\b(tc\s+qdisc)|\b(ethtool)\b`)
+var targetSettings = regexp.MustCompile(`(?:\bsysctl\s+(?:(?:-\w+|\\)\s+)*([a-z0-9_./]+)\s*=)|(/proc/sys/[a-z0-9_/]+)\s*=|>\s*(/proc/sys/[a-z0-9_/]+)|\b(ip(?:\s+-[46])?\s+route\s+(?:change|add|replace))|\b(ip\s+tcp_metrics)|\b(tc\s+qdisc)|\b(ethtool)\b`)
 
 // blackBox says which line of s a remote black box cannot honour and why,
 // or 0 and "" when there is none: the target would have to connect, or

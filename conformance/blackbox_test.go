@@ -43,6 +43,7 @@ func TestBlackBox(t *testing.T) {
 		{"a SYN expected", "0 > S 0:0(0) <...>\n", 1, "line 1 expects a SYN from the target: the target would have to connect"},
 		{"Fast Open sendto", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendto(3, ..., 1000, MSG_FASTOPEN, ..., ...) = 1000\n", 2, "sendto() at line 2: the target would have to connect (Fast Open)"},
 		{"sysctl", "`sysctl -q net.ipv4.tcp_timestamps=0`\n" + listen, 1, "the shell command at line 1 configures the target's host (net.ipv4.tcp_timestamps)"},
+		{"sysctl continued", "`../common/defaults.sh\nsysctl -q \\\n  net.ipv4.tcp_fastopen=0x30403 \\\n  net.ipv4.tcp_fastopen_key=a0bf63f7-ed803d81-cd641d30-cebc4a90`\n" + listen, 1, "(net.ipv4.tcp_fastopen)"},
 		{"set_sysctls", "`../common/defaults.sh\n ../common/set_sysctls.py /proc/sys/net/ipv4/tcp_fastopen=0x207`\n" + listen, 1, "(/proc/sys/net/ipv4/tcp_fastopen)"},
 		{"a route", listen + "+0 `ip route change 192.0.2.1 via 192.168.0.2 dev tun0 advmss 1460 mtu lock 1500`\n", 4, "(ip route change)"},
 	}
