@@ -63,6 +63,12 @@ type execution struct {
 	skipReason  string
 	skipCause   report.Cause
 	interrupted bool
+	// listening is set by a listen() call: the next SYN synprobe sends
+	// opens a new connection from a new port when one was opened before
+	// (packetdrill's socket under test is then a new listener). earlier
+	// are the connections the script opened before its current one.
+	listening bool
+	earlier   []*Conn
 	// stale is set when the opening SYN met a connection an earlier run
 	// left on the 4-tuple (Conn.Stale): the script starts again on another
 	// port. staleSeen is set once that happened: a second time is believed.
@@ -275,6 +281,9 @@ func (e *execution) syscall(ev *script.Event) {
 	if ev.Syscall.AppActs() {
 		e.appPending = ev
 	}
+	if ev.Syscall.Name == "listen" {
+		e.listening = true
+	}
 	e.done(start, start, false)
 }
 
@@ -338,6 +347,15 @@ func (e *execution) inbound(ev *script.Event) bool {
 		d := time.Since(waited)
 		e.t0, e.prevSched, start = e.t0.Add(d), e.prevSched.Add(d), start.Add(d)
 	}
+	if p.ICMP == nil && p.Flags&(probe.SYN|probe.ACK) == probe.SYN {
+		if e.listening && e.conn.HaveISN {
+			if err := e.reopen(); err != nil {
+				e.step(ev, report.Step{Direction: report.Send, Verdict: report.Error, Cause: report.CauseLocalFailure, Problems: []string{err.Error()}}, time.Now())
+				return false
+			}
+		}
+		e.listening = false
+	}
 	frames, err := e.build(p)
 	if err != nil {
 		e.step(ev, report.Step{Direction: report.Send, Verdict: report.Error, Problems: []string{err.Error()}}, time.Now())
@@ -373,6 +391,35 @@ func (e *execution) inbound(ev *script.Event) bool {
 	e.step(ev, st, first.Time)
 	e.done(start, first.Time, true)
 	return true
+}
+
+// reopen starts a new connection from a new port, as packetdrill does
+// for a SYN to a listener the script made after its first connection: the
+// current one is released and kept for the report; the steps go on.
+func (e *execution) reopen() error {
+	old := e.conn
+	e.cleanup()
+	sess, err := e.r.p.Open(probe.SessionConfig{Remote: old.S.Remote()})
+	if err != nil {
+		return fmt.Errorf("open a new connection: %w", err)
+	}
+	old.S.Close()
+	c := NewConn(sess)
+	c.Start, c.Steps, c.drops0 = old.Start, old.Steps, old.drops0
+	old.Steps = nil
+	e.earlier = append(e.earlier, old)
+	e.conn = c
+	e.notes = append(e.notes, fmt.Sprintf("a new connection from port %d (the script listens again), as packetdrill opens one", sess.Local().Port()))
+	// What belongs to the connection's sequence and timestamp spaces
+	// starts again.
+	e.scriptPeerISN, e.tsMap, e.pending = 0, map[uint32]uint32{}, nil
+	e.syn, e.synOv, e.split = nil, nil, [2]probe.Seq{}
+	return nil
+}
+
+// conns are every connection the script opened, the current one last.
+func (e *execution) conns() []*Conn {
+	return append(append([]*Conn(nil), e.earlier...), e.conn)
 }
 
 // build turns an inbound line into frames: one, or several when --mss

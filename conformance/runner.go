@@ -270,6 +270,7 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 		e.staleSeen = seen
 		e.run()
 		sess.Close()
+		e.conn.S.Close()
 		if !e.stale || attempt == staleRetries {
 			break
 		}
@@ -278,8 +279,11 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 	res.Steps = e.conn.Steps
 	res.Notes = append(res.Notes, stale...)
 	res.Notes = append(res.Notes, e.notes...)
-	if a := e.conn.App; a.Bytes > 0 || a.FIN {
-		res.Notes = append(res.Notes, appNote(a))
+	conns := e.conns()
+	for _, c := range conns {
+		if a := c.App; a.Bytes > 0 || a.FIN {
+			res.Notes = append(res.Notes, appNote(a))
+		}
 	}
 	for _, n := range s.Ignored {
 		res.Notes = append(res.Notes, fmt.Sprintf("line %d ignored: %s", n.Line, n.Reason))
@@ -288,7 +292,7 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 	case e.interrupted:
 		res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalInterrupted, "interrupted"
 	default:
-		if v, cause, why := LocalHost(e.conn); v != "" {
+		if v, cause, why := LocalHost(conns...); v != "" {
 			res.Verdict, res.Cause, res.Reason = v, cause, why
 		} else if e.skipReason != "" {
 			res.Judge()
@@ -296,7 +300,7 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 		}
 	}
 	res.Judge()
-	res.Retry = Busy(res, e.conn)
+	res.Retry = Busy(res, conns...)
 	if s.Meta.Level == "info" && (res.Verdict == report.Pass || res.Cause == report.CauseStack) {
 		res.Verdict, res.Cause, res.Reason = report.Info, report.CauseStack, observed(res)
 	}
