@@ -331,15 +331,16 @@ func (ts *TSState) SentSegment(val uint32, u TSUpdate, seq, end probe.Seq) {
 }
 
 // echoable are the values a segment acknowledging ack may echo: what
-// TS.Recent may have held since the last segment of synprobe's it
-// acknowledges (the target processed it), and at most one segment before
-// the last synprobe had sent when the target's previous segment came (one
-// may have crossed it).
+// TS.Recent may have held since the segment before the last of synprobe's
+// it acknowledges (the target processed that one; some stacks, gVisor
+// among them, send the ACK of a segment before they take its TSval), and
+// since the segment before the last synprobe had sent when the target's
+// previous segment came (one may have crossed it).
 func (ts *TSState) echoable(ack probe.Seq, isACK bool) []uint32 {
 	lower := ts.recvAt - 2
-	for i := len(ts.hist) - 1; isACK && i > lower; i-- {
+	for i := len(ts.hist) - 1; isACK && i > lower+1; i-- {
 		if p := ts.hist[i]; p.data && p.end.LessEq(ack) {
-			lower = i
+			lower = i - 1
 			break
 		}
 	}
