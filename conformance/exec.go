@@ -55,9 +55,6 @@ type execution struct {
 	synAt time.Time
 
 	syns int // SYNs sent: later ones go first at the pacer
-	// split is the sequence range of the last inbound segment synprobe cut
-	// into several: the target's ACKs of its pieces are not the script's.
-	split [2]probe.Seq
 	// idx is the event being run; consumed marks later outbound lines an
 	// earlier segment already satisfied (see laterFIN), with what came.
 	idx         int
@@ -385,7 +382,10 @@ func (e *execution) inbound(ev *script.Event) bool {
 	var first *probe.Sent
 	var actual []string
 	for _, f := range frames {
-		sent, err := e.conn.S.Send(f, p.Overrides...)
+		sent, n, err := e.send(f, p.Overrides)
+		if n > 1 {
+			e.notes = append(e.notes, fmt.Sprintf("line %d: the segment is longer than the path's MTU (%d): sent whole, as %d IP fragments, as packetdrill hands it to the target's stack (a path that drops fragments looks like silence)", ev.Line, e.mtu(), n))
+		}
 		if err != nil {
 			e.step(ev, report.Step{Direction: report.Send, Verdict: report.Error, Problems: []string{err.Error()}}, time.Now())
 			return false
@@ -414,6 +414,28 @@ func (e *execution) inbound(ev *script.Event) bool {
 	return true
 }
 
+// mtu is the path's MTU: the longest IP packet sent whole.
+func (e *execution) mtu() int {
+	if mtu := e.conn.S.Prober().Path().MTU; mtu > 0 {
+		return mtu
+	}
+	return 1500
+}
+
+// send sends a frame of an inbound line. A TCP segment longer than the
+// path carries goes as IP fragments, so that the target's TCP takes it as
+// the one segment the line is (packetdrill injects it whole into the
+// target's stack; with --mss as one GSO packet, which the stack also takes
+// whole). Overrides are applied to the whole packet: one that rewrites
+// the IP header sends it unfragmented.
+func (e *execution) send(f *probe.Frame, ov []probe.Override) (*probe.Sent, int, error) {
+	if f.IP.Protocol == probe.ProtocolICMP || f.IP.Protocol == probe.ProtocolICMPv6 || len(ov) > 0 {
+		sent, err := e.conn.S.Send(f, ov...)
+		return sent, 1, err
+	}
+	return e.conn.S.SendFragmented(f, e.mtu())
+}
+
 // reopen starts a new connection from a new port, as packetdrill does
 // for a SYN to a listener the script made after its first connection: the
 // current one is released and kept for the report; the steps go on.
@@ -434,7 +456,7 @@ func (e *execution) reopen() error {
 	// What belongs to the connection's sequence and timestamp spaces
 	// starts again.
 	e.scriptPeerISN, e.tsMap, e.pending = 0, map[uint32]uint32{}, nil
-	e.syn, e.synOv, e.split = nil, nil, [2]probe.Seq{}
+	e.syn, e.synOv = nil, nil
 	return nil
 }
 
@@ -443,8 +465,8 @@ func (e *execution) conns() []*Conn {
 	return append(append([]*Conn(nil), e.earlier...), e.conn)
 }
 
-// build turns an inbound line into frames: one, or several when --mss
-// splits a long segment as packetdrill's GSO does.
+// build turns an inbound line into its frame: the segment as written,
+// however long (inbound sends it as IP fragments when the path needs).
 func (e *execution) build(p *script.Packet) ([]*probe.Frame, error) {
 	if p.ICMP != nil {
 		f, err := e.buildICMP(p)
@@ -516,59 +538,7 @@ func (e *execution) build(p *script.Packet) ([]*probe.Frame, error) {
 			ip.ID = c.S.NextIPID()
 		}
 	}
-	frames := []*probe.Frame{{IP: ip, TCP: t}}
-	if mss := e.maxPayload(&t); len(t.Payload) > mss {
-		frames = split(ip, t, mss)
-		e.split = [2]probe.Seq{t.Seq, t.Seq.Add(uint32(len(t.Payload)))}
-	}
-	return frames, nil
-}
-
-// maxPayload is the most data one inbound segment carries: what fits the
-// path's MTU with t's options, or --mss when the script sets a smaller one.
-// packetdrill hands longer segments to its tun device as GSO, which cuts
-// them to this size; synprobe cuts them itself.
-func (e *execution) maxPayload(t *probe.TCP) int {
-	mtu := e.conn.S.Prober().Path().MTU
-	if mtu == 0 {
-		mtu = 1500
-	}
-	hdr := probe.IPv4HeaderLen
-	if e.conn.S.Remote().Addr().Is6() {
-		hdr = probe.IPv6HeaderLen
-	}
-	opts := 0
-	for _, o := range t.Options {
-		opts += len(o.Bytes())
-	}
-	n := mtu - hdr - probe.TCPHeaderLen - (opts+3)&^3
-	if mss := e.s.Config.MSS; mss > 0 && mss < n {
-		n = mss
-	}
-	return n
-}
-
-// split cuts a segment into mss-sized ones: SYN only on the first, FIN and
-// PSH only on the last.
-func split(ip probe.IP, t probe.TCP, mss int) []*probe.Frame {
-	var out []*probe.Frame
-	data := t.Payload
-	seq := t.Seq
-	for first := true; len(data) > 0; first = false {
-		n := min(mss, len(data))
-		seg := t
-		seg.Seq, seg.Payload = seq, data[:n]
-		if !first {
-			seg.Flags &^= probe.SYN
-		}
-		if n < len(data) {
-			seg.Flags &^= probe.FIN | probe.PSH
-		}
-		out = append(out, &probe.Frame{IP: ip, TCP: seg})
-		seq = seq.Add(uint32(n))
-		data = data[n:]
-	}
-	return out
+	return []*probe.Frame{{IP: ip, TCP: t}}, nil
 }
 
 // inboundOption makes the option an inbound line sends. TSecr names a
@@ -659,11 +629,6 @@ func (e *execution) outbound(ev *script.Event) bool {
 		awaitSYN = false
 		if err != nil {
 			return e.missing(ev, err, start)
-		}
-		if e.pieceACK(r) {
-			e.notes = append(e.notes, fmt.Sprintf("line %d: skipped %s, the ACK of a piece of a segment synprobe cut to fit the MTU", ev.Line, e.conn.FormatReply(r)))
-			e.conn.Receive(&r.Frame.TCP)
-			continue
 		}
 		if e.absorb(r, p) {
 			continue
@@ -822,16 +787,6 @@ func (e *execution) pathAnswered(ev *script.Event, r *probe.Reply) bool {
 	e.step(ev, report.Step{Direction: report.Expect, Verdict: report.Skip, Cause: report.CausePathICMP, Actual: e.conn.FormatReply(r), Problems: []string{why}}, r.Time)
 	e.skipReason, e.skipCause = why, report.CausePathICMP
 	return false
-}
-
-// pieceACK reports whether r is the target's pure ACK of a piece of the
-// last segment synprobe cut to fit the MTU (not of the whole segment).
-func (e *execution) pieceACK(r *probe.Reply) bool {
-	if e.split[0] == e.split[1] || !r.Frame.Has(probe.LayerTCP) {
-		return false
-	}
-	t := &r.Frame.TCP
-	return t.Flags == probe.ACK && len(t.Payload) == 0 && e.split[0].LessThan(t.Ack) && t.Ack.LessThan(e.split[1])
 }
 
 // laterFIN is the index of a later line that expects exactly the FIN that
