@@ -1,12 +1,15 @@
 package conformance
 
 import (
+	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"synprobe/conformance/report"
 	"synprobe/internal/lab"
 	"synprobe/internal/labtest"
+	"synprobe/probe"
 )
 
 // TestLongSegmentWhole: a segment longer than the path's MTU reaches the
@@ -19,6 +22,22 @@ func TestLongSegmentWhole(t *testing.T) {
 	for _, stack := range labtest.Stacks(t) {
 		t.Run(string(stack), func(t *testing.T) {
 			res := runScripts(t, stack, s)[0]
+			checkWhole(t, stack, res)
+		})
+		t.Run(string(stack)+"/ipv6", func(t *testing.T) {
+			tg := labtest.Start(t, stack, nil)
+			p := labtest.Dial(t, tg, tg.Open6.Addr(), probe.DialConfig{})
+			r := NewRunner(p, RunConfig{Target: tg.Open6, Rate: -1, Timeout: time.Second})
+			checkWhole(t, stack, r.RunScript(context.Background(), s))
+		})
+	}
+}
+
+// checkWhole checks the result of mss-one-segment.pkt on stack.
+func checkWhole(t *testing.T, stack lab.Stack, res report.Result) {
+	t.Helper()
+	{
+		{
 			want := "as the script describes: . 1:1(0) ack 5001"
 			if stack == lab.StackGVisor {
 				want = "observed . 1:1(0) ack 5001"
@@ -33,6 +52,6 @@ func TestLongSegmentWhole(t *testing.T) {
 			if !fragmented {
 				t.Errorf("no note of the fragments: %q", res.Notes)
 			}
-		})
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // ipv6FragmentHeaderLen is the length of an IPv6 Fragment header.
@@ -116,9 +117,11 @@ func fragment6(frame []byte, l2, mtu int, id uint32) ([][]byte, error) {
 
 // SendFragmented sends f like Send, as IP fragments of at most mtu bytes
 // when its IP packet is longer (see Fragment): the later fragments first,
-// then the first, whose leaving is the send time (the packet is whole at
-// the receiver when its last fragment comes; the flow filter sees only
-// first fragments). It reports how many fragments went.
+// then the first, whose leaving is the send time for IPv4 (the packet is
+// whole at the receiver when its last fragment comes; the flow filter sees
+// only first IPv4 fragments); for IPv6 the time before the first write. It
+// reports how many fragments went. A recording (--pcap) holds the first
+// IPv4 fragment only.
 func (s *Session) SendFragmented(f *Frame, mtu int, ov ...Override) (*Sent, int, error) {
 	if s.closed.Load() {
 		return nil, 0, fmt.Errorf("send on session %v > %v: session closed", s.local, s.remote)
@@ -137,12 +140,22 @@ func (s *Session) SendFragmented(f *Frame, mtu int, ov ...Override) (*Sent, int,
 		sent, err := s.Send(f, ov...)
 		return sent, 1, err
 	}
+	// The flow filter passes no IPv6 fragment: no echo times the send. The
+	// time before the first write is then the send time, so that no reply
+	// seems to come before it.
+	before := time.Now()
 	for _, fr := range frags[1:] {
-		if err := s.p.link.WriteFrame(fr); err != nil {
+		if err := s.p.writeRemembered(fr); err != nil {
 			return nil, 0, fmt.Errorf("send on session %v > %v: fragment: %w", s.local, s.remote, err)
 		}
 	}
-	ts, err := s.p.send(frags[0])
+	var ts time.Time
+	if s.remote.Addr().Is6() {
+		err = s.p.writeRemembered(frags[0])
+		ts = before
+	} else {
+		ts, err = s.p.send(frags[0])
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("send on session %v > %v: %w", s.local, s.remote, err)
 	}
@@ -150,4 +163,21 @@ func (s *Session) SendFragmented(f *Frame, mtu int, ov ...Override) (*Sent, int,
 	sent.Frame.Decode(data)
 	s.noteSent(sent)
 	return sent, len(frags), nil
+}
+
+// writeRemembered writes a frame without waiting for its echo, remembered
+// as synprobe's: where the link shows it leaving, it is never taken for
+// the local host's.
+func (p *Prober) writeRemembered(frame []byte) error {
+	ps := &pendingSend{data: frame, hash: p.hash(frame), written: time.Now(), seen: make(chan time.Time, 1)}
+	p.mu.Lock()
+	p.addPendingLocked(ps)
+	p.mu.Unlock()
+	if err := p.link.WriteFrame(frame); err != nil {
+		p.mu.Lock()
+		p.removePendingLocked(ps)
+		p.mu.Unlock()
+		return err
+	}
+	return nil
 }
