@@ -25,6 +25,28 @@ func TestLateReply(t *testing.T) {
 			}
 		})
 	}
+	t.Run("SYN sent again", func(t *testing.T) {
+		// A busy listener drops the first SYN: the SYN-ACK answers the
+		// one synprobe sent again a second later, and is not late.
+		dropped := false
+		tamper := &lab.Tamper{ToTarget: labtest.TamperTCP(func(f *probe.Frame) bool {
+			if f.TCP.Flags == probe.SYN && !dropped {
+				dropped = true
+				return false
+			}
+			return true
+		})}
+		tg, p := labTarget(t, lab.StackGVisor, tamper, probe.DialConfig{})
+		r := NewRunner(p, RunConfig{Target: tg.Open, Rate: -1, Timeout: 500 * time.Millisecond})
+		res := r.RunScript(context.Background(), s)
+		again := false
+		for _, n := range res.Notes {
+			again = again || strings.Contains(n, "synprobe sent it 1 more time(s)")
+		}
+		if res.Verdict != report.Pass || !again {
+			t.Errorf("got %s %q (notes %q), want pass after the SYN was sent again\n%s", res.Verdict, res.Reason, res.Notes, dump(res))
+		}
+	})
 	t.Run("held back", func(t *testing.T) {
 		tamper := &lab.Tamper{ToProbe: labtest.TamperTCP(func(f *probe.Frame) bool {
 			if t := &f.TCP; t.Flags == probe.ACK && len(t.Payload) == 0 {

@@ -622,6 +622,9 @@ func (e *execution) outbound(ev *script.Event) bool {
 			r, again, err = e.conn.AwaitSYNACK(e.ctx, e.syn, e.synOv, e.synAt, deadline)
 			if again > 0 {
 				e.notes = append(e.notes, fmt.Sprintf("line %d: no answer to the SYN for %v: synprobe sent it %d more time(s), as a TCP does", ev.Line, synRetransmits[again-1], again))
+				// The answer is to a SYN sent after the line's time: a
+				// busy listener's, not late.
+				latest = time.Time{}
 			}
 		} else {
 			r, err = e.recv(deadline)
