@@ -47,13 +47,22 @@ var harmlessSockopts = map[string]bool{
 var targetSettings = regexp.MustCompile(`(?:\bsysctl\s+(?:(?:-\w+|\\)\s+)*([a-z0-9_./]+)\s*=)|(/proc/sys/[a-z0-9_/]+)\s*=|>\s*(/proc/sys/[a-z0-9_/]+)|\b(ip(?:\s+-[46])?\s+route\s+(?:change|add|replace))|\b(ip\s+tcp_metrics)|\b(tc\s+qdisc)|\b(ethtool)\b`)
 
 // blackBox says which line of s a remote black box cannot honour and why,
-// or 0 and "" when there is none: the target would have to connect, or
-// the script changes the target's TCP behaviour (a socket option, an
-// ioctl, a sysctl, a route).
+// or 0 and "" when there is none: the target would have to connect, the
+// script changes the target's TCP behaviour (a socket option, an ioctl, a
+// sysctl, a route), or it names a Fast Open cookie, which only a target
+// whose key and addresses the script knows would accept or send (a
+// cookie request, "FO" alone, and "FO *" are fine).
 func blackBox(s *script.Script) (int, string) {
 	for _, ev := range s.Events {
 		if p := ev.Packet; p != nil && p.Dir == script.Outbound && !p.Silence && p.ICMP == nil && p.Flags&(probe.SYN|probe.ACK) == probe.SYN {
 			return ev.Line, fmt.Sprintf("line %d expects a SYN from the target: the target would have to connect, and a remote black box cannot be made to", ev.Line)
+		}
+		if p := ev.Packet; p != nil {
+			for _, o := range p.Options.List {
+				if cookie, ok := o.Option.FastOpenCookie(); ok && len(cookie) > 0 && !o.AnyValue {
+					return ev.Line, fmt.Sprintf("line %d names a Fast Open cookie: a cookie is made from the target's secret key and its addresses, which a remote black box does not share with a script", ev.Line)
+				}
+			}
 		}
 		if c := ev.Syscall; c != nil {
 			if why := callNotHonoured(c); why != "" {

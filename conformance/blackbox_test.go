@@ -42,6 +42,9 @@ func TestBlackBox(t *testing.T) {
 		{"connect", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 connect(3, ..., ...) = 0\n", 2, "connect() at line 2: the target would have to connect: a remote black box cannot be made to"},
 		{"a SYN expected", "0 > S 0:0(0) <...>\n", 1, "line 1 expects a SYN from the target: the target would have to connect"},
 		{"Fast Open sendto", "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 sendto(3, ..., 1000, MSG_FASTOPEN, ..., ...) = 1000\n", 2, "sendto() at line 2: the target would have to connect (Fast Open)"},
+		{"a Fast Open cookie sent", listen + "+0 < S 0:10(10) win 32792 <mss 1460,sackOK,nop,nop,FO 3021b9d889017eeb,nop,nop>\n", 4, "line 4 names a Fast Open cookie"},
+		{"a Fast Open cookie expected", listen + "+0 < S 0:0(0) win 32792 <mss 1460,FO,nop,nop>\n+0 > S. 0:0(0) ack 1 <mss 1460,FO 3021b9d889017eeb,nop,nop>\n", 5, "line 5 names a Fast Open cookie"},
+		{"a Fast Open cookie asked for", listen + "+0 < S 0:0(0) win 32792 <mss 1460,FO,nop,nop>\n+0 > S. 0:0(0) ack 1 <mss 1460,FO *,nop,nop>\n", 0, ""},
 		{"sysctl", "`sysctl -q net.ipv4.tcp_timestamps=0`\n" + listen, 1, "the shell command at line 1 configures the target's host (net.ipv4.tcp_timestamps)"},
 		{"sysctl continued", "`../common/defaults.sh\nsysctl -q \\\n  net.ipv4.tcp_fastopen=0x30403 \\\n  net.ipv4.tcp_fastopen_key=a0bf63f7-ed803d81-cd641d30-cebc4a90`\n" + listen, 1, "(net.ipv4.tcp_fastopen)"},
 		{"set_sysctls", "`../common/defaults.sh\n ../common/set_sysctls.py /proc/sys/net/ipv4/tcp_fastopen=0x207`\n" + listen, 1, "(/proc/sys/net/ipv4/tcp_fastopen)"},
@@ -87,6 +90,7 @@ func TestBlackBoxScripts(t *testing.T) {
 		{"sockopt-maxseg.pkt", report.Skip, "setsockopt(TCP_MAXSEG) at line 8: a remote black box cannot set its application's socket options"},
 		{"sysctl-timestamps.pkt", report.Skip, "the shell command at line 5 configures the target's host (net.ipv4.tcp_timestamps)"},
 		{"connect.pkt", report.Skip, "connect() at line 7: the target would have to connect"},
+		{"fastopen-cookie.pkt", report.Skip, "line 9 names a Fast Open cookie"},
 		{"harmless-calls.pkt", report.Pass, ""},
 	}
 	var scripts []*script.Script
