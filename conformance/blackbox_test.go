@@ -92,6 +92,7 @@ func TestBlackBoxScripts(t *testing.T) {
 		{"connect.pkt", report.Skip, "connect() at line 7: the target would have to connect"},
 		{"fastopen-cookie.pkt", report.Skip, "line 9 names a Fast Open cookie"},
 		{"harmless-calls.pkt", report.Pass, ""},
+		{"sockopt-after-handshake.pkt", report.Skip, "setsockopt(SO_SNDBUF) at line 14"},
 	}
 	var scripts []*script.Script
 	for _, tt := range tests {
@@ -107,8 +108,28 @@ func TestBlackBoxScripts(t *testing.T) {
 				if tt.verdict == report.Skip && res.Cause != report.CausePremiseBlackBox {
 					t.Errorf("%s: cause %q, want %q", tt.file, res.Cause, report.CausePremiseBlackBox)
 				}
+				if tt.file == "sockopt-after-handshake.pkt" && (len(res.Steps) < 2 || res.Steps[1].Verdict != report.Pass) {
+					t.Errorf("%s: the SYN-ACK before the option was not judged\n%s", tt.file, dump(res))
+				}
 			}
 		})
+	}
+}
+
+// TestBeforeBlackBoxJudged: what a script does before a line a black box
+// cannot honour is judged: a wrong SYN-ACK fails it.
+func TestBeforeBlackBoxJudged(t *testing.T) {
+	tamper := &lab.Tamper{ToProbe: labtest.TamperTCP(func(f *probe.Frame) bool {
+		if t := &f.TCP; t.Flags.Has(probe.SYN | probe.ACK) {
+			t.Ack++
+		}
+		return true
+	})}
+	tg, p := labTarget(t, lab.StackGVisor, tamper, probe.DialConfig{})
+	r := NewRunner(p, RunConfig{Target: tg.Open, Rate: -1, Timeout: time.Second})
+	res := r.RunScript(context.Background(), loadRunnerScript(t, "sockopt-after-handshake.pkt"))
+	if want := "fail at line 11: ack: expected 1"; res.Verdict != report.Fail || !strings.Contains(res.Reason, want) {
+		t.Errorf("got %s %q, want fail with %q\n%s", res.Verdict, res.Reason, want, dump(res))
 	}
 }
 

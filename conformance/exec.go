@@ -69,6 +69,10 @@ type execution struct {
 	// are the connections the script opened before its current one.
 	listening bool
 	earlier   []*Conn
+	// stopLine is the first line a remote black box cannot honour (0:
+	// none), stopWhy why: the script stops there, skip.
+	stopLine int
+	stopWhy  string
 	// stale is set when the opening SYN met a connection an earlier run
 	// left on the 4-tuple (Conn.Stale): the script starts again on another
 	// port. staleSeen is set once that happened: a second time is believed.
@@ -107,6 +111,11 @@ func (e *execution) run() {
 		if e.ctx.Err() != nil {
 			e.interrupted = true
 			e.skipFrom(i, "not run: interrupted")
+			break
+		}
+		if e.stopLine > 0 && ev.Line >= e.stopLine {
+			e.skipReason, e.skipCause = e.stopWhy, report.CausePremiseBlackBox
+			e.skipFrom(i, e.stopWhy)
 			break
 		}
 		ok := true

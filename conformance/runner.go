@@ -248,10 +248,11 @@ const staleRetries = 1
 func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result {
 	res := newResult(s)
 	target, cause, why := r.targetFor(s)
-	if why == "" {
-		if _, bb := blackBox(s); bb != "" {
-			cause, why = report.CausePremiseBlackBox, bb
-		}
+	// What the script does before a line a black box cannot honour does
+	// not depend on it and is judged; the rest is skip.
+	bbLine, bbWhy := blackBox(s)
+	if why == "" && bbWhy != "" && !judgedBefore(s, bbLine) {
+		cause, why = report.CausePremiseBlackBox, bbWhy
 	}
 	if why != "" {
 		res.Verdict, res.Cause, res.Reason = report.Skip, cause, why
@@ -268,6 +269,7 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 		seen := e != nil && e.staleSeen
 		e = newExecution(ctx, r, s, NewConn(sess))
 		e.staleSeen = seen
+		e.stopLine, e.stopWhy = bbLine, bbWhy
 		e.run()
 		sess.Close()
 		e.conn.S.Close()
@@ -421,6 +423,20 @@ func (r *Runner) targetFor(s *script.Script) (netip.AddrPort, report.Cause, stri
 		return t, report.CauseAppNotAccepting, why
 	}
 	return t, "", ""
+}
+
+// judgedBefore reports whether a line before line expects something of
+// the target.
+func judgedBefore(s *script.Script, line int) bool {
+	for _, ev := range s.Events {
+		if ev.Line >= line {
+			return false
+		}
+		if p := ev.Packet; p != nil && p.Dir == script.Outbound {
+			return true
+		}
+	}
+	return false
 }
 
 // expectsSYNACK reports whether a script waits for a SYN-ACK: it needs a
