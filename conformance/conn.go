@@ -32,6 +32,9 @@ type Conn struct {
 	// InOrderNXT is the end of what synprobe sent in order from its ISN:
 	// data sent beyond a gap, or far out of the window, does not move it.
 	InOrderNXT probe.Seq
+	// beyond are data ranges synprobe sent past a gap (past InOrderNXT),
+	// oldest first: once the gap is filled the target holds them too.
+	beyond []seqRange
 	// SYN is the last SYN synprobe sent (what it offered).
 	SYN *probe.TCP
 	TS  TSState
@@ -101,6 +104,9 @@ func (c *Conn) Send(f *probe.Frame, ov ...probe.Override) (*probe.Sent, error) {
 
 // Sent updates the state with a segment synprobe sent.
 func (c *Conn) Sent(t *probe.TCP, sent *probe.Sent) {
+	if val, _, ok := t.Timestamps(); ok {
+		c.TS.SentSegment(val, c.tsRecentUpdate(t), t.Seq, t.End())
+	}
 	if !c.HaveISN {
 		c.ISN, c.SNDNXT, c.InOrderNXT, c.HaveISN = t.Seq, t.Seq, t.Seq, true
 	}
@@ -126,12 +132,77 @@ func (c *Conn) Sent(t *probe.TCP, sent *probe.Sent) {
 	} else if !c.HavePeerAck || t.Seq == c.PeerAcked {
 		c.ResetSent = true
 	}
-	if val, _, ok := t.Timestamps(); ok {
-		c.TS.Sent(val)
-	}
+	c.noteBeyond(t)
 	c.LastSent = sent
 	c.sentAt[c.nSent%len(c.sentAt)] = sent.Time
 	c.nSent++
+}
+
+// seqRange is a range of sequence numbers [from, to).
+type seqRange struct{ from, to probe.Seq }
+
+// noteBeyond keeps the data ranges sent past InOrderNXT (a few, the
+// newest), and the in-order end they extend once a gap before them is
+// filled is what the target holds (rcvEdge).
+func (c *Conn) noteBeyond(t *probe.TCP) {
+	if t.Flags&(probe.SYN|probe.RST) != 0 {
+		if t.Flags&probe.SYN != 0 {
+			c.beyond = nil
+		}
+		return
+	}
+	if end := t.End(); c.InOrderNXT.LessThan(t.Seq) && t.Seq.LessThan(end) {
+		c.beyond = append(c.beyond, seqRange{t.Seq, end})
+		if len(c.beyond) > 16 {
+			c.beyond = c.beyond[1:]
+		}
+	}
+}
+
+// rcvEdge is the most the target's RCV.NXT can be: the in-order end of
+// what synprobe sent, extended by data sent past a gap that was filled
+// since, or the target's acknowledgment when that is further.
+func (c *Conn) rcvEdge() probe.Seq {
+	edge := c.InOrderNXT
+	if c.HavePeerAck && edge.LessThan(c.PeerAcked) {
+		edge = c.PeerAcked
+	}
+	for grown := true; grown; {
+		grown = false
+		for _, r := range c.beyond {
+			if r.from.LessEq(edge) && edge.LessThan(r.to) {
+				edge, grown = r.to, true
+			}
+		}
+	}
+	return edge
+}
+
+// tsRecentUpdate says whether the target takes t's TSval as TS.Recent
+// (RFC 7323 4.3, 5.3 R3): only from an acceptable segment with SEG.SEQ <=
+// Last.ACK.sent (the target's last acknowledgment). It must when synprobe
+// knows that holds; it may when the target may have acknowledged more
+// than synprobe saw yet, when the segment may not be acceptable (old
+// data, an ACK of data the target never sent, which Linux drops before it
+// records the TSval); it never does beyond a gap (SEG.SEQ > RCV.NXT) or
+// from a RST.
+func (c *Conn) tsRecentUpdate(t *probe.TCP) TSUpdate {
+	switch {
+	case t.Flags&probe.RST != 0:
+		return TSNever
+	case t.Flags&probe.SYN != 0:
+		return TSMust
+	case !c.HaveISN:
+		return TSMay
+	case c.rcvEdge().LessThan(t.Seq):
+		return TSNever
+	}
+	newData := c.InOrderNXT.LessThan(t.End()) || t.End() == t.Seq && t.Seq == c.InOrderNXT
+	validACK := t.Flags&probe.ACK == 0 || !c.HavePeerISN || t.Ack.LessEq(c.RCVNXT)
+	if c.HavePeerAck && t.Seq.LessEq(c.PeerAcked) && newData && validACK {
+		return TSMust
+	}
+	return TSMay
 }
 
 // sentBefore is when synprobe's last frame before t left (zero if none

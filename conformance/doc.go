@@ -37,6 +37,12 @@
 //     SYN-ACK (premiseAtSYNACK), ends it as skip with cause premise:....
 //     A listener that does not accept connections (its accept queue is
 //     full: Runner.ListenerDown) gives application:not-accepting.
+//   - What a remote black box cannot be made to do. packetdrill runs a
+//     script's calls and shell lines on the target's host; synprobe runs
+//     none. A script that makes the target connect, sets a socket option
+//     that changes its TCP, or sets its sysctls or routes stops at that
+//     line as skip with cause premise:black-box, naming it (blackBox);
+//     what came before does not depend on it and is judged.
 //   - The path. An ICMP error where the stack's answer was expected is the
 //     path's: skip with cause path:icmp.
 //   - This host. Frames the local kernel sent on synprobe's ports (no RST

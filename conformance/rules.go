@@ -2,6 +2,8 @@ package conformance
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"synprobe/conformance/report"
 	"synprobe/probe"
@@ -228,7 +230,14 @@ func TSEcho(ts TSState, t *probe.TCP) Problems {
 		ps.add("ts-present", Must, "no timestamps option, but timestamps were negotiated (RFC 7323 3.2)")
 		return ps
 	}
-	if t.Flags&probe.ACK != 0 && ts.SentAny && ecr != ts.LastSent && ecr != ts.PrevSent {
+	switch {
+	case t.Flags&probe.ACK == 0:
+	case len(ts.hist) > 0:
+		// TS.Recent as the target keeps it from synprobe's segments.
+		if want := ts.echoable(t.Ack, true); len(want) > 0 && !slices.Contains(want, ecr) {
+			ps.add("ts-echo", Must, "TSecr: want %s (TS.Recent, from synprobe's segments at or left of the target's last ACK: RFC 7323 4.3), got %d", tsList(want), ecr)
+		}
+	case ts.SentAny && ecr != ts.LastSent && ecr != ts.PrevSent:
 		ps.add("ts-echo", Must, "TSecr: want %d (the TSval synprobe last sent), got %d", ts.LastSent, ecr)
 	}
 	if ts.ReceivedAny && int32(val-ts.LastReceived) < 0 {
@@ -252,6 +261,111 @@ type TSState struct {
 	// LastReceived is the target's last TSval.
 	LastReceived uint32
 	ReceivedAny  bool
+
+	// hist is what TS.Recent may hold after each of synprobe's last
+	// segments (SentSegment); recvAt how many there were when the target's
+	// last segment came.
+	hist   []tsPoint
+	recvAt int
+}
+
+// TSUpdate says whether a segment sent updates the receiver's TS.Recent.
+type TSUpdate uint8
+
+const (
+	// TSNever: beyond a gap, or a RST.
+	TSNever TSUpdate = iota
+	// TSMay: the receiver may or may not have taken it.
+	TSMay
+	// TSMust: at or left of the receiver's last ACK, acceptable.
+	TSMust
+)
+
+// maxTSRecent bounds the values TS.Recent is tracked as possibly holding;
+// maxTSHistory the segments remembered.
+const (
+	maxTSRecent  = 8
+	maxTSHistory = 32
+)
+
+// tsPoint is what TS.Recent may hold after a segment synprobe sent, and
+// where the segment's sequence space ends (data: it had any).
+type tsPoint struct {
+	end    probe.Seq
+	data   bool
+	recent []uint32
+}
+
+// SentSegment records the TSval of a segment synprobe sent, where its
+// sequence space ends and how it updates the receiver's TS.Recent (RFC
+// 7323 4.3): the values TS.Recent may hold follow, PAWS included (an older
+// TSval is not taken).
+func (ts *TSState) SentSegment(val uint32, u TSUpdate, seq, end probe.Seq) {
+	ts.Sent(val)
+	var cur []uint32
+	if n := len(ts.hist); n > 0 {
+		cur = ts.hist[n-1].recent
+	}
+	var next []uint32
+	if len(cur) == 0 && u != TSNever {
+		next = []uint32{val}
+	}
+	for _, r := range cur {
+		switch {
+		case u == TSNever || int32(val-r) < 0:
+			next = addTS(next, r)
+		case u == TSMay:
+			next = addTS(addTS(next, r), val)
+		default:
+			next = addTS(next, val)
+		}
+	}
+	if len(next) > maxTSRecent {
+		next = next[len(next)-maxTSRecent:]
+	}
+	ts.hist = append(ts.hist, tsPoint{end: end, data: seq != end, recent: next})
+	if len(ts.hist) > maxTSHistory {
+		ts.hist = ts.hist[1:]
+		ts.recvAt = max(ts.recvAt-1, 0)
+	}
+}
+
+// echoable are the values a segment acknowledging ack may echo: what
+// TS.Recent may have held since the segment before the last of synprobe's
+// it acknowledges (the target processed that one; some stacks, gVisor
+// among them, send the ACK of a segment before they take its TSval), and
+// since the segment before the last synprobe had sent when the target's
+// previous segment came (one may have crossed it).
+func (ts *TSState) echoable(ack probe.Seq, isACK bool) []uint32 {
+	lower := ts.recvAt - 2
+	for i := len(ts.hist) - 1; isACK && i > lower+1; i-- {
+		if p := ts.hist[i]; p.data && p.end.LessEq(ack) {
+			lower = i - 1
+			break
+		}
+	}
+	var out []uint32
+	for _, p := range ts.hist[max(lower, 0):] {
+		for _, v := range p.recent {
+			out = addTS(out, v)
+		}
+	}
+	return out
+}
+
+func addTS(list []uint32, v uint32) []uint32 {
+	if slices.Contains(list, v) {
+		return list
+	}
+	return append(list, v)
+}
+
+func tsList(vals []uint32) string {
+	parts := make([]string, len(vals))
+	for i, v := range vals {
+		parts[i] = fmt.Sprint(v)
+	}
+	return strings.Join(parts, " or ")
 }
 
 // Sent records a TSval synprobe sent.
@@ -265,11 +379,13 @@ func (ts *TSState) Sent(val uint32) {
 	ts.PrevSent, ts.LastSent, ts.SentAny = ts.LastSent, val, true
 }
 
-// Received records the target's TSval.
+// Received records the target's TSval, and that it answered the segments
+// synprobe had sent (but perhaps the last: see echoable).
 func (ts *TSState) Received(t *probe.TCP) {
 	if val, _, ok := t.Timestamps(); ok {
 		ts.LastReceived, ts.ReceivedAny = val, true
 	}
+	ts.recvAt = len(ts.hist)
 }
 
 // RSTForSYN checks the reset a closed port sends for a SYN (RFC 9293

@@ -252,6 +252,12 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 		return res
 	}
 	target, cause, why := r.targetFor(s)
+	// What the script does before a line a black box cannot honour does
+	// not depend on it and is judged; the rest is skip.
+	bbLine, bbWhy := blackBox(s)
+	if why == "" && bbWhy != "" && !judgedBefore(s, bbLine) {
+		cause, why = report.CausePremiseBlackBox, bbWhy
+	}
 	if why != "" {
 		res.Verdict, res.Cause, res.Reason = report.Skip, cause, why
 		return res
@@ -267,8 +273,10 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 		seen := e != nil && e.staleSeen
 		e = newExecution(ctx, r, s, NewConn(sess))
 		e.staleSeen = seen
+		e.stopLine, e.stopWhy = bbLine, bbWhy
 		e.run()
 		sess.Close()
+		e.conn.S.Close()
 		if !e.stale || attempt == staleRetries {
 			break
 		}
@@ -277,8 +285,11 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 	res.Steps = e.conn.Steps
 	res.Notes = append(res.Notes, stale...)
 	res.Notes = append(res.Notes, e.notes...)
-	if a := e.conn.App; a.Bytes > 0 || a.FIN {
-		res.Notes = append(res.Notes, appNote(a))
+	conns := e.conns()
+	for _, c := range conns {
+		if a := c.App; a.Bytes > 0 || a.FIN {
+			res.Notes = append(res.Notes, appNote(a))
+		}
 	}
 	for _, n := range s.Ignored {
 		res.Notes = append(res.Notes, fmt.Sprintf("line %d ignored: %s", n.Line, n.Reason))
@@ -287,7 +298,7 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 	case e.interrupted:
 		res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalInterrupted, "interrupted"
 	default:
-		if v, cause, why := LocalHost(e.conn); v != "" {
+		if v, cause, why := LocalHost(conns...); v != "" {
 			res.Verdict, res.Cause, res.Reason = v, cause, why
 		} else if e.skipReason != "" {
 			res.Judge()
@@ -295,7 +306,7 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 		}
 	}
 	res.Judge()
-	res.Retry = Busy(res, e.conn)
+	res.Retry = Busy(res, conns...)
 	if s.Meta.Level == "info" && (res.Verdict == report.Pass || res.Cause == report.CauseStack) {
 		res.Verdict, res.Cause, res.Reason = report.Info, report.CauseStack, observed(res)
 	}
@@ -416,6 +427,20 @@ func (r *Runner) targetFor(s *script.Script) (netip.AddrPort, report.Cause, stri
 		return t, report.CauseAppNotAccepting, why
 	}
 	return t, "", ""
+}
+
+// judgedBefore reports whether a line before line expects something of
+// the target.
+func judgedBefore(s *script.Script, line int) bool {
+	for _, ev := range s.Events {
+		if ev.Line >= line {
+			return false
+		}
+		if p := ev.Packet; p != nil && p.Dir == script.Outbound {
+			return true
+		}
+	}
+	return false
 }
 
 // expectsSYNACK reports whether a script waits for a SYN-ACK: it needs a

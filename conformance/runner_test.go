@@ -117,7 +117,7 @@ func TestScriptVerdicts(t *testing.T) {
 +0 < P. 1:21(20) ack 1 win 1000 "GET /10 HTTP/1.0\r\n\r\n"
 +0~+0.5 > . 1:1(0) ack 21
 +0~+0.5 > P. 1:*(*) ack 21 "HTTP/1.0 200 OK"`, report.Pass, ""},
-		{"segment cut to the MTU", `
+		{"segment longer than the MTU, sent as fragments", `
 0  < S 0:0(0) win 65535 <mss 1460>
 +0 > S. 0:0(0) ack 1 <...>
 +0 < . 1:1(0) ack 1 win 65535

@@ -354,8 +354,9 @@ func (p *Prober) releaseRested(now time.Time) {
 func (p *Prober) hash(b []byte) uint64 { return maphash.Bytes(p.seed, b) }
 
 // send writes a frame and returns the time it was seen leaving (the
-// kernel's timestamp when the link shows outgoing frames, else the time the
-// write returned). It waits echoWait at most; the frame stays remembered
+// kernel's timestamp when the link shows outgoing frames, else the time
+// just before the write: a busy host may return from the write after the
+// reply came, and no reply may seem to come before its cause). It waits echoWait at most; the frame stays remembered
 // afterwards (see unechoedFor), so that a late echo is still known as ours.
 func (p *Prober) send(frame []byte) (time.Time, error) {
 	ps := &pendingSend{data: frame, hash: p.hash(frame), written: time.Now(), seen: make(chan time.Time, 1)}
@@ -368,7 +369,6 @@ func (p *Prober) send(frame []byte) (time.Time, error) {
 		p.mu.Unlock()
 		return time.Time{}, err
 	}
-	written := time.Now()
 	t := time.NewTimer(echoWait)
 	defer t.Stop()
 	select {
@@ -385,7 +385,7 @@ func (p *Prober) send(frame []byte) (time.Time, error) {
 	default:
 	}
 	ps.gaveUp = true
-	return written, nil
+	return ps.written, nil
 }
 
 // addPendingLocked remembers a frame about to be written, and forgets the

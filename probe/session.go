@@ -81,6 +81,12 @@ func (s *Session) Send(f *Frame, ov ...Override) (*Sent, error) {
 	// Decode what went out so that reports show exactly the wire image,
 	// overrides included.
 	sent.Frame.Decode(data)
+	s.noteSent(sent)
+	return sent, nil
+}
+
+// noteSent counts the handshake an ACK completes.
+func (s *Session) noteSent(sent *Sent) {
 	if t := &sent.Frame.TCP; sent.Frame.Has(LayerTCP) && t.Flags&(SYN|RST) == 0 && t.Flags&ACK != 0 {
 		s.mu.Lock()
 		complete := s.synack && !s.completed
@@ -90,7 +96,6 @@ func (s *Session) Send(f *Frame, ov ...Override) (*Sent, error) {
 			s.p.handshakes.add(s.remote, 0, 1)
 		}
 	}
-	return sent, nil
 }
 
 // Complete fills in what Send fills in, without sending: the session's

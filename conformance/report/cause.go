@@ -64,8 +64,11 @@ const (
 	// without expectations).
 	CausePremiseNothing Cause = "premise:nothing-to-judge"
 	// CausePremiseBlackBox: the script is valid packetdrill but needs what
-	// synprobe cannot do against a remote black box (encapsulation, UDP,
-	// ports of its choosing): it is not run.
+	// a remote black box cannot do: encapsulation, UDP, ports of its
+	// choosing (it is not run), or what packetdrill does on the target's
+	// own host: its application connects or sets a socket option that
+	// changes its TCP, or a shell command sets its sysctls or routes (the
+	// script ends at that line).
 	CausePremiseBlackBox Cause = "premise:black-box"
 
 	// CausePathICMP: a box on the path (or a firewall) answered with an
@@ -115,7 +118,7 @@ var meanings = map[Cause]string{
 	CausePremiseClosedPort: "no closed port is known, or the one named is filtered",
 	CausePremiseFamily:     "the check needs the other address family",
 	CausePremiseNothing:    "nothing in the check could be judged",
-	CausePremiseBlackBox:   "the script needs what a remote black box cannot do (encapsulation, UDP, ports of its choosing): not run",
+	CausePremiseBlackBox:   "the script needs what a remote black box cannot do: encapsulation, UDP, ports of its choosing, or making the target connect, set a socket option or change its sysctls or routes",
 	CausePathICMP:          "a router or a firewall answered with an ICMP error instead of the stack",
 	CauseLocalDrops:        "this host's socket dropped frames while the check ran",
 	CauseLocalKernelRST:    "this host's kernel answered on synprobe's port (no RST guard)",

@@ -71,8 +71,10 @@ type Config struct {
 	TolerancePercent float64
 	// IPVersion is 4 or 6 when the script demands one (--ip_version), else 0.
 	IPVersion int
-	// MSS, when set (--mss), is the largest segment synprobe injects: a
-	// longer inbound segment is sent as several, as packetdrill's GSO does.
+	// MSS, when set (--mss), is packetdrill's GSO size for inbound
+	// segments. packetdrill hands each segment to the stack whole (one GSO
+	// packet); synprobe sends it whole too (as IP fragments when the path
+	// needs), so nothing is cut to it.
 	MSS int
 }
 
