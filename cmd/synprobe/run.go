@@ -143,6 +143,9 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 	rep.Command = command
 	rep.Target = s.reportTarget(netip.AddrPort{})
 	rep.Started = started
+	if t := labTarget(c.Context); t != nil {
+		rep.Notes = append(rep.Notes, t.Notes...)
+	}
 	if err := s.close(); err != nil {
 		rep.Notes = append(rep.Notes, "closing: "+err.Error())
 	}

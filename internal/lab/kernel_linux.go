@@ -2,10 +2,14 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -61,10 +65,12 @@ const TargetInterface = targetIfName
 type kernelLab struct {
 	pair   *veth.Pair
 	server *server
+	opts   Options
+	notes  []string
 }
 
-func startLinux(ctx context.Context) (*Target, error) {
-	k := &kernelLab{server: newServer()}
+func startLinux(ctx context.Context, opts Options) (*Target, error) {
+	k := &kernelLab{server: newServer(), opts: opts}
 	if err := k.setup(ctx); err != nil {
 		k.teardown()
 		return nil, fmt.Errorf("start linux lab: %w", err)
@@ -72,6 +78,7 @@ func startLinux(ctx context.Context) (*Target, error) {
 	probeSide := ProbeSide{NetNS: k.pair.Probe.NS, Interface: probeIfName}
 	t := newTarget(StackLinux, probeSide, k, k.teardown)
 	t.targetNS = k.pair.Target.NS
+	t.Notes = k.notes
 	return t, nil
 }
 
@@ -113,6 +120,7 @@ func (k *kernelLab) setup(ctx context.Context) error {
 		}
 	}
 	return netns.Do(k.pair.Target.NS, func() error {
+		k.notes = setSysctls(k.opts.Sysctls)
 		var lc net.ListenConfig
 		for _, a := range []struct {
 			network string
@@ -160,6 +168,39 @@ func packetdrillBuffers() error {
 		}
 	}
 	return nil
+}
+
+// setSysctls sets each setting in the calling thread's network namespace
+// and says what it did. A name the namespace does not have is a global
+// setting (the kernel shows only per-namespace ones outside the initial
+// namespace) or one this kernel lacks: it is left out, never set on the
+// host. A value the kernel refuses is noted too; the lab still runs.
+func setSysctls(sysctls []Sysctl) []string {
+	if len(sysctls) == 0 {
+		return nil
+	}
+	var set, notes []string
+	for _, s := range sysctls {
+		file := filepath.Join("/proc/sys", strings.ReplaceAll(s.Name, ".", "/"))
+		if _, err := os.Stat(file); err != nil {
+			notes = append(notes, fmt.Sprintf("sysctl %s not set: not a setting of the target's network namespace on this kernel", s.Name))
+			continue
+		}
+		if err := os.WriteFile(file, []byte(s.Value+"\n"), 0); err != nil {
+			why := err.Error()
+			if errors.Is(err, fs.ErrPermission) {
+				// The kernel refuses some values outside the initial
+				// namespace (a congestion control not in
+				// net.ipv4.tcp_allowed_congestion_control): packetdrill's
+				// own defaults.sh gets the same refusal there.
+				why = "the kernel refuses it outside the initial network namespace, as it does for packetdrill"
+			}
+			notes = append(notes, fmt.Sprintf("sysctl %s=%s not set: %s", s.Name, s.Value, why))
+			continue
+		}
+		set = append(set, s.Name+"="+s.Value)
+	}
+	return append([]string{"target sysctls: " + strings.Join(set, " ")}, notes...)
 }
 
 // teardown stops the application and lets both namespaces go: once their
