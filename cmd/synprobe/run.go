@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -130,6 +131,11 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 	}
 	if audit {
 		cfg.Fingerprint = fingerprintFunc()
+	}
+	if t := labTarget(c.Context); t != nil {
+		// The lab's target forgets what a script taught it of the path
+		// MTU, so that the scripts after it see what they would alone.
+		cfg.AfterPathMTU = func(context.Context) error { return t.FlushPathMTU() }
 	}
 	cfg.Profile = c.Bool("profile")
 	if cfg.Request, err = requestFlag(c); err != nil {

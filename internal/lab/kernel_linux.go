@@ -203,6 +203,30 @@ func setSysctls(sysctls []Sysctl) []string {
 	return append([]string{"target sysctls: " + strings.Join(set, " ")}, notes...)
 }
 
+// flushPathMTU forgets the target's route exceptions towards synprobe: for
+// IPv4 as 'ip route flush cache' does (the kernel's route/flush sysctl,
+// which invalidates every exception of the namespace), for IPv6 by deleting
+// the cached route to the probe address (RTM_F_CLONED, as 'ip -6 route
+// flush cache' deletes each one). No exception is not an error.
+func (k *kernelLab) flushPathMTU() error {
+	return netns.Do(k.pair.Target.NS, func() error {
+		if err := os.WriteFile("/proc/sys/net/ipv4/route/flush", []byte("1\n"), 0); err != nil {
+			return fmt.Errorf("flush IPv4 route exceptions: %w", err)
+		}
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return fmt.Errorf("open netlink: %w", err)
+		}
+		defer h.Close()
+		dst := &net.IPNet{IP: ProbeAddr6.AsSlice(), Mask: net.CIDRMask(128, 128)}
+		err = h.RouteDel(&netlink.Route{Dst: dst, Table: unix.RT_TABLE_MAIN, Flags: unix.RTM_F_CLONED})
+		if err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("delete IPv6 route exception to %v: %w", ProbeAddr6, err)
+		}
+		return nil
+	})
+}
+
 // teardown stops the application and lets both namespaces go: once their
 // descriptors and sockets are closed the kernel destroys them, and with
 // them the veth pair.

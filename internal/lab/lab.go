@@ -148,6 +148,19 @@ func StartWith(ctx context.Context, stack Stack, opts Options) (*Target, error) 
 // target. The lab owns it.
 func (t *Target) TargetNetNS() int { return t.targetNS }
 
+// FlushPathMTU makes the target forget the path MTUs it learned from ICMP
+// "fragmentation needed" and "packet too big" messages, which Linux keeps
+// per destination address (route exceptions) for net.ipv4.route.mtu_expires
+// (600 s) whatever the port: what one script taught the target would
+// otherwise change what later scripts see. gVisor keeps a path MTU per
+// connection only, so there is nothing to forget.
+func (t *Target) FlushPathMTU() error {
+	if f, ok := t.impl.(interface{ flushPathMTU() error }); ok {
+		return f.flushPathMTU()
+	}
+	return nil
+}
+
 // Close tears the lab down. It is idempotent and safe to call from any
 // goroutine, for example one handling SIGINT while a command still runs:
 // concurrent callers wait for the first one to finish and get its error.
