@@ -40,7 +40,8 @@
 # (-o DIR), TIMEOUT per run in seconds (default 120), SYNPROBE (a built
 # binary; default: built from this checkout), REPORT_ONLY=1 (rebuild the
 # table from raw/ without running anything), ONLY (a grep -E pattern on
-# file paths: run only those).
+# file paths: run only those). Results of an earlier run stay in raw/ until
+# this one replaces them; remove OUT/raw for a clean slate.
 set -euo pipefail
 export GOTOOLCHAIN=local
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -110,16 +111,21 @@ for spec in "$@"; do
 done
 
 if [ "$REPORT_ONLY" != 1 ]; then
-	# packetdrill, built from the local checkout in a copy under OUT.
-	if [ -z "${PACKETDRILL_SRC:-}" ] || [ ! -f "$PACKETDRILL_SRC/packetdrill.c" ]; then
+	# packetdrill, built from the local checkout in a copy under OUT (or
+	# the one built there before, when PACKETDRILL_SRC is unset).
+	for tool in unshare ip tc python3 go; do
+		command -v $tool >/dev/null || { echo "corpus-diff: $tool not found (apt-get install -y iproute2 python3)" >&2; exit 3; }
+	done
+	if [ -z "${PACKETDRILL_SRC:-}" ] && [ -x "$bin/packetdrill" ]; then
+		echo "corpus-diff: reusing $bin/packetdrill (PACKETDRILL_SRC unset)" >&2
+	elif [ -z "${PACKETDRILL_SRC:-}" ] || [ ! -f "$PACKETDRILL_SRC/packetdrill.c" ]; then
 		echo "corpus-diff: PACKETDRILL_SRC must name packetdrill's source (gtests/net/packetdrill of github.com/google/packetdrill), got '${PACKETDRILL_SRC:-}'" >&2
 		exit 2
-	fi
-	for tool in bison flex unshare ip tc python3; do
-		command -v $tool >/dev/null || { echo "corpus-diff: $tool not found (apt-get install -y bison flex iproute2 python3)" >&2; exit 3; }
-	done
-	if [ ! -x "$bin/packetdrill" ] || [ -n "$(find "$PACKETDRILL_SRC" -newer "$bin/packetdrill" -name '*.[chly]' | head -1)" ]; then
-		echo "building packetdrill from $PACKETDRILL_SRC" >&2
+	elif [ ! -x "$bin/packetdrill" ] || [ -n "$(find "$PACKETDRILL_SRC" -newer "$bin/packetdrill" -name '*.[chly]' | head -1)" ]; then
+		for tool in bison flex make cc; do
+			command -v $tool >/dev/null || { echo "corpus-diff: $tool not found, needed to build packetdrill (apt-get install -y bison flex build-essential)" >&2; exit 3; }
+		done
+		echo "corpus-diff: building packetdrill from $PACKETDRILL_SRC" >&2
 		rm -rf "$bin/pd-src"
 		cp -r "$PACKETDRILL_SRC" "$bin/pd-src"
 		(cd "$bin/pd-src" && ./configure >/dev/null && make -j2 packetdrill >"$bin/pd-build.log" 2>&1) ||
@@ -131,9 +137,12 @@ if [ "$REPORT_ONLY" != 1 ]; then
 	else
 		(cd "$repo" && go build -o "$bin/synprobe" ./cmd/synprobe)
 	fi
-	# A parse-only helper: synprobe's parser on one file, no packets.
+	# A parse-only helper: synprobe's parser on one file, no packets, with
+	# packetdrill's -D symbols where this checkout's parser takes them
+	# (script.ParseWith), else without.
 	mkdir -p "$bin/parsecheck"
-	cat >"$bin/parsecheck/main.go" <<'EOF'
+	for parse in 'script.ParseWith(f, src, script.ParseConfig{Defines: defines})' 'script.Parse(f, src)'; do
+		cat >"$bin/parsecheck/main.go" <<EOF
 package main
 
 import (
@@ -144,11 +153,20 @@ import (
 	"synprobe/conformance/script"
 )
 
+// main parses each file named after any "-D NAME=VALUE" pairs and prints
+// "ok" or "error<TAB>message" per file.
 func main() {
-	for _, f := range os.Args[1:] {
+	args := os.Args[1:]
+	defines := map[string]string{}
+	for len(args) > 1 && args[0] == "-D" {
+		name, value, _ := strings.Cut(args[1], "=")
+		defines[name] = value
+		args = args[2:]
+	}
+	for _, f := range args {
 		src, err := os.ReadFile(f)
 		if err == nil {
-			_, err = script.Parse(f, src)
+			_, err = $parse
 		}
 		if err != nil {
 			fmt.Println("error\t" + strings.Join(strings.Fields(err.Error()), " "))
@@ -156,9 +174,12 @@ func main() {
 		}
 		fmt.Println("ok\t")
 	}
+	_ = defines
 }
 EOF
-	(cd "$repo" && go build -o "$bin/parsecheck/parsecheck" "$bin/parsecheck/main.go")
+		(cd "$repo" && go build -o "$bin/parsecheck/parsecheck" "$bin/parsecheck/main.go" 2>/dev/null) && break
+	done
+	[ -x "$bin/parsecheck/parsecheck" ] || { echo "corpus-diff: cannot build the parse helper against $repo" >&2; exit 3; }
 fi
 
 # One script: parse with both tools, run with both, leave everything in raw/.
@@ -167,8 +188,12 @@ run_one() {
 	local corpus=$1 flavor=$2 root=$3 rel=$4
 	local f="$root/$rel" raw="$OUT/raw/$corpus/$rel"
 	mkdir -p "$(dirname "$raw")"
+	# The family: the script's own --ip_version, else IPv6 for *v6.pkt
+	# (as run_all.py has it), else IPv4. One variant runs per script.
 	local family=ipv4
 	[[ $rel == *v6.pkt ]] && family=ipv6
+	if grep -q '^--ip_version=ipv6' "$f"; then family=ipv6; fi
+	if grep -q '^--ip_version=ipv4' "$f"; then family=ipv4; fi
 	local -a args
 	case $flavor in
 	google)
@@ -184,10 +209,12 @@ run_one() {
 	kernel)
 		if [ $family = ipv6 ]; then
 			args=(--ip_version=ipv6 --mtu=1520 --local_ip=fd3d:0a0b:17d6::1 --gateway_ip=fd3d:0a0b:17d6:8888::1
-				--remote_ip=fd3d:fa7b:d17d::1 -D CMSG_LEVEL_IP=SOL_IPV6 -D CMSG_TYPE_RECVERR=IPV6_RECVERR)
+				--remote_ip=fd3d:fa7b:d17d::1 -D TFO_COOKIE=c1d1e9742a47a9bc -D TFO_COOKIE_ZERO=82af1a8f9a205c34
+				-D CMSG_LEVEL_IP=SOL_IPV6 -D CMSG_TYPE_RECVERR=IPV6_RECVERR)
 		else
 			args=(--ip_version=ipv4 --local_ip=192.168.0.1 --gateway_ip=192.168.0.1 --netmask_ip=255.255.0.0
-				--remote_ip=192.0.2.1 -D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR)
+				--remote_ip=192.0.2.1 -D TFO_COOKIE=3021b9d889017eeb -D TFO_COOKIE_ZERO=b7c12350a90dc8f5
+				-D CMSG_LEVEL_IP=SOL_IP -D CMSG_TYPE_RECVERR=IP_RECVERR)
 		fi
 		;;
 	plain) args=() ;;
@@ -211,7 +238,12 @@ run_one() {
 	fi
 
 	local sp_parse pd_parse pd_verdict=- sp_verdict=- pd_detail= sp_detail=
-	sp_parse=$("$bin/parsecheck/parsecheck" "$f")
+	local -a defines=()
+	local i
+	for ((i = 0; i < ${#args[@]}; i++)); do
+		[ "${args[$i]}" = -D ] && defines+=(-D "${args[$((i + 1))]}")
+	done
+	sp_parse=$("$bin/parsecheck/parsecheck" "${defines[@]}" "$f")
 	if (cd "$cwd" && timeout 30 "$bin/packetdrill" --dry_run "${args[@]}" "$relcwd") >"$raw.pd-parse" 2>&1; then
 		pd_parse=ok
 	else
@@ -219,15 +251,23 @@ run_one() {
 	fi
 
 	if [ $pd_parse = ok ]; then
-		local rc=0
-		# A fresh namespace per run, as packetdrill's own runners do.
-		(cd "$cwd" && timeout "$TIMEOUT" unshare -n sh -c 'ip link set lo up && exec "$@"' sh \
-			"$bin/packetdrill" "${args[@]}" "$relcwd") >"$raw.pd" 2>&1 || rc=$?
+		local rc=0 try
+		# A fresh namespace per run, as packetdrill's own runners do. A
+		# failure is tried once more: packetdrill's timing is strict and
+		# the machine may be busy.
+		for try in 1 2; do
+			rc=0
+			(cd "$cwd" && timeout "$TIMEOUT" unshare -n sh -c 'ip link set lo up && exec "$@"' sh \
+				"$bin/packetdrill" "${args[@]}" "$relcwd") >"$raw.pd" 2>&1 || rc=$?
+			[ $rc = 0 ] && break
+			cp "$raw.pd" "$raw.pd.try$try"
+		done
 		case $rc in
 		0) pd_verdict=pass ;;
 		124) pd_verdict=timeout ;;
 		*) pd_verdict=fail ;;
 		esac
+		[ $rc = 0 ] && [ -f "$raw.pd.try1" ] && pd_detail="passed when tried again"
 		if [ $rc != 0 ]; then
 			pd_detail=$(grep -m1 -E 'error|fail|assert|timed out' "$raw.pd" | tr '\t' ' ' | cut -c1-300 || true)
 			[ -z "$pd_detail" ] && pd_detail=$(tail -1 "$raw.pd" | tr '\t' ' ' | cut -c1-300)
@@ -236,13 +276,41 @@ run_one() {
 		pd_detail=$(grep -m1 . "$raw.pd-parse" | tr '\t' ' ' | cut -c1-300)
 	fi
 
+	# The -D symbols packetdrill gets go to synprobe too, when it takes
+	# them (run -D NAME=VALUE).
+	sp_defines=()
+	[ "$sp_takes_defines" = 1 ] && sp_defines=("${defines[@]}")
 	if [ "${sp_parse%%$'\t'*}" = ok ]; then
-		local target=192.0.2.2:80 rc=0
-		[ $family = ipv6 ] && target=[2001:db8::2]:80
-		(cd "$root" && timeout "$TIMEOUT" "$bin/synprobe" lab --stack linux run --format json --jobs 1 "$rel" "$target") \
-			>"$raw.sp.json" 2>"$raw.sp.err" || rc=$?
-		local res
-		res=$(python3 - "$raw.sp.json" "$rc" <<'PY'
+		sp_lab "$root" "$rel" "$family" "$raw"
+		# A listener script packetdrill passes and synprobe does not is
+		# run again: "flaky" when the second run passes or skips.
+		if [ "$pd_verdict" = pass ] && [ $role = listener ] && [ "$sp_verdict" != pass ] && [ "$sp_verdict" != skip ]; then
+			local first=$sp_verdict first_detail=$sp_detail
+			cp "$raw.sp.json" "$raw.sp.try1.json"
+			sp_lab "$root" "$rel" "$family" "$raw"
+			if [ "$sp_verdict" = pass ] || [ "$sp_verdict" = skip ]; then
+				sp_detail="first run $first: $first_detail; second run $sp_verdict"
+				sp_verdict=flaky
+			fi
+		fi
+	else
+		sp_verdict=rejected
+		sp_detail=${sp_parse#*$'\t'}
+	fi
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$corpus" "$rel" "$role" "$pd_parse" "${sp_parse%%$'\t'*}" \
+		"$pd_verdict" "$sp_verdict" "$pd_detail" "$sp_detail" >"$raw.tsv"
+}
+
+# sp_lab runs synprobe lab run on one script and sets sp_verdict and
+# sp_detail (the first step that did not pass, or the reason).
+sp_lab() {
+	local root=$1 rel=$2 family=$3 raw=$4
+	local target=192.0.2.2:80 rc=0
+	[ "$family" = ipv6 ] && target=[2001:db8::2]:80
+	(cd "$root" && timeout "$TIMEOUT" "$bin/synprobe" lab --stack linux run --format json --jobs 1 "${sp_defines[@]}" "$rel" "$target") \
+		>"$raw.sp.json" 2>"$raw.sp.err" || rc=$?
+	local res
+	res=$(python3 - "$raw.sp.json" "$rc" <<'PY'
 import json, sys
 path, rc = sys.argv[1], sys.argv[2]
 try:
@@ -260,18 +328,19 @@ if r.get("cause"):
 print("%s\t%s" % (r["verdict"], " ".join(detail.split())[:400]))
 PY
 )
-		sp_verdict=${res%%$'\t'*}
-		sp_detail=${res#*$'\t'}
-		[ $rc = 124 ] && { sp_verdict=timeout; sp_detail="no report after ${TIMEOUT}s"; }
-	else
-		sp_verdict=rejected
-		sp_detail=${sp_parse#*$'\t'}
+	sp_verdict=${res%%$'\t'*}
+	sp_detail=${res#*$'\t'}
+	if [ $rc = 124 ]; then
+		sp_verdict=timeout
+		sp_detail="no report after ${TIMEOUT}s"
 	fi
-	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$corpus" "$rel" "$role" "$pd_parse" "${sp_parse%%$'\t'*}" \
-		"$pd_verdict" "$sp_verdict" "$pd_detail" "$sp_detail" >"$raw.tsv"
 }
-export -f run_one
-export OUT TIMEOUT bin
+export -f run_one sp_lab
+sp_takes_defines=0
+if [ "$REPORT_ONLY" != 1 ] && "$bin/synprobe" run --help 2>&1 | grep -q -- '--define'; then
+	sp_takes_defines=1
+fi
+export OUT TIMEOUT bin sp_takes_defines
 
 # Rebuild latest.tsv, fails.txt and table.txt from raw/*.tsv.
 report() {
@@ -302,9 +371,9 @@ with open(os.path.join(out, "fails.txt.tmp"), "w") as w:
             w.write("%s\t%s\t%s\t%s\n" % (r[0], r[1], r[6], r[8]))
 os.replace(os.path.join(out, "fails.txt.tmp"), os.path.join(out, "fails.txt"))
 lines = []
-hdr = "%-10s %5s %5s %5s %5s %5s %6s | %6s %4s %4s %4s %4s %4s %5s" % (
-    "corpus", "files", "pdprs", "spprs", "pdpas", "pdfai", "listnr",
-    "L+pdok", "pass", "skip", "fail", "err", "rej", "agree")
+hdr = "%-8s %5s %5s %5s %6s %5s %5s %6s | %6s %4s %4s %4s %5s %4s %4s %7s" % (
+    "corpus", "files", "pdprs", "spprs", "both", "pdpas", "pdfai", "listnr",
+    "L+pdok", "pass", "skip", "fail", "flaky", "err", "rej", "agree")
 lines.append(hdr)
 for name in names:
     rs = [r for r in rows if r[0] == name]
@@ -313,23 +382,28 @@ for name in names:
         c["files"] += 1
         c["pdparse"] += r[3] == "ok"
         c["spparse"] += r[4] == "ok"
+        c["both"] += r[3] == "ok" and r[4] == "ok"
         c["pdpass"] += r[5] == "pass"
         c["pdfail"] += r[5] in ("fail", "timeout")
         c["listener"] += r[2] == "listener"
         if r[2] == "listener" and r[5] == "pass":
             c["L"] += 1
             v = r[6]
-            c[{"pass": "pass", "skip": "skip", "fail": "fail", "rejected": "rej"}.get(v, "err")] += 1
+            c[{"pass": "pass", "skip": "skip", "fail": "fail", "flaky": "flaky", "rejected": "rej"}.get(v, "err")] += 1
             c["agree"] += v in ("pass", "skip")
-    lines.append("%-10s %5d %5d %5d %5d %5d %6d | %6d %4d %4d %4d %4d %4d %5s" % (
-        name, c["files"], c["pdparse"], c["spparse"], c["pdpass"], c["pdfail"], c["listener"],
-        c["L"], c["pass"], c["skip"], c["fail"], c["err"], c["rej"],
+    lines.append("%-8s %5d %5d %5d %6s %5d %5d %6d | %6d %4d %4d %4d %5d %4d %4d %7s" % (
+        name, c["files"], c["pdparse"], c["spparse"],
+        "%.0f%%" % (100.0 * c["both"] / c["pdparse"]) if c["pdparse"] else "-",
+        c["pdpass"], c["pdfail"], c["listener"],
+        c["L"], c["pass"], c["skip"], c["fail"], c["flaky"], c["err"], c["rej"],
         "%d/%d" % (c["agree"], c["L"])))
 lines.append("")
 lines.append("files: .pkt files; pdprs/spprs: parsed by packetdrill (--dry_run) / synprobe;")
+lines.append("both: of the files packetdrill parses, the share synprobe parses too;")
 lines.append("pdpas/pdfai: packetdrill pass / fail or timeout on this kernel; listnr: listener scripts;")
 lines.append("L+pdok: listener scripts packetdrill passes, and synprobe lab run's verdict on them:")
-lines.append("pass, skip, fail, err (error or timeout), rej (synprobe cannot parse); agree: pass or skip.")
+lines.append("pass, skip, fail, flaky (not pass or skip, then pass or skip when run again), err (error")
+lines.append("or timeout), rej (synprobe cannot parse); agree: pass or skip.")
 open(os.path.join(out, "table.txt"), "w").write("\n".join(lines) + "\n")
 print("\n".join(lines))
 PY
@@ -343,7 +417,8 @@ if [ "$REPORT_ONLY" != 1 ]; then
 		(cd "${dirs[$i]}" && find . -name '*.pkt' -type f | sed 's,^\./,,' | sort) |
 			{ if [ -n "$ONLY" ]; then grep -E "$ONLY" || true; else cat; fi; } |
 			while read -r rel; do
-				rm -f "$OUT/raw/${names[$i]}/$rel.tsv"
+				# Earlier results stay until this run replaces them, so
+				# that the files in OUT stay whole while it runs.
 				printf '%s\t%s\t%s\t%s\n' "${names[$i]}" "${flavors[$i]}" "${dirs[$i]}" "$rel"
 			done >>"$list"
 	done
