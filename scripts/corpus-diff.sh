@@ -44,7 +44,16 @@
 # this one replaces them; remove OUT/raw for a clean slate.
 set -euo pipefail
 export GOTOOLCHAIN=local
-repo=$(cd "$(dirname "$0")/.." && pwd)
+repo=${CORPUS_DIFF_REPO:-$(cd "$(dirname "$0")/.." && pwd)}
+# Bash reads a script while it runs it: run from a copy, so that editing
+# this file cannot change a run under way.
+if [ -z "${CORPUS_DIFF_COPY:-}" ]; then
+	copy=$(mktemp "${TMPDIR:-/tmp}/corpus-diff.XXXXXX")
+	cp "$0" "$copy"
+	CORPUS_DIFF_COPY=$copy CORPUS_DIFF_REPO=$repo exec bash "$copy" "$@"
+fi
+cleanup() { rm -f "$CORPUS_DIFF_COPY"; }
+trap cleanup EXIT
 
 JOBS=${JOBS:-2}
 OUT=${OUT:-/work/scratch/corpus}
@@ -427,7 +436,10 @@ if [ "$REPORT_ONLY" != 1 ]; then
 	# A report every 30 s while the runs go on, for whoever reads OUT.
 	(while sleep 30; do report >/dev/null 2>&1 || true; done) &
 	reporter=$!
-	trap 'kill $reporter 2>/dev/null || true' EXIT
+	cleanup() {
+		kill "$reporter" 2>/dev/null || true
+		rm -f "$CORPUS_DIFF_COPY"
+	}
 	tr '\t' '\n' <"$list" | xargs -d '\n' -n 4 -P "$JOBS" bash -c 'run_one "$@"' run_one
 	kill $reporter 2>/dev/null || true
 fi
