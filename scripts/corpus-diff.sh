@@ -26,6 +26,7 @@
 # Output, in OUT (default /work/scratch/corpus), rewritten as results come:
 #   latest.tsv  one line per script: corpus, file, role, parses, verdicts,
 #               agreement and the first failing line or reason of each tool
+#               (every corpus run into OUT so far, those named first)
 #   fails.txt   listener scripts packetdrill passes and synprobe does not
 #               (fail, error or rejected), with synprobe's reason
 #   table.txt   the table per corpus (also printed at the end)
@@ -356,6 +357,10 @@ report() {
 	python3 - "$OUT" "${names[@]}" <<'PY'
 import glob, os, sys, collections
 out, names = sys.argv[1], sys.argv[2:]
+# Corpora of earlier runs into the same OUT stay in the files, after these.
+for d in sorted(os.listdir(os.path.join(out, "raw"))):
+    if d not in names and os.path.isdir(os.path.join(out, "raw", d)):
+        names.append(d)
 rows = []
 for name in names:
     for p in sorted(glob.glob(os.path.join(out, "raw", name, "**", "*.pkt.tsv"), recursive=True)):
