@@ -41,7 +41,8 @@
 # Environment: PACKETDRILL_SRC (or --packetdrill-src DIR), JOBS (-j N), OUT
 # (-o DIR), TIMEOUT per run in seconds (default 120), SYNPROBE (a built
 # binary; default: built from this checkout), REPORT_ONLY=1 (rebuild the
-# table from raw/ without running anything), ONLY (a grep -E pattern on
+# table from raw/ without running anything), REUSE_PD=1 (keep packetdrill's
+# results already in OUT/raw and run synprobe only), ONLY (a grep -E pattern on
 # file paths: run only those). Results of an earlier run stay in raw/ until
 # this one replaces them; remove OUT/raw for a clean slate.
 set -euo pipefail
@@ -255,13 +256,23 @@ run_one() {
 		[ "${args[$i]}" = -D ] && defines+=(-D "${args[$((i + 1))]}")
 	done
 	sp_parse=$("$bin/parsecheck/parsecheck" "${defines[@]}" "$f")
-	if (cd "$cwd" && timeout 30 "$bin/packetdrill" --dry_run "${args[@]}" "$relcwd") >"$raw.pd-parse" 2>&1; then
+	# REUSE_PD=1: packetdrill's results of an earlier run into OUT stand;
+	# only synprobe runs (another synprobe against the same reference).
+	local reused=0
+	if [ "${REUSE_PD:-0}" = 1 ] && [ -s "$raw.tsv" ]; then
+		pd_parse=$(cut -f4 "$raw.tsv")
+		pd_verdict=$(cut -f6 "$raw.tsv")
+		pd_detail=$(cut -f8 "$raw.tsv")
+		reused=1
+	elif (cd "$cwd" && timeout 30 "$bin/packetdrill" --dry_run "${args[@]}" "$relcwd") >"$raw.pd-parse" 2>&1; then
 		pd_parse=ok
 	else
 		pd_parse=error
 	fi
 
-	if [ $pd_parse = ok ]; then
+	if [ $reused = 1 ]; then
+		:
+	elif [ $pd_parse = ok ]; then
 		local rc=0 try
 		# A fresh namespace per run, as packetdrill's own runners do. A
 		# failure is tried once more: packetdrill's timing is strict and
