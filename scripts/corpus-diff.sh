@@ -359,8 +359,12 @@ PY
 }
 export -f run_one sp_lab
 sp_takes_defines=0
-if [ "$REPORT_ONLY" != 1 ] && "$bin/synprobe" run --help 2>&1 | grep -q -- '--define'; then
-	sp_takes_defines=1
+if [ "$REPORT_ONLY" != 1 ]; then
+	# Whole help first: grep -q stopping early would make the pipeline fail.
+	help=$("$bin/synprobe" run --help 2>&1 || true)
+	if grep -q -- '--define' <<<"$help"; then
+		sp_takes_defines=1
+	fi
 fi
 export OUT TIMEOUT bin sp_takes_defines
 
