@@ -91,6 +91,11 @@ type RunConfig struct {
 	Fingerprint func(ctx context.Context, env *Env) any
 	// Progress, if set, is called as scenarios finish.
 	Progress func(done, total int, name string)
+	// AfterPathMTU, if set, makes the target forget the path MTU a script
+	// taught it (an ICMP "fragmentation needed" or "packet too big"); it
+	// is called after each such script, while no other runs. The lab sets
+	// it; a remote target keeps what it learned, and the report says so.
+	AfterPathMTU func(ctx context.Context) error
 }
 
 // AuditConfig says what to audit: a selection of the suite and how to run it.
@@ -270,8 +275,16 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 			}
 		}()
 	}
+	// A script that lowers the target's path MTU changes what every later
+	// connection from synprobe's address sees: those run last, alone.
+	pmtu := make(map[int]pathMTUEvent)
+	for i, sc := range items {
+		if ev, ok := lowersPathMTU(sc, cfg.Target.Addr().Is6()); ok {
+			pmtu[i] = ev
+		}
+	}
 	for _, i := range order {
-		if items[i].Early() {
+		if _, last := pmtu[i]; items[i].Early() && !last {
 			start1(i)
 		}
 	}
@@ -279,7 +292,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	// The scenarios started from here on copy env with what was learned.
 	env.ClosedPort, env.Facts = closed, runner.Facts()
 	for _, i := range order {
-		if !items[i].Early() {
+		if _, last := pmtu[i]; !items[i].Early() && !last {
 			start1(i)
 		}
 	}
@@ -294,6 +307,19 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 		start1(i)
 		wg.Wait()
 		results[i].Notes = append(results[i].Notes, fmt.Sprintf("run again alone: its SYN went unanswered while up to %d other checks had connections open (an application that accepts one connection at a time)", open))
+	}
+	for _, i := range order {
+		ev, ok := pmtu[i]
+		if !ok {
+			continue
+		}
+		start1(i)
+		wg.Wait()
+		if cfg.AfterPathMTU == nil {
+			rep.Notes = append(rep.Notes, ev.keptNote(p.Path().Source))
+		} else if err := cfg.AfterPathMTU(ctx); err != nil {
+			rep.Notes = append(rep.Notes, fmt.Sprintf("%s:%d lowered the target's path MTU, which it could not be made to forget: %v", ev.file, ev.line, err))
+		}
 	}
 	rep.Results = results
 	rep.Notes = append(rep.Notes, p.Notes()...)

@@ -26,7 +26,10 @@ everything afterwards, also on Ctrl-C or a crash.
           kernel's own TCP stack, with a listener on port 80 that reads to end of
           stream and then closes (and answers "GET /N" with N bytes), and port 81
           closed. Needs root. Namespaces are anonymous: nothing shows in
-          'ip netns', nothing survives synprobe.
+          'ip netns', nothing survives synprobe. For 'run' the target has the
+          TCP sysctls of the Linux packetdrill selftests' defaults.sh (cubic, no
+          ECN, Fast Open on, ...), as published scripts expect; 'audit' and
+          'handshake' see a stock kernel.
   gvisor  the gVisor netstack in this process, over an in-memory link, with the
           same listener. Needs no privileges.
   auto    linux when privileged, else gvisor.
@@ -66,14 +69,28 @@ func runLab(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := lab.Start(c.Context, stack)
+	t, err := lab.StartWith(c.Context, stack, labOptions(name))
 	if err != nil {
 		return envErr(fmt.Errorf("start %s lab: %w", stack, err))
 	}
 	defer t.Close()
 	fmt.Fprintf(c.App.ErrWriter, "lab: %s target %v (port %d open, port %d closed)\n", t.Stack, t.Open.Addr(), t.Open.Port(), t.Closed.Port())
+	for _, n := range t.Notes {
+		fmt.Fprintf(c.App.ErrWriter, "lab: %s\n", n)
+	}
 	ctx := context.WithValue(c.Context, labKey{}, t)
 	return c.App.RunContext(ctx, append([]string{c.App.Name, name}, sub...))
+}
+
+// labOptions says how the lab differs from a stock kernel for a command.
+// Scripts run as packetdrill's Linux selftests run them, under the sysctls
+// of their defaults.sh, so that lab verdicts match packetdrill's; audit and
+// handshake judge a stock Linux.
+func labOptions(command string) lab.Options {
+	if command == "run" {
+		return lab.Options{Sysctls: lab.PacketdrillDefaults}
+	}
+	return lab.Options{}
 }
 
 // labArgs gives a command the lab's target in the form it takes one. An

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -163,6 +164,11 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 	if audit {
 		cfg.Fingerprint = fingerprintFunc()
 	}
+	if t := labTarget(c.Context); t != nil {
+		// The lab's target forgets what a script taught it of the path
+		// MTU, so that the scripts after it see what they would alone.
+		cfg.AfterPathMTU = func(context.Context) error { return t.FlushPathMTU() }
+	}
 	cfg.Profile = c.Bool("profile")
 	if cfg.Request, err = requestFlag(c); err != nil {
 		s.close()
@@ -175,6 +181,9 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 	rep.Command = command
 	rep.Target = s.reportTarget(netip.AddrPort{})
 	rep.Started = started
+	if t := labTarget(c.Context); t != nil {
+		rep.Notes = append(rep.Notes, t.Notes...)
+	}
 	if err := s.close(); err != nil {
 		rep.Notes = append(rep.Notes, "closing: "+err.Error())
 	}

@@ -2,10 +2,14 @@ package lab
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -61,10 +65,12 @@ const TargetInterface = targetIfName
 type kernelLab struct {
 	pair   *veth.Pair
 	server *server
+	opts   Options
+	notes  []string
 }
 
-func startLinux(ctx context.Context) (*Target, error) {
-	k := &kernelLab{server: newServer()}
+func startLinux(ctx context.Context, opts Options) (*Target, error) {
+	k := &kernelLab{server: newServer(), opts: opts}
 	if err := k.setup(ctx); err != nil {
 		k.teardown()
 		return nil, fmt.Errorf("start linux lab: %w", err)
@@ -72,6 +78,7 @@ func startLinux(ctx context.Context) (*Target, error) {
 	probeSide := ProbeSide{NetNS: k.pair.Probe.NS, Interface: probeIfName}
 	t := newTarget(StackLinux, probeSide, k, k.teardown)
 	t.targetNS = k.pair.Target.NS
+	t.Notes = k.notes
 	return t, nil
 }
 
@@ -113,6 +120,7 @@ func (k *kernelLab) setup(ctx context.Context) error {
 		}
 	}
 	return netns.Do(k.pair.Target.NS, func() error {
+		k.notes = setSysctls(k.opts.Sysctls)
 		var lc net.ListenConfig
 		for _, a := range []struct {
 			network string
@@ -160,6 +168,63 @@ func packetdrillBuffers() error {
 		}
 	}
 	return nil
+}
+
+// setSysctls sets each setting in the calling thread's network namespace
+// and says what it did. A name the namespace does not have is a global
+// setting (the kernel shows only per-namespace ones outside the initial
+// namespace) or one this kernel lacks: it is left out, never set on the
+// host. A value the kernel refuses is noted too; the lab still runs.
+func setSysctls(sysctls []Sysctl) []string {
+	if len(sysctls) == 0 {
+		return nil
+	}
+	var set, notes []string
+	for _, s := range sysctls {
+		file := filepath.Join("/proc/sys", strings.ReplaceAll(s.Name, ".", "/"))
+		if _, err := os.Stat(file); err != nil {
+			notes = append(notes, fmt.Sprintf("sysctl %s not set: not a setting of the target's network namespace on this kernel", s.Name))
+			continue
+		}
+		if err := os.WriteFile(file, []byte(s.Value+"\n"), 0); err != nil {
+			why := err.Error()
+			if errors.Is(err, fs.ErrPermission) {
+				// The kernel refuses some values outside the initial
+				// namespace (a congestion control not in
+				// net.ipv4.tcp_allowed_congestion_control): packetdrill's
+				// own defaults.sh gets the same refusal there.
+				why = "the kernel refuses it outside the initial network namespace, as it does for packetdrill"
+			}
+			notes = append(notes, fmt.Sprintf("sysctl %s=%s not set: %s", s.Name, s.Value, why))
+			continue
+		}
+		set = append(set, s.Name+"="+s.Value)
+	}
+	return append([]string{"target sysctls: " + strings.Join(set, " ")}, notes...)
+}
+
+// flushPathMTU forgets the target's route exceptions towards synprobe: for
+// IPv4 as 'ip route flush cache' does (the kernel's route/flush sysctl,
+// which invalidates every exception of the namespace), for IPv6 by deleting
+// the cached route to the probe address (RTM_F_CLONED, as 'ip -6 route
+// flush cache' deletes each one). No exception is not an error.
+func (k *kernelLab) flushPathMTU() error {
+	return netns.Do(k.pair.Target.NS, func() error {
+		if err := os.WriteFile("/proc/sys/net/ipv4/route/flush", []byte("1\n"), 0); err != nil {
+			return fmt.Errorf("flush IPv4 route exceptions: %w", err)
+		}
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
+		if err != nil {
+			return fmt.Errorf("open netlink: %w", err)
+		}
+		defer h.Close()
+		dst := &net.IPNet{IP: ProbeAddr6.AsSlice(), Mask: net.CIDRMask(128, 128)}
+		err = h.RouteDel(&netlink.Route{Dst: dst, Table: unix.RT_TABLE_MAIN, Flags: unix.RTM_F_CLONED})
+		if err != nil && !errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("delete IPv6 route exception to %v: %w", ProbeAddr6, err)
+		}
+		return nil
+	})
 }
 
 // teardown stops the application and lets both namespaces go: once their

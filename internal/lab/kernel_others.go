@@ -14,7 +14,7 @@ func LinuxAvailable() (ok bool, why string) {
 	return false, fmt.Sprintf("the linux lab needs Linux network namespaces, not %s", runtime.GOOS)
 }
 
-func startLinux(context.Context) (*Target, error) {
+func startLinux(context.Context, Options) (*Target, error) {
 	_, why := LinuxAvailable()
 	return nil, fmt.Errorf("start linux lab: %s", why)
 }

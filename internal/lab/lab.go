@@ -69,6 +69,9 @@ type Target struct {
 	Open6, Closed6 netip.AddrPort
 	// Probe says how synprobe reaches the target.
 	Probe ProbeSide
+	// Notes say how the target differs from a stock one (Options.Sysctls):
+	// what was set, and what was left out and why.
+	Notes []string
 
 	targetNS int // StackLinux: the target namespace, for tests that watch it
 
@@ -113,19 +116,29 @@ type ProbeSide struct {
 	Path4, Path6 probe.Path
 }
 
-// Start makes a lab running stack. ctx bounds the setup only: the lab lives
-// until Close.
+// Start makes a lab running stack, as a stock kernel has it. ctx bounds the
+// setup only: the lab lives until Close.
 func Start(ctx context.Context, stack Stack) (*Target, error) {
-	switch stack {
-	case StackAuto:
+	return StartWith(ctx, stack, Options{})
+}
+
+// StartWith makes a lab running stack, changed by opts.
+func StartWith(ctx context.Context, stack Stack, opts Options) (*Target, error) {
+	if stack == StackAuto {
+		stack = StackGVisor
 		if ok, _ := LinuxAvailable(); ok {
-			return startLinux(ctx)
+			stack = StackLinux
 		}
-		return startGVisor(ctx, Tamper{})
+	}
+	switch stack {
 	case StackLinux:
-		return startLinux(ctx)
+		return startLinux(ctx, opts)
 	case StackGVisor:
-		return startGVisor(ctx, Tamper{})
+		t, err := startGVisor(ctx, Tamper{})
+		if err == nil && len(opts.Sysctls) > 0 {
+			t.Notes = append(t.Notes, fmt.Sprintf("%d sysctls not set: the gvisor lab has none and keeps its own settings", len(opts.Sysctls)))
+		}
+		return t, err
 	}
 	return nil, fmt.Errorf("start lab: unknown stack %q", stack)
 }
@@ -134,6 +147,19 @@ func Start(ctx context.Context, stack Stack) (*Target, error) {
 // namespace (0 for StackGVisor): tests capture there what reached the
 // target. The lab owns it.
 func (t *Target) TargetNetNS() int { return t.targetNS }
+
+// FlushPathMTU makes the target forget the path MTUs it learned from ICMP
+// "fragmentation needed" and "packet too big" messages, which Linux keeps
+// per destination address (route exceptions) for net.ipv4.route.mtu_expires
+// (600 s) whatever the port: what one script taught the target would
+// otherwise change what later scripts see. gVisor keeps a path MTU per
+// connection only, so there is nothing to forget.
+func (t *Target) FlushPathMTU() error {
+	if f, ok := t.impl.(interface{ flushPathMTU() error }); ok {
+		return f.flushPathMTU()
+	}
+	return nil
+}
 
 // Close tears the lab down. It is idempotent and safe to call from any
 // goroutine, for example one handling SIGINT while a command still runs:
