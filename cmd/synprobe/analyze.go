@@ -50,12 +50,15 @@ func runAnalyze(c *cli.Context) error {
 	if err := checkFormat(c, "text", "json", "junit"); err != nil {
 		return err
 	}
+	if err := stopIfCheckOnly(c); err != nil {
+		return err
+	}
 	name := c.Args().First()
 	var in io.Reader = os.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			return usageErr("%v", err)
+			return fileErr("capture", name, err)
 		}
 		defer f.Close()
 		in = f
@@ -64,22 +67,26 @@ func runAnalyze(c *cli.Context) error {
 	}
 	// The report streams: each connection is written when it ends, so
 	// memory stays bounded by the open connections, whatever the file size.
-	w, color, done, err := output(c)
+	out, err := openOutput(c)
 	if err != nil {
 		return err
 	}
+	if err := out.begin(); err != nil {
+		out.discard()
+		return envErr(fmt.Errorf("write report: %w", err))
+	}
 	head := &report.Report{Command: "analyze", Target: report.Target{Address: name}, Started: time.Now()}
-	st := report.NewStream(w, c.String("format"), head, report.TextOptions{Steps: c.Bool("verbose"), Color: color})
+	st := report.NewStream(out.w, c.String("format"), head, report.TextOptions{Steps: c.Bool("verbose"), Color: out.color})
 	rep, aerr := capture.Analyze(c.Context, in, name, capture.Options{
 		OnlyFailures: c.Bool("only-failures"),
 		OnResult:     func(r report.Result) { st.Result(r) },
 	})
 	if rep == nil {
-		done()
+		out.discard()
 		return usageErr("%s: %v", name, aerr)
 	}
 	werr := st.Finish(rep)
-	if cerr := done(); werr == nil {
+	if cerr := out.close(); werr == nil {
 		werr = cerr
 	}
 	switch {

@@ -66,6 +66,11 @@ func runLab(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if stopIfCheckOnly(c) != nil {
+		// No lab: the command checks its arguments and stops before it
+		// would use one.
+		return c.App.RunContext(c.Context, append([]string{c.App.Name, name}, sub...))
+	}
 	t, err := lab.Start(c.Context, stack)
 	if err != nil {
 		return envErr(fmt.Errorf("start %s lab: %w", stack, err))

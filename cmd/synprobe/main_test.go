@@ -169,7 +169,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out, errOut := synprobe(t, tt.args...)
+			code, out, errOut := synprobe(t, isolated(t, tt.args...)...)
 			if code != exitUsage {
 				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, exitUsage, out, errOut)
 			}
