@@ -32,12 +32,19 @@ as a failure. Checksums that are wrong only from one host usually mean the
 capture was taken on that host with checksum offload: reported as info.
 A damaged file is reported up to the damage, with its byte offset (exit 2).
 
+Memory stays bounded whatever the capture holds: at most --max-open
+connections are followed at once (past it, those quiet longest are judged
+before their end, and the report says how many), and a result lists at most
+--max-steps steps (the others are counted).
+
 Examples:
   synprobe analyze trace.pcapng
   synprobe analyze --only-failures --format json big.pcap`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "only-failures", Usage: "list only connections that did not pass (counts still cover all); keeps memory low on big captures"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every connection"},
+			&cli.IntFlag{Name: "max-open", Value: defaultMaxOpen, Usage: "follow at most `N` connections at once (about 3 KiB each); past it, those quiet longest are judged early"},
+			&cli.IntFlag{Name: "max-steps", Value: defaultMaxSteps, Usage: "list at most `N` steps per connection; the others are counted"},
 		}, outputFlags("text", "json", "junit")...),
 		Action: runAnalyze,
 	}
@@ -48,6 +55,12 @@ func runAnalyze(c *cli.Context) error {
 		return usageErr("analyze needs one capture file (or - for standard input), got %d arguments", c.NArg())
 	}
 	if err := checkFormat(c, "text", "json", "junit"); err != nil {
+		return err
+	}
+	if err := checkLimit(c, "max-open", maxMaxOpen); err != nil {
+		return err
+	}
+	if err := checkLimit(c, "max-steps", maxMaxSteps); err != nil {
 		return err
 	}
 	if err := stopIfCheckOnly(c); err != nil {
@@ -80,6 +93,8 @@ func runAnalyze(c *cli.Context) error {
 	rep, aerr := capture.Analyze(c.Context, in, name, capture.Options{
 		OnlyFailures: c.Bool("only-failures"),
 		OnResult:     func(r report.Result) { st.Result(r) },
+		MaxOpen:      c.Int("max-open"),
+		MaxSteps:     c.Int("max-steps"),
 	})
 	if rep == nil {
 		out.discard()

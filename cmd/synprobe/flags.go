@@ -31,6 +31,13 @@ const (
 	maxRate    = 1e6  // a microsecond apart: past it the cap caps nothing
 	minTimeout = time.Millisecond
 	maxTimeout = time.Hour
+
+	// analyze: the defaults of capture.Options, and bounds that keep a
+	// typo from asking for all the memory there is.
+	defaultMaxOpen  = 1 << 16
+	maxMaxOpen      = 1 << 24
+	defaultMaxSteps = 64
+	maxMaxSteps     = 1 << 16
 )
 
 // checkRunFlags validates the flags run and audit share.
@@ -67,6 +74,14 @@ func checkRate(r float64) error {
 func checkTimeout(d time.Duration) error {
 	if d < minTimeout || d > maxTimeout {
 		return usageErr("--timeout %v: want a duration from %v to %v, such as 2s", d, minTimeout, maxTimeout)
+	}
+	return nil
+}
+
+// checkLimit accepts an integer flag from 1 to most.
+func checkLimit(c *cli.Context, name string, most int) error {
+	if n := c.Int(name); n < 1 || n > most {
+		return usageErr("--%s %d: want 1 to %d", name, n, most)
 	}
 	return nil
 }

@@ -73,6 +73,9 @@ func TestFlagBounds(t *testing.T) {
 		{[]string{"audit", "--closed-port", "65536", target}, "--closed-port 65536"},
 		{[]string{"audit", "--jobs", "-3", target}, "--jobs -3"},
 		{[]string{"lab", "--stack", "gvisor", "run", "--rate", "NaN", "listen-rst"}, "--rate NaN"},
+		{[]string{"analyze", "--max-open", "0", "-"}, "--max-open 0: want 1 to 16777216"},
+		{[]string{"analyze", "--max-open", "100000000", "-"}, "--max-open 100000000"},
+		{[]string{"analyze", "--max-steps", "-1", "-"}, "--max-steps -1: want 1 to 65536"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
