@@ -84,6 +84,10 @@ func runAnalyze(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if f, ok := in.(*os.File); ok && out.file != nil && sameFile(f, out.file) {
+		out.discard()
+		return usageErr("--output %q is the capture itself: writing the report would destroy it", c.String("output"))
+	}
 	if err := out.begin(); err != nil {
 		out.discard()
 		return envErr(fmt.Errorf("write report: %w", err))
@@ -114,4 +118,11 @@ func runAnalyze(c *cli.Context) error {
 		return envErr(fmt.Errorf("write report: %w", werr))
 	}
 	return exitFor(rep)
+}
+
+// sameFile reports whether a and b are one file.
+func sameFile(a, b *os.File) bool {
+	sa, erra := a.Stat()
+	sb, errb := b.Stat()
+	return erra == nil && errb == nil && os.SameFile(sa, sb)
 }

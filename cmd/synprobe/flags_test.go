@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -204,6 +205,20 @@ func TestOutputCheckedFirst(t *testing.T) {
 			errOut = strings.TrimPrefix(errOut, "lab: gvisor target 192.0.2.2 (port 80 open, port 81 closed)\n")
 			oneErrorLine(t, errOut, tt.want)
 		})
+	}
+	// analyze -o onto its own capture would empty it before reading it.
+	capFile := kbCapture(t)
+	want, err := os.ReadFile(capFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := synprobe(t, "analyze", "-o", capFile, capFile)
+	if code != exitUsage {
+		t.Errorf("analyze -o onto its capture: exit %d, want %d", code, exitUsage)
+	}
+	oneErrorLine(t, errOut, "is the capture itself")
+	if got, _ := os.ReadFile(capFile); !bytes.Equal(got, want) {
+		t.Errorf("analyze -o onto its capture changed the capture: %d bytes, want %d", len(got), len(want))
 	}
 	if _, err := os.Stat(pcapFile); err == nil {
 		t.Errorf("%s was made: --pcap was opened before --output was checked", pcapFile)
