@@ -190,6 +190,18 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// TestLabHelp: a command's help under lab is its help (the lab's target
+// after --help made it "No help topic for '192.0.2.2:80'"), and no lab is
+// made for it.
+func TestLabHelp(t *testing.T) {
+	for _, cmd := range []string{"handshake", "audit", "run"} {
+		code, out, errOut := synprobe(t, "lab", cmd, "--help")
+		if code != 0 || !strings.Contains(out, "synprobe "+cmd+" - ") || errOut != "" {
+			t.Errorf("lab %s --help: exit %d, stdout %.80q, stderr %q; want exit 0, the help, nothing on stderr", cmd, code, out, errOut)
+		}
+	}
+}
+
 func TestHelpTeaches(t *testing.T) {
 	code, out, _ := synprobe(t, "handshake", "--help")
 	if code != 0 {
