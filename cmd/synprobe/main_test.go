@@ -190,6 +190,19 @@ func TestBadInput(t *testing.T) {
 	}
 }
 
+// TestLabRunVerbosePass: with every step shown, a passing script prints
+// no packetdrill error line (it printed "error handling packet:" with
+// nothing after it).
+func TestLabRunVerbosePass(t *testing.T) {
+	code, out, errOut := synprobe(t, "lab", "--stack", "gvisor", "run", "-v", "listen-rst")
+	if code != 0 || !strings.Contains(out, "PASS  listen-rst") {
+		t.Fatalf("exit %d, want 0 and a pass\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out, "handling packet") {
+		t.Errorf("a passing script's verbose report has a packetdrill error line:\n%s", out)
+	}
+}
+
 // TestLabHelp: a command's help under lab is its help (the lab's target
 // after --help made it "No help topic for '192.0.2.2:80'"), and no lab is
 // made for it.
