@@ -34,8 +34,9 @@ const neighborRetransmit = time.Second
 // and neighbour tables of the namespace opts.NetNS see them.
 //
 // When the next hop's MAC is not in the neighbour table, the kernel is asked
-// to resolve it through a temporary managed neighbour entry (Linux 5.16+),
-// which is removed afterwards; failing that, synprobe sends its own ARP
+// to resolve it through an ordinary neighbour entry kicked as if a packet
+// waited for it, which is removed afterwards (and which the kernel ages out
+// by itself if synprobe dies); failing that, synprobe sends its own ARP
 // request or Neighbor Solicitation. IPv6 link-local targets need a zone
 // (fe80::1%eth0) or opts.Interface.
 //
@@ -263,18 +264,21 @@ func lookupNeighbor(h *netlink.Handle, ifindex int, ip netip.Addr) (mac MAC, ok 
 var errKernelCannotResolve = errors.New("kernel cannot resolve the next hop for synprobe")
 
 // kernelResolve makes the kernel resolve p.NextHop and waits until it has.
-// A managed entry (NTF_EXT_MANAGED, Linux 5.16+) makes the kernel probe
-// without any traffic to trigger it; synprobe deletes it afterwards, as a
-// managed entry is never garbage-collected. An entry that already exists in
-// an unusable state (INCOMPLETE, FAILED) is not synprobe's to delete: it
-// is only kicked with NTF_USE, as if a packet were waiting for it.
+// The entry is made and kicked with NTF_USE, as if a packet were waiting
+// for it: an ordinary entry, which the kernel probes ucast/mcast_solicit
+// times, then marks FAILED and garbage-collects, whatever becomes of
+// synprobe. (A managed entry, NTF_EXT_MANAGED, is never collected and is
+// probed again and again: synprobe killed while resolving left one that
+// sent ARP forever.) synprobe deletes the entry it made once done; one
+// that already existed (INCOMPLETE, FAILED) is not synprobe's: it is only
+// kicked.
 func kernelResolve(ctx context.Context, h *netlink.Handle, p Path) (mac MAC, err error) {
 	n := &netlink.Neigh{
 		LinkIndex: p.IfIndex,
 		Family:    netlink.FAMILY_V4,
 		IP:        p.NextHop.AsSlice(),
 		State:     netlink.NUD_NONE,
-		FlagsExt:  netlink.NTF_EXT_MANAGED,
+		Flags:     netlink.NTF_USE,
 	}
 	if p.NextHop.Is6() {
 		n.Family = netlink.FAMILY_V6
@@ -285,16 +289,15 @@ func kernelResolve(ctx context.Context, h *netlink.Handle, p Path) (mac MAC, err
 		defer func() {
 			derr := h.NeighDel(&netlink.Neigh{LinkIndex: n.LinkIndex, Family: n.Family, IP: n.IP})
 			if derr != nil && !errors.Is(derr, unix.ENOENT) && err == nil {
-				err = fmt.Errorf("remove synprobe's managed neighbour entry for %s: %w", p.NextHop, derr)
+				err = fmt.Errorf("remove synprobe's neighbour entry for %s: %w", p.NextHop, derr)
 			}
 		}()
 	case errors.Is(err, unix.EEXIST):
-		use := &netlink.Neigh{LinkIndex: n.LinkIndex, Family: n.Family, IP: n.IP, Flags: netlink.NTF_USE}
-		if uerr := h.NeighSet(use); uerr != nil {
+		if uerr := h.NeighSet(n); uerr != nil {
 			return mac, fmt.Errorf("%w: kick neighbour entry: %w", errKernelCannotResolve, uerr)
 		}
 	default:
-		return mac, fmt.Errorf("%w: add managed neighbour entry: %w", errKernelCannotResolve, err)
+		return mac, fmt.Errorf("%w: add neighbour entry: %w", errKernelCannotResolve, err)
 	}
 
 	poll := 5 * time.Millisecond

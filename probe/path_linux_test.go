@@ -5,7 +5,10 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"os"
+	"os/exec"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,7 +115,14 @@ func (lab *pathLab) addRoute(t *testing.T, dst, gw string) {
 // neighbor returns ip's entry in the local neighbour table of sp0.
 func (lab *pathLab) neighbor(t *testing.T, ip netip.Addr) (netlink.Neigh, bool) {
 	t.Helper()
-	neighs, err := lab.hl.NeighList(lab.localIndex, 0)
+	return neighborOf(t, lab.hl, lab.localIndex, ip)
+}
+
+// neighborOf returns ip's entry in the neighbour table of interface
+// ifindex, read through h.
+func neighborOf(t *testing.T, h *netlink.Handle, ifindex int, ip netip.Addr) (netlink.Neigh, bool) {
+	t.Helper()
+	neighs, err := h.NeighList(ifindex, 0)
 	if err != nil {
 		t.Fatalf("list neighbours: %v", err)
 	}
@@ -183,8 +193,9 @@ func TestResolvePath(t *testing.T) {
 }
 
 // TestResolvePathMissingNeighbor proves that a next hop absent from the
-// neighbour table is resolved by the kernel through a managed entry, which
-// is deleted afterwards. The neighbour events of the namespace show both.
+// neighbour table is resolved by the kernel through an ordinary entry (not
+// a managed one, which the kernel never collects), deleted afterwards. The
+// neighbour events of the namespace show both.
 func TestResolvePathMissingNeighbor(t *testing.T) {
 	lab := newPathLab(t)
 	events := make(chan netlink.NeighUpdate, 64)
@@ -222,20 +233,185 @@ func TestResolvePathMissingNeighbor(t *testing.T) {
 					}
 					switch {
 					case u.Type == unix.RTM_NEWNEIGH && u.FlagsExt&netlink.NTF_EXT_MANAGED != 0:
+						t.Fatalf("synprobe made a managed neighbour entry for %s", ip)
+					case u.Type == unix.RTM_NEWNEIGH:
 						added = true
 					case u.Type == unix.RTM_DELNEIGH && added:
 						deleted = true
 					}
 				case <-timeout:
 					if !added {
-						t.Skipf("no managed neighbour entry was made (needs Linux 5.16+); resolved by synprobe's own solicitation")
+						t.Skipf("no neighbour entry was made; resolved by synprobe's own solicitation")
 					}
-					t.Fatalf("managed neighbour entry for %s was added but no deletion was seen", ip)
+					t.Fatalf("neighbour entry for %s was added but no deletion was seen", ip)
 				}
 			}
 		})
 	}
 }
+
+// resolveChildEnv makes the test binary resolve a path and wait to be
+// killed, in TestResolvePathKilledHelper.
+const resolveChildEnv = "SYNPROBE_TEST_RESOLVE_CHILD"
+
+// TestResolvePathKilled: synprobe killed (SIGKILL) while the kernel
+// resolves a next hop that never answers leaves no neighbour entry that
+// goes on probing (issue 10: a managed INCOMPLETE entry sent ARP forever).
+// The retransmission timer is shortened in the test's namespace, so the
+// kernel gives up within a second; the requests are then counted for
+// longer than the kernel waits before it probes a managed entry again
+// (interval_probe_time_ms, 5 s, global).
+func TestResolvePathKilled(t *testing.T) {
+	lab := newPathLab(t)
+	for _, path := range []string{"/proc/sys/net/ipv4/neigh/sp0/retrans_time_ms", "/proc/sys/net/ipv6/neigh/sp0/retrans_time_ms"} {
+		err := netns.Do(lab.local, func() error { return os.WriteFile(path, []byte("100"), 0) })
+		if err != nil {
+			t.Fatalf("set %s: %v", path, err)
+		}
+	}
+	for _, target := range []string{"10.9.0.77", "fd00:9::77"} {
+		t.Run(target, func(t *testing.T) {
+			t.Parallel()
+			ip := netip.MustParseAddr(target)
+			h := netlinkIn(t, lab.local) // a handle is not for two goroutines
+			requests := lab.countSolicitations(t, ip)
+			fd, err := unix.Dup(lab.local)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nsFile := os.NewFile(uintptr(fd), "netns")
+			defer nsFile.Close()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestResolvePathKilledHelper$")
+			cmd.Env = append(os.Environ(), resolveChildEnv+"="+target)
+			cmd.ExtraFiles = []*os.File{nsFile} // descriptor 3 in the child
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			// Kill it once the kernel is resolving for it.
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				if n, ok := neighborOf(t, h, lab.localIndex, ip); ok && n.State&netlink.NUD_INCOMPLETE != 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					cmd.Process.Kill()
+					cmd.Wait()
+					t.Fatalf("no INCOMPLETE neighbour entry for %s appeared within 10 s", ip)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			cmd.Wait()
+			if n, ok := neighborOf(t, h, lab.localIndex, ip); ok && n.FlagsExt&netlink.NTF_EXT_MANAGED != 0 {
+				t.Errorf("the killed process left a managed neighbour entry for %s (state %#x): the kernel probes it forever", ip, n.State)
+			}
+
+			// The kernel gives up after a few retransmissions (3 x 100 ms).
+			deadline = time.Now().Add(5 * time.Second)
+			for {
+				n, ok := neighborOf(t, h, lab.localIndex, ip)
+				if !ok || n.State&(netlink.NUD_INCOMPLETE|netlink.NUD_PROBE|netlink.NUD_DELAY) == 0 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("neighbour entry for %s still in state %#x 5 s after the kill", ip, n.State)
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			// Then nothing asks for the address any more.
+			before := requests()
+			time.Sleep(6 * time.Second)
+			if after := requests(); after != before {
+				t.Errorf("%d requests for %s in the 6 s after its entry failed, want none", after-before, ip)
+			}
+			if n, ok := neighborOf(t, h, lab.localIndex, ip); ok {
+				h.NeighDel(&n)
+			}
+		})
+	}
+}
+
+// TestResolvePathKilledHelper is the process TestResolvePathKilled kills:
+// it resolves a path in the namespace of descriptor 3 and waits.
+func TestResolvePathKilledHelper(t *testing.T) {
+	target := os.Getenv(resolveChildEnv)
+	if target == "" {
+		t.Skip("runs only as TestResolvePathKilled's child")
+	}
+	ResolvePath(context.Background(), netip.MustParseAddr(target), PathOptions{NetNS: 3, Timeout: time.Minute})
+	t.Fatal("ResolvePath returned before it was killed")
+}
+
+// countSolicitations counts the ARP requests or Neighbor Solicitations for
+// ip that reach the peer end until the test ends; the function returns the
+// count so far.
+func (lab *pathLab) countSolicitations(t *testing.T, ip netip.Addr) func() int {
+	t.Helper()
+	proto := unix.ETH_P_ARP
+	if ip.Is6() {
+		proto = unix.ETH_P_IPV6
+	}
+	var fd int
+	err := netns.Do(lab.peer, func() (err error) {
+		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(uint16(proto))))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("packet socket in the peer namespace: %v", err)
+	}
+	var count atomic.Int64
+	stop := make(chan struct{})
+	finished := make(chan struct{})
+	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 50000})
+	go func() {
+		defer close(finished)
+		buf := make([]byte, 2048)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err != nil {
+				continue
+			}
+			if solicits(buf[:n], ip) {
+				count.Add(1)
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		<-finished
+		unix.Close(fd)
+	})
+	return func() int { return int(count.Load()) }
+}
+
+// solicits reports whether an Ethernet frame is an ARP request or a
+// Neighbor Solicitation for ip.
+func solicits(f []byte, ip netip.Addr) bool {
+	if ip.Is4() {
+		// ARP: opcode 1 at byte 20, target IP at 38.
+		if len(f) < 42 || f[12] != 0x08 || f[13] != 0x06 || f[20] != 0 || f[21] != 1 {
+			return false
+		}
+		a, _ := netip.AddrFromSlice(f[38:42])
+		return a == ip
+	}
+	// IPv6, ICMPv6 (58) type 135, target at byte 14+40+8.
+	if len(f) < 14+40+24 || f[12] != 0x86 || f[13] != 0xdd || f[14+6] != 58 || f[14+40] != 135 {
+		return false
+	}
+	a, _ := netip.AddrFromSlice(f[14+48 : 14+64])
+	return a == ip
+}
+
+func htons(v uint16) uint16 { return v<<8 | v>>8 }
 
 // TestResolvePathExistingNeighbor proves that usable entries are taken as
 // they are and left in place, and that an unusable entry that synprobe did

@@ -32,12 +32,19 @@ as a failure. Checksums that are wrong only from one host usually mean the
 capture was taken on that host with checksum offload: reported as info.
 A damaged file is reported up to the damage, with its byte offset (exit 2).
 
+Memory stays bounded whatever the capture holds: at most --max-open
+connections are followed at once (past it, those quiet longest are judged
+before their end, and the report says how many), and a result lists at most
+--max-steps steps (the others are counted).
+
 Examples:
   synprobe analyze trace.pcapng
   synprobe analyze --only-failures --format json big.pcap`,
 		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: "only-failures", Usage: "list only connections that did not pass (counts still cover all); keeps memory low on big captures"},
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every connection"},
+			&cli.IntFlag{Name: "max-open", Value: defaultMaxOpen, Usage: "follow at most `N` connections at once (about 3 KiB each); past it, those quiet longest are judged early"},
+			&cli.IntFlag{Name: "max-steps", Value: defaultMaxSteps, Usage: "list at most `N` steps per connection; the others are counted"},
 		}, outputFlags("text", "json", "junit")...),
 		Action: runAnalyze,
 	}
@@ -50,12 +57,21 @@ func runAnalyze(c *cli.Context) error {
 	if err := checkFormat(c, "text", "json", "junit"); err != nil {
 		return err
 	}
+	if err := checkLimit(c, "max-open", maxMaxOpen); err != nil {
+		return err
+	}
+	if err := checkLimit(c, "max-steps", maxMaxSteps); err != nil {
+		return err
+	}
+	if err := stopIfCheckOnly(c); err != nil {
+		return err
+	}
 	name := c.Args().First()
 	var in io.Reader = os.Stdin
 	if name != "-" {
 		f, err := os.Open(name)
 		if err != nil {
-			return usageErr("%v", err)
+			return fileErr("capture", name, err)
 		}
 		defer f.Close()
 		in = f
@@ -64,22 +80,32 @@ func runAnalyze(c *cli.Context) error {
 	}
 	// The report streams: each connection is written when it ends, so
 	// memory stays bounded by the open connections, whatever the file size.
-	w, color, done, err := output(c)
+	out, err := openOutput(c)
 	if err != nil {
 		return err
 	}
+	if f, ok := in.(*os.File); ok && out.file != nil && sameFile(f, out.file) {
+		out.discard()
+		return usageErr("--output %q is the capture itself: writing the report would destroy it", c.String("output"))
+	}
+	if err := out.begin(); err != nil {
+		out.discard()
+		return envErr(fmt.Errorf("write report: %w", err))
+	}
 	head := &report.Report{Command: "analyze", Target: report.Target{Address: name}, Started: time.Now()}
-	st := report.NewStream(w, c.String("format"), head, report.TextOptions{Steps: c.Bool("verbose"), Color: color})
+	st := report.NewStream(out.w, c.String("format"), head, report.TextOptions{Steps: c.Bool("verbose"), Color: out.color})
 	rep, aerr := capture.Analyze(c.Context, in, name, capture.Options{
 		OnlyFailures: c.Bool("only-failures"),
 		OnResult:     func(r report.Result) { st.Result(r) },
+		MaxOpen:      c.Int("max-open"),
+		MaxSteps:     c.Int("max-steps"),
 	})
 	if rep == nil {
-		done()
+		out.discard()
 		return usageErr("%s: %v", name, aerr)
 	}
 	werr := st.Finish(rep)
-	if cerr := done(); werr == nil {
+	if cerr := out.close(); werr == nil {
 		werr = cerr
 	}
 	switch {
@@ -92,4 +118,11 @@ func runAnalyze(c *cli.Context) error {
 		return envErr(fmt.Errorf("write report: %w", werr))
 	}
 	return exitFor(rep)
+}
+
+// sameFile reports whether a and b are one file.
+func sameFile(a, b *os.File) bool {
+	sa, erra := a.Stat()
+	sb, errb := b.Stat()
+	return erra == nil && errb == nil && os.SameFile(sa, sb)
 }

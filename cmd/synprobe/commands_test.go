@@ -185,7 +185,7 @@ func TestRunBadInput(t *testing.T) {
 		{[]string{"scenarios", "--format", "xml"}, `--format "xml"`},
 	}
 	for _, tt := range tests {
-		code, out, errOut := synprobe(t, tt.args...)
+		code, out, errOut := synprobe(t, isolated(t, tt.args...)...)
 		if code != exitUsage || !strings.Contains(errOut, tt.want) {
 			t.Errorf("%v: exit %d, stderr %q; want exit %d and %q (stdout %q)", tt.args, code, errOut, exitUsage, tt.want, out)
 		}

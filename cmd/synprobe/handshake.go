@@ -51,8 +51,8 @@ func runHandshake(c *cli.Context) error {
 	if err := checkFormat(c, "text", "json", "junit"); err != nil {
 		return err
 	}
-	if c.Duration("timeout") <= 0 {
-		return usageErr("--timeout %v: want a positive duration such as 2s", c.Duration("timeout"))
+	if err := checkTimeout(c.Duration("timeout")); err != nil {
+		return err
 	}
 	if c.Uint("source-port") > 65535 {
 		return usageErr("--source-port %d: want 1 to 65535", c.Uint("source-port"))
@@ -69,6 +69,7 @@ func runHandshake(c *cli.Context) error {
 	sess, err := s.prober.Open(probe.SessionConfig{Remote: target, LocalPort: uint16(c.Uint("source-port"))})
 	if err != nil {
 		s.close()
+		s.out.discard()
 		return usageErr("%v", err)
 	}
 	res := conformance.Handshake(c.Context, sess, conformance.HandshakeOptions{Timeout: c.Duration("timeout")})
@@ -91,5 +92,5 @@ func runHandshake(c *cli.Context) error {
 	}
 	rep.DurationMS = report.Millis(time.Since(started))
 	rep.Finish()
-	return writeReport(c, rep, report.TextOptions{Steps: true, Passes: true})
+	return s.writeReport(c, rep, report.TextOptions{Steps: true, Passes: true})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -69,6 +70,13 @@ func runLab(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	// The command checks its flags and arguments first, without a lab: it
+	// stops before it would use one.
+	checkCtx := context.WithValue(c.Context, checkOnlyKey{}, true)
+	err = c.App.RunContext(checkCtx, append([]string{c.App.Name, name}, sub...))
+	if stopIfCheckOnly(c) != nil || !errors.Is(err, errChecked) {
+		return err // refused, or done (--help), or only checking
+	}
 	t, err := lab.StartWith(c.Context, stack, labOptions(name))
 	if err != nil {
 		return envErr(fmt.Errorf("start %s lab: %w", stack, err))
@@ -100,6 +108,11 @@ func labArgs(name string, rest []string) ([]string, error) {
 	target := netip.AddrPortFrom(lab.TargetAddr4, lab.OpenPort).String()
 	closed := fmt.Sprint(lab.ClosedPort)
 	var args []string
+	for _, a := range rest {
+		if a == "-h" || a == "--help" || a == "-help" {
+			return rest, nil // the command's help, no target
+		}
+	}
 	for _, a := range rest {
 		if a == "--target" || a == "-t" || strings.HasPrefix(a, "--target=") {
 			return nil, usageErr("lab %s: the lab supplies the target; drop --target", name)

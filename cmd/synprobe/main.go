@@ -57,19 +57,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var ec exitCode
 	var ee *exitError
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errChecked):
 		return exitOK
 	case errors.As(err, &ec):
 		return int(ec)
 	case errors.As(err, &ee):
-		fmt.Fprintf(stderr, "synprobe: %v\n", ee.err)
+		fmt.Fprintf(stderr, "synprobe: %s\n", printableLines(ee.err.Error()))
 		return ee.code
 	case errors.Is(err, context.Canceled):
 		fmt.Fprintln(stderr, "synprobe: interrupted")
 		return 130
 	}
 	// Anything else comes from flag parsing: bad usage.
-	fmt.Fprintf(stderr, "synprobe: %v\n", err)
+	fmt.Fprintf(stderr, "synprobe: %s\n", printable(err.Error()))
 	return exitUsage
 }
 
@@ -105,7 +105,7 @@ Exit codes: 0 everything passed; 1 some check failed; 2 bad usage or bad input;
 			labCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
-			return usageErr("%v (see 'synprobe --help')", err)
+			return usageErr("%s (see 'synprobe --help')", printable(err.Error()))
 		},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
@@ -119,7 +119,7 @@ Exit codes: 0 everything passed; 1 some check failed; 2 bad usage or bad input;
 		cmd.HideHelpCommand = true
 		// One line naming the problem, not the whole help page.
 		cmd.OnUsageError = func(c *cli.Context, err error, _ bool) error {
-			return usageErr("%s: %v (see 'synprobe %s --help')", name, err, name)
+			return usageErr("%s: %s (see 'synprobe %s --help')", name, printable(err.Error()), name)
 		}
 	}
 	return app

@@ -169,7 +169,7 @@ func TestBadInput(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, out, errOut := synprobe(t, tt.args...)
+			code, out, errOut := synprobe(t, isolated(t, tt.args...)...)
 			if code != exitUsage {
 				t.Errorf("exit %d, want %d\nstdout: %s\nstderr: %s", code, exitUsage, out, errOut)
 			}
@@ -187,6 +187,31 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("stdout should be empty on bad input, got %q", out)
 			}
 		})
+	}
+}
+
+// TestLabRunVerbosePass: with every step shown, a passing script prints
+// no packetdrill error line (it printed "error handling packet:" with
+// nothing after it).
+func TestLabRunVerbosePass(t *testing.T) {
+	code, out, errOut := synprobe(t, "lab", "--stack", "gvisor", "run", "-v", "listen-rst")
+	if code != 0 || !strings.Contains(out, "PASS  listen-rst") {
+		t.Fatalf("exit %d, want 0 and a pass\n%s%s", code, out, errOut)
+	}
+	if strings.Contains(out, "handling packet") {
+		t.Errorf("a passing script's verbose report has a packetdrill error line:\n%s", out)
+	}
+}
+
+// TestLabHelp: a command's help under lab is its help (the lab's target
+// after --help made it "No help topic for '192.0.2.2:80'"), and no lab is
+// made for it.
+func TestLabHelp(t *testing.T) {
+	for _, cmd := range []string{"handshake", "audit", "run"} {
+		code, out, errOut := synprobe(t, "lab", cmd, "--help")
+		if code != 0 || !strings.Contains(out, "synprobe "+cmd+" - ") || errOut != "" {
+			t.Errorf("lab %s --help: exit %d, stdout %.80q, stderr %q; want exit 0, the help, nothing on stderr", cmd, code, out, errOut)
+		}
 	}
 }
 

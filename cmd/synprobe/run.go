@@ -118,28 +118,14 @@ func runScripts(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := stopIfCheckOnly(c); err != nil {
+		return err
+	}
 	items, err := loadScripts(c.Args().Slice(), pcfg)
 	if err != nil {
 		return err
 	}
 	return runScenarios(c, "run", target, items, false)
-}
-
-// checkRunFlags validates the flags run and audit share.
-func checkRunFlags(c *cli.Context) error {
-	if p := c.Uint("closed-port"); p > 65535 {
-		return usageErr("--closed-port %d: want 1 to 65535", p)
-	}
-	if c.Int("jobs") < 1 {
-		return usageErr("--jobs %d: want at least 1", c.Int("jobs"))
-	}
-	if c.Float64("rate") < 0 {
-		return usageErr("--rate %v: want a number of SYNs per second, 0 for no limit", c.Float64("rate"))
-	}
-	if c.Duration("timeout") <= 0 {
-		return usageErr("--timeout %v: want a positive duration such as 2s", c.Duration("timeout"))
-	}
-	return nil
 }
 
 // runScenarios dials the target, runs items and writes the report.
@@ -189,7 +175,7 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 	}
 	rep.DurationMS = report.Millis(time.Since(started))
 	// A run lists every script; an audit is a summary of what did not pass.
-	return writeReport(c, rep, report.TextOptions{Steps: c.Bool("verbose"), Passes: !audit, Fingerprint: writeFingerprint})
+	return s.writeReport(c, rep, report.TextOptions{Steps: c.Bool("verbose"), Passes: !audit, Fingerprint: writeFingerprint})
 }
 
 // defineFlag is -D/--define NAME=VALUE, repeatable. A value may hold

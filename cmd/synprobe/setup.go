@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
+	"io/fs"
 	"net/netip"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -51,33 +49,6 @@ func checkFormat(c *cli.Context, formats ...string) error {
 	return usageErr("--format %q: want one of %s", f, strings.Join(formats, ", "))
 }
 
-// parseTarget reads HOST:PORT; HOST may be a name, resolved here.
-func parseTarget(ctx context.Context, s string) (netip.AddrPort, error) {
-	host, portText, err := net.SplitHostPort(s)
-	if err != nil {
-		return netip.AddrPort{}, usageErr("target %q: want HOST:PORT, e.g. 192.0.2.10:80 or [2001:db8::1]:443", s)
-	}
-	port, err := strconv.ParseUint(portText, 10, 16)
-	if err != nil || port == 0 {
-		return netip.AddrPort{}, usageErr("target %q: port %q is not a number from 1 to 65535", s, portText)
-	}
-	addr, err := netip.ParseAddr(host)
-	if err != nil {
-		addrs, lerr := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-		if lerr != nil || len(addrs) == 0 {
-			return netip.AddrPort{}, usageErr("target %q: cannot resolve %q (%v)", s, host, lerr)
-		}
-		addr = addrs[0]
-		for _, a := range addrs {
-			if a.Is4() || a.Is4In6() {
-				addr = a // IPv4 first, as most tools do
-				break
-			}
-		}
-	}
-	return netip.AddrPortFrom(addr.Unmap(), uint16(port)), nil
-}
-
 type labKey struct{}
 
 // labTarget returns the lab a command runs under ('synprobe lab ...'), or nil.
@@ -86,11 +57,12 @@ func labTarget(ctx context.Context) *lab.Target {
 	return t
 }
 
-// session is what a probing command works with: the prober and what must
-// be released with it.
+// session is what a probing command works with: the prober, where the
+// report goes, and what must be released with them.
 type session struct {
 	prober *probe.Prober
 	target netip.AddrPort
+	out    *reportOut
 	pcap   *os.File
 	pcapW  *pcap.Writer
 	netns  int
@@ -98,11 +70,23 @@ type session struct {
 	lab string
 }
 
-// dial sets up probing of target from the command's flags: path, link,
-// guard, pcap; or the lab's probe side under 'synprobe lab'.
-func dial(c *cli.Context, target netip.AddrPort) (*session, error) {
+// dial sets up probing of target from the command's flags: where the
+// report goes, path, link, guard, pcap; or the lab's probe side under
+// 'synprobe lab'. Every file is opened before anything is sent (resolving
+// the next hop may already send an ARP request), so that a report that
+// cannot be written is found before the target sees a packet.
+func dial(c *cli.Context, target netip.AddrPort) (_ *session, err error) {
+	if err := stopIfCheckOnly(c); err != nil {
+		return nil, err
+	}
 	ctx := c.Context
 	s := &session{target: target}
+	defer func() {
+		if err != nil {
+			s.close()
+			s.out.discard()
+		}
+	}()
 	cfg := probe.DialConfig{Interface: c.String("interface"), NoGuard: c.Bool("no-guard")}
 	if src := c.String("source"); src != "" {
 		a, err := netip.ParseAddr(src)
@@ -111,14 +95,13 @@ func dial(c *cli.Context, target netip.AddrPort) (*session, error) {
 		}
 		cfg.Source = a
 	}
+	if s.out, err = openOutput(c); err != nil {
+		return nil, err
+	}
 	if name := c.String("netns"); name != "" {
-		path := name
-		if !strings.Contains(name, "/") {
-			path = filepath.Join("/var/run/netns", name)
-		}
-		fd, err := netns.Open(path)
+		fd, err := openNetNS(name)
 		if err != nil {
-			return nil, usageErr("--netns %q: %v", name, err)
+			return nil, err
 		}
 		s.netns, cfg.NetNS = fd, fd
 	}
@@ -135,21 +118,18 @@ func dial(c *cli.Context, target netip.AddrPort) (*session, error) {
 	if file := c.String("pcap"); file != "" {
 		f, err := os.Create(file)
 		if err != nil {
-			s.close()
-			return nil, usageErr("--pcap: %v", err)
+			return nil, fileErr("--pcap", file, err)
 		}
+		s.pcap = f
 		w, err := pcap.NewWriter(f, pcap.LinkTypeEthernet)
 		if err != nil {
-			f.Close()
-			s.close()
 			return nil, envErr(fmt.Errorf("--pcap: %w", err))
 		}
-		s.pcap, s.pcapW, cfg.Recorder = f, w, w
+		s.pcapW, cfg.Recorder = w, w
 	}
 	p, err := probe.Dial(ctx, target.Addr(), cfg)
 	if err != nil {
-		s.close()
-		return nil, dialError(c, err)
+		return nil, dialError(c, target, err)
 	}
 	s.prober = p
 	return s, nil
@@ -157,8 +137,10 @@ func dial(c *cli.Context, target netip.AddrPort) (*session, error) {
 
 // dialError sorts setup errors into bad input (2) and an environment that
 // prevents the run (3).
-func dialError(c *cli.Context, err error) error {
+func dialError(c *cli.Context, target netip.AddrPort, err error) error {
 	switch {
+	case errors.Is(err, probe.ErrNoInterface) && target.Addr().Zone() != "" && c.String("interface") == "":
+		return usageErr("target %q: zone %q names no interface here (see `ip link`)", target.String(), target.Addr().Zone())
 	case errors.Is(err, probe.ErrNoInterface) && c.String("interface") != "",
 		errors.Is(err, probe.ErrSourceNotLocal),
 		errors.Is(err, probe.ErrLocalTarget):
@@ -171,7 +153,8 @@ func dialError(c *cli.Context, err error) error {
 	return &exitError{exitUsage, err}
 }
 
-// close releases the prober, the pcap file and the namespace.
+// close releases the prober, the pcap file and the namespace; where the
+// report goes stays open for writeReport.
 func (s *session) close() error {
 	var errs []error
 	if s.prober != nil {
@@ -184,6 +167,7 @@ func (s *session) close() error {
 		errs = append(errs, s.pcap.Close())
 	}
 	netns.Close(s.netns)
+	s.prober, s.pcap, s.pcapW, s.netns = nil, nil, nil, 0
 	return errors.Join(errs...)
 }
 
@@ -200,38 +184,89 @@ func (s *session) reportTarget(local netip.AddrPort) report.Target {
 	return t
 }
 
-// output opens where the report goes (--output, or standard output) and
-// says whether colour suits it (a terminal, NO_COLOR unset).
-func output(c *cli.Context) (w io.Writer, color bool, done func() error, err error) {
-	if name := c.String("output"); name != "" && name != "-" {
-		f, err := os.Create(name)
-		if err != nil {
-			return nil, false, nil, usageErr("--output: %v", err)
-		}
-		return f, false, f.Close, nil
-	}
-	w = c.App.Writer
-	f, ok := w.(*os.File)
-	return w, ok && isTerminal(f) && os.Getenv("NO_COLOR") == "", func() error { return nil }, nil
+// reportOut is where a report goes: --output, or standard output.
+type reportOut struct {
+	w     io.Writer
+	color bool
+	file  *os.File
+	// created is set when the file did not exist before: a run that never
+	// starts removes it again.
+	created bool
 }
 
-// writeReport writes rep in the chosen format and returns the exit code
-// the report earns (as an error, so that actions can return it).
-func writeReport(c *cli.Context, rep *report.Report, textOpt report.TextOptions) error {
-	w, color, done, err := output(c)
-	if err != nil {
-		return err
+// openOutput opens where the report goes, before anything is sent. An
+// existing file is not emptied until the report is written, so that a run
+// that fails to start leaves it as it was.
+func openOutput(c *cli.Context) (*reportOut, error) {
+	name := c.String("output")
+	if name == "" || name == "-" {
+		w := c.App.Writer
+		f, ok := w.(*os.File)
+		return &reportOut{w: w, color: ok && isTerminal(f) && os.Getenv("NO_COLOR") == ""}, nil
 	}
-	textOpt.Color = color
+	_, statErr := os.Stat(name)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, 0o666)
+	if err != nil {
+		return nil, fileErr("--output", name, err)
+	}
+	return &reportOut{w: f, file: f, created: errors.Is(statErr, fs.ErrNotExist)}, nil
+}
+
+// begin empties a regular file about to receive the report (a device or
+// a pipe cannot be, and need not be).
+func (o *reportOut) begin() error {
+	if o.file == nil {
+		return nil
+	}
+	if st, err := o.file.Stat(); err != nil || !st.Mode().IsRegular() {
+		return nil
+	}
+	return o.file.Truncate(0)
+}
+
+// close closes the file the report went to.
+func (o *reportOut) close() error {
+	if o == nil || o.file == nil {
+		return nil
+	}
+	f := o.file
+	o.file = nil
+	return f.Close()
+}
+
+// discard closes the file of a run that wrote no report, and removes it
+// if the run made it.
+func (o *reportOut) discard() {
+	if o == nil || o.file == nil {
+		return
+	}
+	name := o.file.Name()
+	o.close()
+	if o.created {
+		os.Remove(name)
+	}
+}
+
+// writeReport writes rep in the chosen format where dial opened it, and
+// returns the exit code the report earns (as an error, so that actions can
+// return it).
+func (s *session) writeReport(c *cli.Context, rep *report.Report, textOpt report.TextOptions) error {
+	out := s.out
+	if err := out.begin(); err != nil {
+		out.close()
+		return envErr(fmt.Errorf("write report: %w", err))
+	}
+	textOpt.Color = out.color
+	var err error
 	switch c.String("format") {
 	case "json":
-		err = report.WriteJSON(w, rep)
+		err = report.WriteJSON(out.w, rep)
 	case "junit":
-		err = report.WriteJUnit(w, rep)
+		err = report.WriteJUnit(out.w, rep)
 	default:
-		err = report.WriteText(w, rep, textOpt)
+		err = report.WriteText(out.w, rep, textOpt)
 	}
-	if cerr := done(); err == nil {
+	if cerr := out.close(); err == nil {
 		err = cerr
 	}
 	if err != nil {

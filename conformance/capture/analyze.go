@@ -44,12 +44,20 @@ type Options struct {
 	// (default 60 s, the Linux TIME-WAIT). At most 65536 closed
 	// connections are remembered at once.
 	Linger time.Duration
+	// MaxOpen bounds the connections followed at once (default 65536,
+	// about 3 KiB each), so that a capture of a SYN flood cannot take the
+	// memory of a million connections. When a new connection would pass
+	// it, the sixteenth of the open ones quiet longest are judged before
+	// their end, as idle ones are, and their state freed; a later segment
+	// of one starts a new connection, judged from the middle.
+	MaxOpen int
 }
 
 const (
 	defaultMaxSteps    = 64
 	defaultIdleTimeout = 5 * time.Minute
 	defaultLinger      = 60 * time.Second
+	defaultMaxOpen     = 1 << 16
 	maxTombstones      = 1 << 16
 	maxOffloadHosts    = 1024
 )
@@ -87,6 +95,9 @@ type Stats struct {
 	// AfterClose counts segments that arrived for a connection already
 	// closed (retransmissions of its last segments), absorbed unjudged.
 	AfterClose uint64
+	// Crowded counts connections judged before their end because more
+	// than Options.MaxOpen were open at once.
+	Crowded uint64
 	// First and Last are the capture times of the first and last packet.
 	First, Last time.Time
 }
@@ -104,6 +115,8 @@ type Analyzer struct {
 
 	conns map[connKey]*conn
 	free  []*conn
+	// scratch is makeRoom's.
+	scratch []lastSeen
 	// closed remembers connections that closed, for Options.Linger;
 	// tombs holds their keys in the order they closed.
 	closed   map[connKey]tombstone
@@ -146,6 +159,9 @@ func NewAnalyzer(name string, opt Options) *Analyzer {
 	}
 	if opt.Linger <= 0 {
 		opt.Linger = defaultLinger
+	}
+	if opt.MaxOpen <= 0 {
+		opt.MaxOpen = defaultMaxOpen
 	}
 	return &Analyzer{
 		name: name, opt: opt, start: time.Now(),
@@ -273,6 +289,7 @@ func (a *Analyzer) segment(pkt int, ts time.Time, decodeErr error) {
 		c = nil
 	}
 	if c == nil {
+		a.makeRoom()
 		c = a.newConn(key, srcLo, f, pkt, ts)
 		a.conns[key] = c
 	}
@@ -293,6 +310,35 @@ func (a *Analyzer) newConn(key connKey, srcLo bool, f *probe.Frame, pkt int, ts 
 	c.init(key, srcLo, f, pkt, ts, a.opt.MaxSteps)
 	a.stats.Connections++
 	return c
+}
+
+// makeRoom judges early the connections quiet longest, a sixteenth of
+// Options.MaxOpen, when one more would pass Options.MaxOpen. Picking them
+// from a copy of the packet numbers keeps the cost to a few operations per
+// connection made, and nothing on the path of a segment.
+func (a *Analyzer) makeRoom() {
+	if len(a.conns) < a.opt.MaxOpen {
+		return
+	}
+	open := a.scratch[:0]
+	for _, c := range a.conns {
+		open = append(open, lastSeen{c.lastPkt, c})
+	}
+	slices.SortFunc(open, func(x, y lastSeen) int { return x.pkt - y.pkt })
+	quiet := open[:max(1, len(open)-a.opt.MaxOpen+1, a.opt.MaxOpen/16)]
+	slices.SortFunc(quiet, func(x, y lastSeen) int { return x.c.firstPkt - y.c.firstPkt })
+	for _, q := range quiet {
+		a.stats.Crowded++
+		a.finalize(q.c, endCrowded)
+	}
+	clear(open)
+	a.scratch = open[:0]
+}
+
+// lastSeen is an open connection and the number of its last packet.
+type lastSeen struct {
+	pkt int
+	c   *conn
 }
 
 // expire forgets closed connections past their linger time and reports
@@ -424,6 +470,9 @@ func (a *Analyzer) notes() []string {
 	add(s.AfterClose, "segments after their connection closed (retransmissions, not judged)")
 	if len(skipped) > 0 {
 		notes = append(notes, "packets: "+strings.Join(skipped, ", "))
+	}
+	if s.Crowded > 0 {
+		notes = append(notes, fmt.Sprintf("%s judged before their end: more than %d were open at once, the most followed", plural(s.Crowded, "connection"), a.opt.MaxOpen))
 	}
 	if !s.First.IsZero() {
 		notes = append(notes, fmt.Sprintf("capture time: %s to %s (%v)", s.First.Format(time.RFC3339Nano), s.Last.Format(time.RFC3339Nano), s.Last.Sub(s.First)))

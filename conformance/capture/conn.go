@@ -43,6 +43,7 @@ const (
 	endDamage                    // the capture ended in damage with it open
 	endIdle                      // no segment for Options.IdleTimeout
 	endReplaced                  // a SYN with a new ISN started another connection
+	endCrowded                   // more than Options.MaxOpen connections were open
 )
 
 // closeKind says how a connection closed.

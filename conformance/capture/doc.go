@@ -24,8 +24,10 @@
 // judged at once and its state freed, leaving a small tombstone for a
 // while (Options.Linger, in capture time) so that retransmissions after the
 // close are not mistaken for a new connection; a connection idle for
-// Options.IdleTimeout of capture time is reported early; each result holds
-// at most Options.MaxSteps steps. The results themselves are the only thing
+// Options.IdleTimeout of capture time is reported early; at most
+// Options.MaxOpen connections are followed at once (past it, those quiet
+// longest are judged early, with a note); each result holds at most
+// Options.MaxSteps steps. The results themselves are the only thing
 // that grows with the capture: Options.OnlyFailures keeps the failing ones
 // only, and Options.OnResult streams each result out instead of keeping it.
 //

@@ -458,6 +458,8 @@ func (c *conn) resultNotes() []string {
 			detail = joinDetail(detail, "the capture ends in damage")
 		case endReplaced:
 			detail = joinDetail(detail, "a SYN with a new ISN started another connection on the 4-tuple")
+		case endCrowded:
+			detail = joinDetail(detail, "judged early: too many connections were open at once")
 		}
 		if detail != "" {
 			notes = append(notes, "no close in the capture: "+detail)

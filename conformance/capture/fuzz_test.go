@@ -17,13 +17,14 @@ import (
 
 // FuzzAnalyze feeds arbitrary bytes to Analyze as a capture: it must never
 // panic, must fail only with a capture format error, and its summary must
-// count every connection it judged, whatever the packets hold.
+// count every connection it judged, whatever the packets hold. At most 4
+// connections are followed at once, so that judging early is fuzzed too.
 func FuzzAnalyze(f *testing.F) {
 	for _, seed := range fuzzSeeds(f) {
 		f.Add(seed)
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		a := NewAnalyzer("fuzz", Options{MaxSteps: 8})
+		a := NewAnalyzer("fuzz", Options{MaxSteps: 8, MaxOpen: 4})
 		err := a.Read(context.Background(), bytes.NewReader(data))
 		rep := a.Finish()
 		var fe *pcap.FormatError

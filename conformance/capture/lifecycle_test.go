@@ -10,6 +10,7 @@ import (
 
 	"synprobe/conformance/capture/internal/gen"
 	"synprobe/conformance/report"
+	"synprobe/probe"
 	"synprobe/probe/pcap"
 )
 
@@ -130,5 +131,69 @@ func TestConcurrentConnections(t *testing.T) {
 	}
 	if want := b.c.String() + " > " + b.s.String(); rep.Results[1].Name != want {
 		t.Errorf("second result %q, want %q", rep.Results[1].Name, want)
+	}
+}
+
+// TestMaxOpen: a capture of more connections open at once than
+// Options.MaxOpen (a SYN flood) never has more followed; those quiet
+// longest are judged early, counted and noted, and every connection is
+// still in the summary. A connection that goes on after it was judged
+// starts again, from the middle.
+func TestMaxOpen(t *testing.T) {
+	const maxOpen, flood = 32, 1000
+	var frames [][]byte
+	keep := newConv(t) // a connection that stays busy through the flood
+	keep.add(handshake()...)
+	frames = append(frames, keep.frames...)
+	for i := range flood {
+		cv := newConv(t)
+		cv.c = netip.AddrPortFrom(cli.Addr(), uint16(10000+i))
+		frames = append(frames, cv.add(cSYN(probe.MSSOption(1460))).frames...)
+		if i%8 == 0 {
+			keep.add(cData(1, 1, 10), sACK(1, 11))
+			keep.add(cData(11, 1, 10), sACK(1, 21))
+			frames = append(frames, keep.frames[len(keep.frames)-4:]...)
+			keep.frames = keep.frames[:3]
+		}
+	}
+	var results []report.Result
+	a := NewAnalyzer("flood", Options{MaxOpen: maxOpen, OnResult: func(r report.Result) { results = append(results, r) }})
+	for i, f := range frames {
+		a.Packet(&pcap.Record{Time: t0.Add(time.Duration(i) * time.Microsecond), LinkType: pcap.LinkTypeEthernet, Data: f, OrigLen: len(f)})
+		if len(a.conns) > maxOpen {
+			t.Fatalf("after packet %d: %d connections followed, want at most %d", i+1, len(a.conns), maxOpen)
+		}
+	}
+	rep := a.Finish()
+	st := a.Stats()
+	if st.Connections != flood+1 || rep.Summary.Total() != flood+1 || len(results) != flood+1 {
+		t.Errorf("%d connections, summary %s, %d results; want %d of each", st.Connections, rep.Summary.Counts(), len(results), flood+1)
+	}
+	// Each time, maxOpen/16 are judged: between maxOpen-maxOpen/16 and
+	// maxOpen stay open to the end.
+	if lo, hi := uint64(flood+1-maxOpen), uint64(flood+1-maxOpen+maxOpen/16); st.Crowded < lo || st.Crowded > hi {
+		t.Errorf("%d connections judged early, want %d to %d", st.Crowded, lo, hi)
+	}
+	note := strings.Join(rep.Notes, "\n")
+	if !strings.Contains(note, "judged before their end: more than 32 were open at once") {
+		t.Errorf("notes lack the crowding:\n%s", note)
+	}
+	var early, busy int
+	for _, r := range results {
+		if strings.Contains(strings.Join(r.Notes, "\n"), "judged early: too many connections were open at once") {
+			early++
+		}
+		if r.Name == keep.c.String()+" > "+keep.s.String() {
+			busy++
+			if r.Verdict != report.Pass {
+				t.Errorf("the busy connection: %s\n%s", r.Verdict, strings.Join(r.Notes, "\n"))
+			}
+		}
+	}
+	if busy != 1 {
+		t.Errorf("the busy connection gave %d results, want 1: it is never the quietest", busy)
+	}
+	if uint64(early) != st.Crowded {
+		t.Errorf("%d results say they were judged early, stats count %d", early, st.Crowded)
 	}
 }

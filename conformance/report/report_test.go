@@ -190,6 +190,49 @@ func TestText(t *testing.T) {
 	}
 }
 
+// TestTextVerbosePacketdrillLines: with every step shown, only a result
+// that failed, warned or erred gets packetdrill's "error handling packet"
+// line (issue 10: a PASS printed one with no message), and an error whose
+// deciding step names no problem says the result's reason.
+func TestTextVerbosePacketdrillLines(t *testing.T) {
+	step := func(v Verdict, problems ...string) Step {
+		return Step{Index: 1, Line: 5, Direction: Expect, Verdict: v, Expected: "> . 1:1(0) ack 1", Actual: ". 1:1(0) ack 1", Problems: problems}
+	}
+	tests := []struct {
+		name string
+		res  Result
+		want string // "" when no packetdrill line may appear
+	}{
+		{"pass", Result{Name: "p", File: "p.pkt", Verdict: Pass, Steps: []Step{step(Pass)}}, ""},
+		{"skip", Result{Name: "s", File: "s.pkt", Verdict: Skip, Reason: "the target application did not write", Steps: []Step{step(Skip, "the target application did not write")}}, ""},
+		{"info", Result{Name: "i", File: "i.pkt", Verdict: Info, Steps: []Step{step(Info, "observed")}}, ""},
+		{"fail", Result{Name: "f", File: "f.pkt", Verdict: Fail, Steps: []Step{step(Fail, "ack: expected 1 got 2")}}, "f.pkt:5: error handling packet: ack: expected 1 got 2"},
+		{"warn", Result{Name: "w", File: "w.pkt", Verdict: Warn, Steps: []Step{step(Warn, "late")}}, "w.pkt:5: warning handling packet: late"},
+		{"error without problems", Result{Name: "e", File: "e.pkt", Verdict: Error, Reason: "the local kernel reset the connection", Steps: []Step{step(Error)}},
+			"e.pkt:5: error handling packet: the local kernel reset the connection"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rep := &Report{Command: "run", Results: []Result{tt.res}}
+			rep.Finish()
+			var buf bytes.Buffer
+			if err := WriteText(&buf, rep, TextOptions{Steps: true, Passes: true}); err != nil {
+				t.Fatal(err)
+			}
+			out := buf.String()
+			if tt.want == "" {
+				if strings.Contains(out, "handling packet") {
+					t.Errorf("a %s result got a packetdrill error line:\n%s", tt.res.Verdict, out)
+				}
+				return
+			}
+			if !strings.Contains(out, tt.want) {
+				t.Errorf("text lacks %q:\n%s", tt.want, out)
+			}
+		})
+	}
+}
+
 // TestStream: a streamed report says what the whole one says.
 func TestStream(t *testing.T) {
 	rep := sample()

@@ -69,7 +69,9 @@ func writeResult(b *strings.Builder, r Result, opt TextOptions) {
 	b.WriteByte('\n')
 	switch {
 	case opt.Steps:
-		writePacketdrill(b, r)
+		if bad {
+			writePacketdrill(b, r)
+		}
 		writeSteps(b, r, opt.Color)
 	case bad && !writePacketdrill(b, r):
 		writeSteps(b, deciding(r), opt.Color)
@@ -192,14 +194,15 @@ func writeStepColor(b *strings.Builder, s Step, color bool) {
 	}
 }
 
-// writePacketdrill writes the step that decided a scripted result the way
-// packetdrill reports an error, and says whether there was one:
+// writePacketdrill writes the step that decided a scripted result that
+// failed, warned or erred the way packetdrill reports an error, and says
+// whether there was one:
 //
 //	listen/ack.pkt:7: error handling packet: ack: expected 1 (abs 8221823) got 0
 //	  script packet:  > . 1:1(0) ack 1
 //	  actual packet:  . 1:1(0) ack 0 win 65160
 func writePacketdrill(b *strings.Builder, r Result) bool {
-	if r.File == "" {
+	if r.File == "" || r.Verdict != Fail && r.Verdict != Warn && r.Verdict != Error {
 		return false
 	}
 	for _, s := range r.Steps {
@@ -211,6 +214,9 @@ func writePacketdrill(b *strings.Builder, r Result) bool {
 			what = "warning"
 		}
 		msg := strings.Join(s.Problems, "; ")
+		if msg == "" {
+			msg = r.Reason
+		}
 		fmt.Fprintf(b, "  %s:%d: %s handling packet: %s\n", r.File, s.Line, what, msg)
 		fmt.Fprintf(b, "    script packet:  %s\n", s.Expected)
 		fmt.Fprintf(b, "    actual packet:  %s\n", s.Actual)
