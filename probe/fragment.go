@@ -169,15 +169,6 @@ func (s *Session) SendFragmented(f *Frame, mtu int, ov ...Override) (*Sent, int,
 // as synprobe's: where the link shows it leaving, it is never taken for
 // the local host's.
 func (p *Prober) writeRemembered(frame []byte) error {
-	ps := &pendingSend{data: frame, hash: p.hash(frame), written: time.Now(), seen: make(chan time.Time, 1)}
-	p.mu.Lock()
-	p.addPendingLocked(ps)
-	p.mu.Unlock()
-	if err := p.link.WriteFrame(frame); err != nil {
-		p.mu.Lock()
-		p.removePendingLocked(ps)
-		p.mu.Unlock()
-		return err
-	}
-	return nil
+	_, err := p.write(frame)
+	return err
 }

@@ -359,14 +359,8 @@ func (p *Prober) hash(b []byte) uint64 { return maphash.Bytes(p.seed, b) }
 // reply came, and no reply may seem to come before its cause). It waits echoWait at most; the frame stays remembered
 // afterwards (see unechoedFor), so that a late echo is still known as ours.
 func (p *Prober) send(frame []byte) (time.Time, error) {
-	ps := &pendingSend{data: frame, hash: p.hash(frame), written: time.Now(), seen: make(chan time.Time, 1)}
-	p.mu.Lock()
-	p.addPendingLocked(ps)
-	p.mu.Unlock()
-	if err := p.link.WriteFrame(frame); err != nil {
-		p.mu.Lock()
-		p.removePendingLocked(ps)
-		p.mu.Unlock()
+	ps, err := p.write(frame)
+	if err != nil {
 		return time.Time{}, err
 	}
 	t := time.NewTimer(echoWait)
@@ -386,6 +380,22 @@ func (p *Prober) send(frame []byte) (time.Time, error) {
 	}
 	ps.gaveUp = true
 	return ps.written, nil
+}
+
+// write writes a frame, remembered as synprobe's until its echo comes
+// (or it is forgotten, see addPendingLocked).
+func (p *Prober) write(frame []byte) (*pendingSend, error) {
+	ps := &pendingSend{data: frame, hash: p.hash(frame), written: time.Now(), seen: make(chan time.Time, 1)}
+	p.mu.Lock()
+	p.addPendingLocked(ps)
+	p.mu.Unlock()
+	if err := p.link.WriteFrame(frame); err != nil {
+		p.mu.Lock()
+		p.removePendingLocked(ps)
+		p.mu.Unlock()
+		return nil, err
+	}
+	return ps, nil
 }
 
 // addPendingLocked remembers a frame about to be written, and forgets the
