@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"synprobe/internal/veth/vethtest"
 )
 
@@ -270,11 +272,19 @@ func TestUnprivileged(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, tt.args...)
 			cmd.Env = append(os.Environ(), subprocessEnv+"=1")
-			cmd.ExtraFiles = []*os.File{os.NewFile(uintptr(ns), "netns")}
+			// A duplicate: the *os.File closes its descriptor (on Close or
+			// when collected), and ns stays the namespace's until cleanup.
+			fd, err := unix.Dup(ns)
+			if err != nil {
+				t.Fatal(err)
+			}
+			nsFile := os.NewFile(uintptr(fd), "netns")
+			defer nsFile.Close()
+			cmd.ExtraFiles = []*os.File{nsFile}
 			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 			var stderr strings.Builder
 			cmd.Stderr = &stderr
-			err := cmd.Run()
+			err = cmd.Run()
 			var xe *exec.ExitError
 			if !errors.As(err, &xe) || xe.ExitCode() != tt.code {
 				t.Errorf("%v: %v, want exit %d\nstderr %q", tt.args, err, tt.code, stderr.String())
