@@ -204,8 +204,8 @@ const waitSlack = 50 * time.Millisecond
 // allowance is the extra time a reply may take because the target is
 // remote: the connection's round trip (SYN to SYN-ACK, or the shortest
 // reply seen before a handshake measured one) and a quarter more for the
-// path's jitter, plus hostJitter; the run's timeout before any round trip
-// was measured.
+// path's jitter, plus hostJitter and the jitter the user gave for the
+// path; the run's timeout before any round trip was measured.
 func (e *execution) allowance() time.Duration {
 	rtt := e.conn.HandshakeRTT
 	if rtt == 0 {
@@ -214,7 +214,7 @@ func (e *execution) allowance() time.Duration {
 	if rtt == 0 {
 		return e.r.cfg.Timeout
 	}
-	return rtt + rtt/4 + hostJitter
+	return rtt + rtt/4 + hostJitter + e.r.cfg.Jitter
 }
 
 // sleepUntil waits until t. Meanwhile the application may speak: what it
@@ -694,7 +694,7 @@ func (e *execution) outbound(ev *script.Event) bool {
 	// Late, by the kernel's clocks on the frames: the application acts on
 	// its own clock, so a segment that follows its call may come late too.
 	if !latest.IsZero() && e.appPending == nil && r.Time.After(latest) {
-		ps.add("timing", e.level(), "timing: expected by %.3f s (tolerance %.3f s, round trip allowance %.3f s), arrived at %.3f s",
+		ps.add("timing", e.level(), "timing: expected by %.3f s (tolerance %.3f s, round trip allowance %.3f s; --jitter widens it on a path whose round trip varies), arrived at %.3f s",
 			latest.Sub(e.t0).Seconds(), tol.Seconds(), allow.Seconds(), r.Time.Sub(e.t0).Seconds())
 	}
 	if rtt := c.RTT(r); rtt != nil {

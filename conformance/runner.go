@@ -31,6 +31,10 @@ type RunConfig struct {
 	// Timeout bounds every wait: an expectation written "*", the first
 	// reply before a round trip is known (default 2s).
 	Timeout time.Duration
+	// Jitter is how much later than the measured round trip a reply may
+	// come on this path: its round trip's spread, which a path such as
+	// the internet has and a LAN has not (default 0).
+	Jitter time.Duration
 	// Progress, if set, is called after each script.
 	Progress func(done, total int, r *report.Result)
 	// Facts are what is known of the target (the application profile);

@@ -81,6 +81,8 @@ type RunConfig struct {
 	// conformance.DefaultRate; negative: no cap).
 	Rate    float64
 	Timeout time.Duration
+	// Jitter: see conformance.RunConfig.
+	Jitter time.Duration
 	// Profile learns what the target's application does before the
 	// scenarios run (conformance.Profile), so that they account for it.
 	Profile bool
@@ -152,7 +154,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	}
 	rep := &report.Report{Command: "run", Started: start}
 	runner := conformance.NewRunner(p, conformance.RunConfig{
-		Target: cfg.Target, ClosedPort: cfg.ClosedPort, Jobs: 1, Rate: cfg.Rate, Timeout: cfg.Timeout,
+		Target: cfg.Target, ClosedPort: cfg.ClosedPort, Jobs: 1, Rate: cfg.Rate, Timeout: cfg.Timeout, Jitter: cfg.Jitter,
 	})
 	env := &Env{Prober: p, Target: cfg.Target, ClosedPort: cfg.ClosedPort, Timeout: cfg.Timeout, Pace: runner.NewPace(0), Facts: runner.Facts(), ListenerDown: runner.ListenerDown}
 

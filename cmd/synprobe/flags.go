@@ -38,6 +38,7 @@ const (
 	maxMaxOpen      = 1 << 24
 	defaultMaxSteps = 64
 	maxMaxSteps     = 1 << 16
+	maxJitter       = 10 * time.Second
 )
 
 // checkRunFlags validates the flags run and audit share.
@@ -50,6 +51,9 @@ func checkRunFlags(c *cli.Context) error {
 	}
 	if err := checkRate(c.Float64("rate")); err != nil {
 		return err
+	}
+	if j := c.Duration("jitter"); j < 0 || j > maxJitter {
+		return usageErr("--jitter %v: want a duration from 0 to %v, such as 20ms", j, maxJitter)
 	}
 	return checkTimeout(c.Duration("timeout"))
 }

@@ -70,6 +70,8 @@ func TestFlagBounds(t *testing.T) {
 		{[]string{"audit", "--timeout", "-2s", target}, "--timeout -2s"},
 		{[]string{"run", "--target", target, "--timeout", "500us", "listen-rst"}, "--timeout 500µs"},
 		{[]string{"run", "--target", target, "--timeout", "1000h", "listen-rst"}, "--timeout 1000h0m0s"},
+		{[]string{"audit", "--jitter", "-1ms", target}, "--jitter -1ms: want a duration from 0 to 10s"},
+		{[]string{"run", "--target", target, "--jitter", "1m", "listen-rst"}, "--jitter 1m0s"},
 		{[]string{"handshake", "--timeout", "1ns", target}, "--timeout 1ns"},
 		{[]string{"handshake", "--timeout", "2h", target}, "--timeout 2h0m0s"},
 		{[]string{"handshake", "--source-port", "70000", target}, "--source-port 70000"},
