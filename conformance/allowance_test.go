@@ -56,10 +56,7 @@ func TestLateReply(t *testing.T) {
 		})}
 		tg, p := labTarget(t, lab.StackGVisor, tamper, probe.DialConfig{})
 		r := NewRunner(p, RunConfig{Target: tg.Open, Rate: -1, Timeout: time.Second})
-		res := r.RunScript(context.Background(), s)
-		if want := "fail at line 11: timing: expected by"; res.Verdict != report.Fail || !strings.Contains(res.Reason, want) {
-			t.Errorf("got %s %q, want fail with %q\n%s", res.Verdict, res.Reason, want, dump(res))
-		}
+		wantFail(t, r.RunScript(context.Background(), s), "fail at line 11: timing: expected by")
 		// The user says the path's round trip varies that much: the same
 		// delay is the path's, and the line passes.
 		r = NewRunner(p, RunConfig{Target: tg.Open, Rate: -1, Timeout: time.Second, Jitter: 50 * time.Millisecond})

@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -125,12 +124,8 @@ func TestBeforeBlackBoxJudged(t *testing.T) {
 		}
 		return true
 	})}
-	tg, p := labTarget(t, lab.StackGVisor, tamper, probe.DialConfig{})
-	r := NewRunner(p, RunConfig{Target: tg.Open, Rate: -1, Timeout: time.Second})
-	res := r.RunScript(context.Background(), loadRunnerScript(t, "sockopt-after-handshake.pkt"))
-	if want := "fail at line 11: ack: expected 1"; res.Verdict != report.Fail || !strings.Contains(res.Reason, want) {
-		t.Errorf("got %s %q, want fail with %q\n%s", res.Verdict, res.Reason, want, dump(res))
-	}
+	res := runTampered(t, tamper, time.Second, loadRunnerScript(t, "sockopt-after-handshake.pkt"))
+	wantFail(t, res, "fail at line 11: ack: expected 1")
 }
 
 // TestHarmlessCallsStillJudged: a script with harmless calls is judged:
@@ -146,10 +141,6 @@ func TestHarmlessCallsStillJudged(t *testing.T) {
 		}
 		return true
 	})}
-	tg, p := labTarget(t, lab.StackGVisor, tamper, probe.DialConfig{})
-	r := NewRunner(p, RunConfig{Target: tg.Open, Rate: -1, Timeout: time.Second})
-	res := r.RunScript(context.Background(), loadRunnerScript(t, "harmless-calls.pkt"))
-	if want := "mss: expected mss 1460 got mss 1000"; res.Verdict != report.Fail || !strings.Contains(res.Reason, want) {
-		t.Errorf("got %s %q, want fail with %q\n%s", res.Verdict, res.Reason, want, dump(res))
-	}
+	res := runTampered(t, tamper, time.Second, loadRunnerScript(t, "harmless-calls.pkt"))
+	wantFail(t, res, "mss: expected mss 1460 got mss 1000")
 }

@@ -36,22 +36,18 @@ func TestLongSegmentWhole(t *testing.T) {
 // checkWhole checks the result of mss-one-segment.pkt on stack.
 func checkWhole(t *testing.T, stack lab.Stack, res report.Result) {
 	t.Helper()
-	{
-		{
-			want := "as the script describes: . 1:1(0) ack 5001"
-			if stack == lab.StackGVisor {
-				want = "observed . 1:1(0) ack 5001"
-			}
-			if res.Verdict != report.Info || !strings.Contains(res.Reason, want) {
-				t.Errorf("got %s %q, want info with %q\n%s", res.Verdict, res.Reason, want, dump(res))
-			}
-			fragmented := false
-			for _, n := range res.Notes {
-				fragmented = fragmented || strings.Contains(n, "as 4 IP fragments")
-			}
-			if !fragmented {
-				t.Errorf("no note of the fragments: %q", res.Notes)
-			}
-		}
+	want := "as the script describes: . 1:1(0) ack 5001"
+	if stack == lab.StackGVisor {
+		want = "observed . 1:1(0) ack 5001"
+	}
+	if res.Verdict != report.Info || !strings.Contains(res.Reason, want) {
+		t.Errorf("got %s %q, want info with %q\n%s", res.Verdict, res.Reason, want, dump(res))
+	}
+	fragmented := false
+	for _, n := range res.Notes {
+		fragmented = fragmented || strings.Contains(n, "as 4 IP fragments")
+	}
+	if !fragmented {
+		t.Errorf("no note of the fragments: %q", res.Notes)
 	}
 }

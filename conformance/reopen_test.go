@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -49,10 +48,6 @@ func TestSecondConnectionFaulty(t *testing.T) {
 		}
 		return true
 	})}
-	tg, p := labTarget(t, lab.StackGVisor, tamper, probe.DialConfig{})
-	r := NewRunner(p, RunConfig{Target: tg.Open, Rate: -1, Timeout: time.Second})
-	res := r.RunScript(context.Background(), loadRunnerScript(t, "second-connection.pkt"))
-	if want := "fail at line 25: ack: expected 1001 (abs 1001) got 1002"; res.Verdict != report.Fail || !strings.Contains(res.Reason, want) {
-		t.Errorf("got %s %q, want fail with %q\n%s", res.Verdict, res.Reason, want, dump(res))
-	}
+	res := runTampered(t, tamper, time.Second, loadRunnerScript(t, "second-connection.pkt"))
+	wantFail(t, res, "fail at line 25: ack: expected 1001 (abs 1001) got 1002")
 }

@@ -1,8 +1,6 @@
 package conformance
 
 import (
-	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -48,12 +46,8 @@ func TestTSRecentGapFaulty(t *testing.T) {
 		}
 		return true
 	})}
-	tg, p := labTarget(t, lab.StackGVisor, tamper, probe.DialConfig{})
-	r := NewRunner(p, RunConfig{Target: tg.Open, Rate: -1, Timeout: time.Second})
-	res := r.RunScript(context.Background(), loadRunnerScript(t, "ts-recent-gap.pkt"))
-	if want := "fail at line 14: TSecr: want 200 or 300 "; res.Verdict != report.Fail || !strings.Contains(res.Reason, want) || !strings.Contains(res.Reason, "got 400") {
-		t.Errorf("got %s %q, want fail with %q ... got 400\n%s", res.Verdict, res.Reason, want, dump(res))
-	}
+	res := runTampered(t, tamper, time.Second, loadRunnerScript(t, "ts-recent-gap.pkt"))
+	wantFail(t, res, "fail at line 14: TSecr: want 200 or 300 ", "got 400")
 }
 
 // TestTSRecentUpdate: which segments synprobe sends update the target's
