@@ -54,7 +54,7 @@ Examples:
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 64, Usage: "run up to `N` scenarios at once"},
 			&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to the target (0: no limit)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for a reply that has no time of its own"},
-			&cli.DurationFlag{Name: "jitter", Usage: "let a reply come `DURATION` later than the measured round trip allows, for a path whose round trip varies (the internet); 0 for a quiet path"},
+			jitterFlag(),
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every scenario"},
 		}, append(applicationFlags(), outputFlags("text", "json", "junit")...)...), probeFlags()...),
 		Action: runAudit,

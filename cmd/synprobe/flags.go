@@ -41,6 +41,11 @@ const (
 	maxJitter       = 10 * time.Second
 )
 
+// jitterFlag is --jitter of run and audit, checked by checkRunFlags.
+func jitterFlag() cli.Flag {
+	return &cli.DurationFlag{Name: "jitter", Usage: "let a reply come `DURATION` later than the measured round trip allows, for a path whose round trip varies (the internet); 0 for a quiet path"}
+}
+
 // checkRunFlags validates the flags run and audit share.
 func checkRunFlags(c *cli.Context) error {
 	if p := c.Uint("closed-port"); p > 65535 {

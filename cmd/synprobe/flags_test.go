@@ -83,15 +83,7 @@ func TestFlagBounds(t *testing.T) {
 		{[]string{"analyze", "--max-steps", "-1", "-"}, "--max-steps -1: want 1 to 65536"},
 	}
 	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			code, out, errOut := synprobe(t, isolated(t, tt.args...)...)
-			if code != exitUsage {
-				t.Errorf("exit %d, want %d\nstdout %q", code, exitUsage, out)
-			}
-			// A lab says what it started before its command refuses a flag.
-			errOut = withoutLabLines(errOut)
-			oneErrorLine(t, errOut, tt.want)
-		})
+		refused(t, tt.args, tt.want)
 	}
 }
 
@@ -201,14 +193,7 @@ func TestOutputCheckedFirst(t *testing.T) {
 		{[]string{"handshake", "-o", fresh, "--interface", "i10k-nosuch", "192.0.2.9:80"}, "no such interface"},
 	}
 	for _, tt := range tests {
-		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
-			code, out, errOut := synprobe(t, isolated(t, tt.args...)...)
-			if code != exitUsage {
-				t.Errorf("exit %d, want %d\nstdout %q", code, exitUsage, out)
-			}
-			errOut = withoutLabLines(errOut)
-			oneErrorLine(t, errOut, tt.want)
-		})
+		refused(t, tt.args, tt.want)
 	}
 	// analyze -o onto its own capture would empty it before reading it.
 	capFile := kbCapture(t)
@@ -327,4 +312,18 @@ func withoutLabLines(errOut string) string {
 		_, errOut, _ = strings.Cut(errOut, "\n")
 	}
 	return errOut
+}
+
+// refused runs synprobe with args (isolated) in a subtest and checks that it
+// exits 2 with one error line containing want. A lab says what it started
+// before its command refuses a flag: those lines are not counted.
+func refused(t *testing.T, args []string, want string) {
+	t.Helper()
+	t.Run(strings.Join(args, " "), func(t *testing.T) {
+		code, out, errOut := synprobe(t, isolated(t, args...)...)
+		if code != exitUsage {
+			t.Errorf("exit %d, want %d\nstdout %q", code, exitUsage, out)
+		}
+		oneErrorLine(t, withoutLabLines(errOut), want)
+	})
 }
