@@ -94,7 +94,6 @@ var stdOptions = []probe.Option{
 
 // seg is a segment to send and what came of it.
 type seg struct {
-	port    uint16 // 0: the target's
 	flags   probe.Flags
 	seq     probe.Seq // 0: random
 	ack     probe.Seq
@@ -133,21 +132,12 @@ func (e *env) open(t *testing.T, port uint16) *probe.Session {
 
 // send sends sg on s, then waits for it at the server (wantServer says
 // whether it should get there, which only sets how long to wait) and for
-// an answer at the client (wantReply likewise).
+// an answer at the client (wantReply likewise). Both waits count from the
+// send, so that two absences cost one wait.
 func (e *env) send(t *testing.T, s *probe.Session, sg seg, wantServer, wantReply bool) result {
 	t.Helper()
-	if sg.seq == 0 {
-		sg.seq = probe.Seq(rand.Uint32() | 1)
-	}
-	f := &probe.Frame{}
-	f.IP.TOS, f.IP.TTL, f.IP.Flags = sg.tos, sg.ttl, probe.IPFlagDF
-	f.TCP.Seq, f.TCP.Ack, f.TCP.Flags, f.TCP.Window = sg.seq, sg.ack, sg.flags, 64240
-	f.TCP.Options, f.TCP.Payload = sg.options, sg.payload
-	sent, err := s.Send(f, sg.ov...)
-	if err != nil {
-		t.Fatalf("send %v: %v", f, err)
-	}
-	r := result{sent: sent}
+	r := result{sent: e.put(t, s, &sg)}
+	start := time.Now()
 	wait := absent
 	if wantServer {
 		wait = present
@@ -160,7 +150,7 @@ func (e *env) send(t *testing.T, s *probe.Session, sg seg, wantServer, wantReply
 	if wantReply {
 		wait = present
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(wait))
 	defer cancel()
 	for {
 		rep, err := s.Recv(ctx)
@@ -173,6 +163,23 @@ func (e *env) send(t *testing.T, s *probe.Session, sg seg, wantServer, wantReply
 		}
 	}
 	return r
+}
+
+// put sends sg on s and waits for nothing.
+func (e *env) put(t *testing.T, s *probe.Session, sg *seg) *probe.Sent {
+	t.Helper()
+	if sg.seq == 0 {
+		sg.seq = probe.Seq(rand.Uint32() | 1)
+	}
+	f := &probe.Frame{}
+	f.IP.TOS, f.IP.TTL, f.IP.Flags = sg.tos, sg.ttl, probe.IPFlagDF
+	f.TCP.Seq, f.TCP.Ack, f.TCP.Flags, f.TCP.Window = sg.seq, sg.ack, sg.flags, 64240
+	f.TCP.Options, f.TCP.Payload = sg.options, sg.payload
+	sent, err := s.Send(f, sg.ov...)
+	if err != nil {
+		t.Fatalf("send %v: %v", f, err)
+	}
+	return sent
 }
 
 // syn sends a SYN with the standard options (or opts) and resets what it
@@ -188,7 +195,7 @@ func (e *env) syn(t *testing.T, port uint16, sg seg, wantServer, wantReply bool)
 	}
 	r := e.send(t, s, sg, wantServer, wantReply)
 	if r.reply != nil && r.reply.Frame.Has(probe.LayerTCP) && r.reply.Frame.TCP.Flags.Has(probe.SYN|probe.ACK) {
-		e.send(t, s, seg{flags: probe.RST, seq: r.sent.Frame.TCP.Seq + 1}, false, false)
+		e.put(t, s, &seg{flags: probe.RST, seq: r.sent.Frame.TCP.Seq + 1})
 	}
 	return r
 }
@@ -205,8 +212,14 @@ func (e *env) handshake(t *testing.T) (*probe.Session, probe.Seq, *probe.Frame) 
 	synack := r.reply.Frame
 	isn := r.sent.Frame.TCP.Seq
 	tsval, _, _ := synack.TCP.Timestamps()
-	e.send(t, s, seg{flags: probe.ACK, seq: isn + 1, ack: synack.TCP.Seq + 1,
-		options: []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(2, tsval)}}, true, false)
+	e.put(t, s, &seg{flags: probe.ACK, seq: isn + 1, ack: synack.TCP.Seq + 1,
+		options: []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(2, tsval)}})
+	dport := s.Remote().Port()
+	if _, ok := e.srv.wait(present, func(g *probe.Frame) bool {
+		return g.Has(probe.LayerTCP) && g.TCP.Seq == isn+1 && g.TCP.Flags == probe.ACK && g.TCP.DstPort == dport
+	}); !ok {
+		t.Fatalf("handshake: the ACK never reached the server")
+	}
 	t.Cleanup(func() {
 		f := &probe.Frame{}
 		f.TCP.Seq, f.TCP.Flags = isn+1, probe.RST
@@ -412,6 +425,9 @@ var boxChecks = map[Box]func(t *testing.T, e *env, at Position){
 		if err := e.kernelGet(t, e.target.Port(), 100000); err != nil {
 			t.Errorf("kernel connection through the proxy: %v", err)
 		}
+		if err := e.kernelGet(t, ClosedPort, 10); err == nil {
+			t.Errorf("kernel connection to the closed port through the proxy: got a response, want it reset")
+		}
 		if f, ok := e.srv.wait(present, func(f *probe.Frame) bool {
 			return f.Has(probe.LayerTCP) && f.TCP.Flags == probe.SYN && f.IP.Src == e.routerAddr(at) && f.TCP.DstPort == e.target.Port()
 		}); !ok {
@@ -438,6 +454,17 @@ var boxChecks = map[Box]func(t *testing.T, e *env, at Position){
 		}
 		if err := e.kernelGet(t, e.target.Port(), 100000); err != nil {
 			t.Errorf("kernel connection through the SYN proxy: %v", err)
+		}
+		client := Client4
+		if e.v6 {
+			client = Client6
+		}
+		if f, ok := e.srv.wait(present, func(f *probe.Frame) bool {
+			return f.Has(probe.LayerTCP) && f.TCP.Flags == probe.SYN && f.IP.Src == client && f.TCP.DstPort == e.target.Port()
+		}); !ok {
+			t.Errorf("the server never got the SYN proxy's SYN from the client's address %v", client)
+		} else if f.TCP.Window == 0 {
+			t.Errorf("the SYN proxy's SYN to the server: %s, want a window", f)
 		}
 	},
 	BoxDropSYNData: func(t *testing.T, e *env, at Position) {
@@ -495,7 +522,7 @@ var boxChecks = map[Box]func(t *testing.T, e *env, at Position){
 		}
 		// Conntrack ignores an ACK outside the bounds (it neither drops
 		// it nor updates the connection): the box passes it.
-		r = e.send(t, s, seg{flags: probe.ACK, seq: next, ack: ack + 100000}, true, true)
+		r = e.send(t, s, seg{flags: probe.ACK, seq: next, ack: ack + 100000}, true, false)
 		if r.atServer == nil {
 			t.Errorf("an ACK above SND.NXT never reached the server; this kernel's conntrack used to let it through (update doc.go)")
 		}
@@ -770,5 +797,18 @@ func TestStaleBedRemoved(t *testing.T) {
 	startBed(t, Config{})
 	if list := netnsNames(t); strings.Contains(list, NamePrefix+id) {
 		t.Errorf("Start left the killed bed %s's namespaces:\n%s", id, list)
+	}
+}
+
+// TestDocListsBoxes: doc.go's table has a line for every box.
+func TestDocListsBoxes(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, box := range append([]Box{BoxNone}, Boxes()...) {
+		if !strings.Contains(string(doc), "//\t"+string(box)+" ") {
+			t.Errorf("doc.go's table of boxes has no line for %s", box)
+		}
 	}
 }

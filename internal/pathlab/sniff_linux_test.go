@@ -113,13 +113,6 @@ func (s *sniffer) wait(d time.Duration, match func(f *probe.Frame) bool) (*probe
 	}
 }
 
-// bySeq matches a TCP segment with the given sequence number and flags.
-func bySeq(seq probe.Seq, flags probe.Flags) func(f *probe.Frame) bool {
-	return func(f *probe.Frame) bool {
-		return f.Has(probe.LayerTCP) && f.TCP.Seq == seq && f.TCP.Flags == flags
-	}
-}
-
 func optString(b []byte) string {
 	return fmt.Sprintf("% x", b)
 }
