@@ -604,9 +604,9 @@ var v6Boxes = map[Box]bool{
 }
 
 // TestSYNProxyIPv6 pins what this kernel does with the synproxy box on
-// IPv6 (doc.go): it drops the SYN and answers nothing (the synproxy
-// statement never counts a SYN), on either router. If it ever answers,
-// the box works on IPv6 and doc.go must say so.
+// IPv6 (doc.go): it drops a SYN whose checksum it must verify in software
+// and answers nothing, on either router. If it ever answers, the box
+// works on IPv6 and doc.go must say so.
 func TestSYNProxyIPv6(t *testing.T) {
 	b := startBed(t, Config{IPv6: true})
 	e := newEnv(t, b, true)
