@@ -25,6 +25,12 @@
 // listener: the server's kernel answers a SYN with a RST, unless a box
 // intercepts ClosedPort (proxy, synproxy); no box ever intercepts AltPort.
 //
+// InClient, InServer and In run code in a namespace (sockets opened there
+// stay there); NSFD gives the bed's descriptor of one, for
+// probe.DialConfig.NetNS; Dial connects from the client with a kernel
+// socket; Sniff records what arrives at a node (Sniff(Server): what the
+// server's link delivers, before the server's TCP sees it).
+//
 // # Boxes
 //
 // SetBox(box, at) puts one box on r1 (First) or r2 (Last) and removes any

@@ -44,7 +44,7 @@ func startBed(t *testing.T, cfg Config) *Bed {
 type env struct {
 	b      *Bed
 	p      *probe.Prober
-	srv    *sniffer
+	srv    *Sniffer
 	target netip.AddrPort
 	v6     bool
 }
@@ -62,7 +62,12 @@ func newEnv(t *testing.T, b *Bed, v6 bool) *env {
 		t.Fatalf("probe.Dial %v from the client: %v", target.Addr(), err)
 	}
 	t.Cleanup(func() { p.Close() })
-	return &env{b: b, p: p, srv: sniff(t, b, Server, b.ServerIf), target: target, v6: v6}
+	srv, err := b.Sniff(Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return &env{b: b, p: p, srv: srv, target: target, v6: v6}
 }
 
 // routerAddr is the address a box's router uses towards the server.
@@ -143,7 +148,7 @@ func (e *env) send(t *testing.T, s *probe.Session, sg seg, wantServer, wantReply
 		wait = present
 	}
 	dport := s.Remote().Port()
-	r.atServer, _ = e.srv.wait(wait, func(g *probe.Frame) bool {
+	r.atServer, _ = e.srv.Wait(wait, func(g *probe.Frame) bool {
 		return g.Has(probe.LayerTCP) && g.TCP.Seq == sg.seq && g.TCP.DstPort == dport
 	})
 	wait = absent
@@ -215,7 +220,7 @@ func (e *env) handshake(t *testing.T) (*probe.Session, probe.Seq, *probe.Frame) 
 	e.put(t, s, &seg{flags: probe.ACK, seq: isn + 1, ack: synack.TCP.Seq + 1,
 		options: []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(2, tsval)}})
 	dport := s.Remote().Port()
-	if _, ok := e.srv.wait(present, func(g *probe.Frame) bool {
+	if _, ok := e.srv.Wait(present, func(g *probe.Frame) bool {
 		return g.Has(probe.LayerTCP) && g.TCP.Seq == isn+1 && g.TCP.Flags == probe.ACK && g.TCP.DstPort == dport
 	}); !ok {
 		t.Fatalf("handshake: the ACK never reached the server")
@@ -283,7 +288,7 @@ func checkOptionsAtServer(t *testing.T, r result, want []byte) {
 		t.Fatalf("the server never got %v", r.sent.Frame.String())
 	}
 	if got := r.atServer.TCP.OptionBytes; !bytes.Equal(got, want) {
-		t.Errorf("options at the server: got %s, want %s (sent %s)", optString(got), optString(want), optString(r.sent.Frame.TCP.OptionBytes))
+		t.Errorf("options at the server: got %s, want %s (sent %s)", fmt.Sprintf("% x", got), fmt.Sprintf("% x", want), fmt.Sprintf("% x", r.sent.Frame.TCP.OptionBytes))
 	}
 }
 
@@ -428,7 +433,7 @@ var boxChecks = map[Box]func(t *testing.T, e *env, at Position){
 		if err := e.kernelGet(t, ClosedPort, 10); err == nil {
 			t.Errorf("kernel connection to the closed port through the proxy: got a response, want it reset")
 		}
-		if f, ok := e.srv.wait(present, func(f *probe.Frame) bool {
+		if f, ok := e.srv.Wait(present, func(f *probe.Frame) bool {
 			return f.Has(probe.LayerTCP) && f.TCP.Flags == probe.SYN && f.IP.Src == e.routerAddr(at) && f.TCP.DstPort == e.target.Port()
 		}); !ok {
 			t.Errorf("the server never got the proxy's own SYN from %v", e.routerAddr(at))
@@ -459,7 +464,7 @@ var boxChecks = map[Box]func(t *testing.T, e *env, at Position){
 		if e.v6 {
 			client = Client6
 		}
-		if f, ok := e.srv.wait(present, func(f *probe.Frame) bool {
+		if f, ok := e.srv.Wait(present, func(f *probe.Frame) bool {
 			return f.Has(probe.LayerTCP) && f.TCP.Flags == probe.SYN && f.IP.Src == client && f.TCP.DstPort == e.target.Port()
 		}); !ok {
 			t.Errorf("the server never got the SYN proxy's SYN from the client's address %v", client)
