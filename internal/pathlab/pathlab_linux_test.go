@@ -817,3 +817,22 @@ func TestDocListsBoxes(t *testing.T) {
 		}
 	}
 }
+
+// TestStartRefusesBedPorts: a server port that is one of the bed's own is
+// refused with an error naming it.
+func TestStartRefusesBedPorts(t *testing.T) {
+	if ok, why := Available(); !ok {
+		t.Skip(why)
+	}
+	for _, port := range []uint16{ClosedPort, AltPort, ProxyPort, ProxyClosedPort} {
+		b, err := Start(context.Background(), Config{Port: port})
+		if err == nil {
+			b.Close()
+			t.Errorf("Start with port %d: no error", port)
+			continue
+		}
+		if !strings.Contains(err.Error(), fmt.Sprint(port)) {
+			t.Errorf("Start with port %d: error %q does not name the port", port, err)
+		}
+	}
+}
