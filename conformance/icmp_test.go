@@ -27,6 +27,9 @@ type routerPath struct {
 	// from is the router's address; the target's makes the target's host
 	// the one that answers.
 	from netip.Addr
+	// mtu, when set, makes the router answer "fragmentation needed" with
+	// this MTU instead of time exceeded.
+	mtu uint32
 }
 
 // onPath is what a frame of synprobe's looks like after the box.
@@ -81,6 +84,9 @@ func (rp routerPath) tamper() *lab.Tamper {
 				IP:       probe.IP{Src: from, Dst: f.IP.Src, Protocol: probe.ProtocolICMP, TTL: 64},
 				ICMP:     probe.ICMP{Type: probe.ICMPv4TimeExceeded, Body: quoted},
 			}
+			if rp.mtu > 0 {
+				icmp.ICMP.Type, icmp.ICMP.Code, icmp.ICMP.Rest = probe.ICMPv4DestUnreachable, 4, rp.mtu
+			}
 			out, err := icmp.Encode()
 			if err != nil {
 				panic(err)
@@ -114,6 +120,10 @@ func TestICMPLines(t *testing.T) {
 			"+0 > icmp time_exceeded from 10.79.2.1", report.Fail, "icmp from: expected 10.79.2.1 got router 10.79.2.253", "", ""},
 		{"type and code", routerPath{}, ttl1SYN +
 			"+0 > icmp unreachable host_unreachable", report.Fail, "icmp: expected type 3 code 1, got type 11 code 0 from router 10.79.2.253", "", ""},
+		{"mtu", routerPath{mtu: 1400}, ttl1SYN +
+			"+0 > icmp unreachable frag_needed from 10.79.2.253 mtu 1400 [S 0:0(0) win 65535 <mss 1460>]", report.Pass, "", "", ""},
+		{"mtu differs", routerPath{mtu: 1400}, ttl1SYN +
+			"+0 > icmp unreachable frag_needed mtu 1280", report.Fail, "icmp mtu: expected 1280 got 1400 from router 10.79.2.253", "", ""},
 		{"echoed segment", routerPath{}, ttl1SYN +
 			"+0 > icmp time_exceeded [0:0(0)]", report.Pass, "", "", ""},
 		{"echoed segment differs", routerPath{}, ttl1SYN +
