@@ -44,7 +44,21 @@
 //     line as skip with cause premise:black-box, naming it (blackBox);
 //     what came before does not depend on it and is judged.
 //   - The path. An ICMP error where the stack's answer was expected is the
-//     path's: skip with cause path:icmp.
+//     path's: skip with cause path:icmp. A router's ICMP error (any source
+//     but the target) does not break "> none" unless the next packet line
+//     expects ICMP; it is noted. One from the target does break it, as
+//     packetdrill fails on any packet its script does not expect.
+//   - The path, asked. A script that expects a router's answer ("> icmp
+//     time_exceeded from R [S 0:0(0) win * <mss 1200,...>]" after a
+//     TTL-limited probe) asks a question about the path: an answer that
+//     differs (another type, another source, a quote that shows what a box
+//     changed) fails at the script's level, and the problem names the
+//     router ("quote from router 10.79.2.253: options: expected <mss
+//     1200,...> got <mss 1460>"). The same verdict comes from the target's
+//     own ICMP. A field the line asks of the quote that the router did not
+//     quote (RFC 792 asks for 8 bytes of TCP only) is not judged: the
+//     result notes it. The quote's numbers are the script's numbering of
+//     the "<" line that sent the quoted segment (see package script).
 //   - This host. Frames the local kernel sent on synprobe's ports (no RST
 //     guard) and frames its socket dropped make a result error, with the
 //     count (LocalHost).

@@ -528,6 +528,14 @@ func (e *execution) build(p *script.Packet) ([]*probe.Frame, error) {
 		}
 		t.Payload = e.facts().FillerBytes(off, int(p.Len))
 	}
+	return []*probe.Frame{{IP: e.inboundIP(p, true), TCP: t}}, nil
+}
+
+// inboundIP is the IP header an inbound line asks for: its IP information
+// over synprobe's defaults (DF set on TCP segments, as TCPs send them;
+// IPv4 IDs from the session's counter).
+func (e *execution) inboundIP(p *script.Packet, df bool) probe.IP {
+	c := e.conn
 	ip := probe.IP{TOS: uint8(p.IP.TOS.Value), TTL: uint8(p.IP.TTL.Value), ID: uint16(p.IP.ID.Value), FlowLabel: p.IP.FlowLabel.Value}
 	switch p.IP.ECN {
 	case script.ECNECT0:
@@ -540,14 +548,17 @@ func (e *execution) build(p *script.Packet) ([]*probe.Frame, error) {
 		ip.TOS &^= 3
 	}
 	if c.S.Remote().Addr().Is4() {
-		if !p.IP.DF.Set || p.IP.DF.Value != 0 {
+		if p.IP.DF.Set {
+			df = p.IP.DF.Value != 0
+		}
+		if df {
 			ip.Flags = probe.IPFlagDF
 		}
 		if !p.IP.ID.Set {
 			ip.ID = c.S.NextIPID()
 		}
 	}
-	return []*probe.Frame{{IP: ip, TCP: t}}, nil
+	return ip
 }
 
 // inboundOption makes the option an inbound line sends. TSecr names a
@@ -604,7 +615,11 @@ func (e *execution) buildICMP(p *script.Packet) (*probe.Frame, error) {
 	if v6 {
 		proto = probe.ProtocolICMPv6
 	}
-	return &probe.Frame{IP: probe.IP{Protocol: proto}, ICMP: probe.ICMP{Type: typ, Code: code, Rest: p.ICMP.MTU.Value, Body: body}}, nil
+	// The line's IP information is the ICMP message's own header; DF
+	// clear unless it says df, as routers send their errors.
+	ip := e.inboundIP(p, false)
+	ip.Protocol = proto
+	return &probe.Frame{IP: ip, ICMP: probe.ICMP{Type: typ, Code: code, Rest: p.ICMP.MTU.Value, Body: body}}, nil
 }
 
 // ---- outbound: synprobe expects ----
@@ -704,6 +719,9 @@ func (e *execution) outbound(ev *script.Event) bool {
 	}
 	st := report.Step{Direction: report.Expect, Verdict: ps.Verdict(), Problems: ps.Texts(), RTTMicros: c.RTT(r)}
 	st.Actual = c.FormatReply(r)
+	if r.Frame.Has(probe.LayerICMP) {
+		st.Actual = e.formatICMP(r)
+	}
 	if r.Frame.Has(probe.LayerTCP) {
 		st.ActualAbs = FormatAbs(&r.Frame.TCP)
 	}
@@ -895,17 +913,27 @@ func (e *execution) silence(ev *script.Event) bool {
 		if e.absorb(r, ev.Packet) {
 			continue
 		}
-		if r.Frame.Has(probe.LayerICMP) {
-			return e.pathAnswered(ev, r)
+		if r.Frame.Has(probe.LayerICMP) && !e.fromTarget(&r.Frame) && !e.expectsICMP() {
+			// A router's answer to a segment synprobe sent (a TTL-limited
+			// probe's time exceeded): the path's, not the target's.
+			e.notes = append(e.notes, fmt.Sprintf("line %d: ignored %s during the silence: the path's, not the target's", ev.Line, e.formatICMP(r)))
+			continue
 		}
 		var extra []string
 		if r.Frame.Has(probe.LayerTCP) {
 			extra = e.receive(r).Texts() // first: a SYN-ACK sets the ISN it is shown against
 		}
+		what := "a segment"
+		if r.Frame.Has(probe.LayerICMP) {
+			what = "an ICMP error from " + e.icmpSender(&r.Frame)
+		}
 		st := report.Step{Direction: report.Expect, Verdict: e.level().Verdict(), Actual: e.conn.FormatReply(r), RTTMicros: e.conn.RTT(r),
-			Problems: append([]string{fmt.Sprintf("expected silence until %.3f s, got a segment at %.3f s", start.Sub(e.t0).Seconds(), r.Time.Sub(e.t0).Seconds())}, extra...)}
+			Problems: append([]string{fmt.Sprintf("expected silence until %.3f s, got %s at %.3f s", start.Sub(e.t0).Seconds(), what, r.Time.Sub(e.t0).Seconds())}, extra...)}
 		if r.Frame.Has(probe.LayerTCP) {
 			st.ActualAbs = FormatAbs(&r.Frame.TCP)
+		}
+		if r.Frame.Has(probe.LayerICMP) {
+			st.Actual = e.formatICMP(r)
 		}
 		if cause, why := e.appCaused(ev.Packet, r); cause != "" {
 			st.Verdict, st.Cause = report.Skip, cause
@@ -932,13 +960,11 @@ func (e *execution) match(p *script.Packet, r *probe.Reply, how matchHow) Proble
 	lvl := e.level()
 	f := &r.Frame
 	if p.ICMP != nil {
-		if !f.Has(probe.LayerICMP) {
-			ps.add("icmp", lvl, "expected an ICMP %s message, got %s", p.ICMP.Type, e.conn.FormatReply(r))
-			return ps
-		}
-		typ, code, err := script.ICMPTypeCode(f.IP.Version == 6, p.ICMP.Type, p.ICMP.Code)
-		if err == nil && (typ != f.ICMP.Type || code != f.ICMP.Code) {
-			ps.add("icmp", lvl, "icmp: expected type %d code %d, got type %d code %d", typ, code, f.ICMP.Type, f.ICMP.Code)
+		ps, unquoted := e.matchICMP(p, r)
+		if len(unquoted) > 0 {
+			q, _ := f.ICMP.QuotedPacket()
+			e.notes = append(e.notes, unquotedNote(e.s.Events[e.idx].Line, e.icmpSender(f), unquoted,
+				fmt.Sprintf("%s quote, %d bytes of TCP", q.Class, q.TCPLen)))
 		}
 		return ps
 	}
@@ -952,7 +978,7 @@ func (e *execution) match(p *script.Packet, r *probe.Reply, how matchHow) Proble
 	}
 	t := &f.TCP
 	c := e.conn
-	ps = append(ps, e.matchIP(p, f)...)
+	ps = append(ps, matchIP(p.IP, &f.IP, lvl)...)
 	wantFlags := p.Flags
 	gotFlags := t.Flags
 	if how.appData {
@@ -1034,26 +1060,25 @@ func flagText(f probe.Flags, ae bool) string {
 	return s
 }
 
-func (e *execution) matchIP(p *script.Packet, f *probe.Frame) Problems {
+// matchIP compares an IP header with a line's IP information.
+func matchIP(ip script.IPSpec, got *probe.IP, lvl Level) Problems {
 	var ps Problems
-	lvl := e.level()
-	ip := p.IP
-	if want, ok := ecnWant[ip.ECN]; ok && !want.allows(f.IP.ECN()) {
-		ps.add("ecn", lvl, "ecn: expected %s got %s", want.name, ecnName(f.IP.ECN()))
+	if want, ok := ecnWant[ip.ECN]; ok && !want.allows(got.ECN()) {
+		ps.add("ecn", lvl, "ecn: expected %s got %s", want.name, ecnName(got.ECN()))
 	}
 	check := func(name string, n script.Num, got uint32) {
 		if n.Set && !n.Any && n.Value != got {
 			ps.add(name, lvl, "%s: expected %d got %d", name, n.Value, got)
 		}
 	}
-	check("tos", ip.TOS, uint32(f.IP.TOS))
-	check("ttl", ip.TTL, uint32(f.IP.TTL))
-	check("ip id", ip.ID, uint32(f.IP.ID))
-	if f.IP.Version == 6 {
-		check("flowlabel", ip.FlowLabel, f.IP.FlowLabel)
+	check("tos", ip.TOS, uint32(got.TOS))
+	check("ttl", ip.TTL, uint32(got.TTL))
+	check("ip id", ip.ID, uint32(got.ID))
+	if got.Version == 6 {
+		check("flowlabel", ip.FlowLabel, got.FlowLabel)
 	} else {
 		df := uint32(0)
-		if f.IP.DF() {
+		if got.DF() {
 			df = 1
 		}
 		if ip.DF.Set && !ip.DF.Any && ip.DF.Value != df {
@@ -1095,24 +1120,50 @@ func ecnName(e uint8) string {
 // rules instead (as packetdrill leaves them unchecked).
 func (e *execution) matchOptions(p *script.Packet, t *probe.TCP) Problems {
 	var ps Problems
-	lvl := e.level()
-	got := t.Options
+	want := p.Options
+	if want.Kind == script.Listed {
+		for i, w := range want.List {
+			if i >= len(t.Options) {
+				break
+			}
+			if sv, _, ok := w.Option.Timestamps(); ok && !w.AnyVal {
+				if gv, _, ok := t.Options[i].Timestamps(); ok {
+					e.tsMap[sv] = gv
+				}
+			}
+		}
+	}
+	if msg := compareOptions(want, t.Options, e.sackEqual, e.relSACK); msg != "" {
+		ps.add("options", e.level(), "%s", msg)
+	}
+	return ps
+}
+
+// compareOptions compares the options of a segment with a line's list, in
+// order, kind by kind (TS values unchecked, as packetdrill does; "<...>"
+// and a trailing "..." accept any more), and says how they differ, or "".
+// sackEqual and relSACK compare and show SACK blocks in the line's
+// sequence space.
+func compareOptions(list script.OptionList, got []probe.Option, sackEqual func(want, got probe.Option) bool, relSACK func(probe.Option) string) string {
 	// Zero padding after the last option is not an option.
 	if n := len(got); n > 0 && got[n-1].Kind == probe.OptionEOL && allZero(got[n-1].Data) &&
-		(len(p.Options.List) == 0 || p.Options.List[len(p.Options.List)-1].Option.Kind != probe.OptionEOL) {
+		(len(list.List) == 0 || list.List[len(list.List)-1].Option.Kind != probe.OptionEOL) {
 		got = got[:n-1]
 	}
-	switch p.Options.Kind {
+	switch list.Kind {
 	case script.AnyOptions:
-		return ps
+		return ""
 	case script.NoOptions:
 		if len(got) > 0 {
-			ps.add("options", lvl, "options: expected none got %s", probe.FormatOptions(got))
+			return "options: expected none got " + probe.FormatOptions(got)
 		}
-		return ps
+		return ""
 	}
-	want := p.Options.List
+	want := list.List
 	mismatch := len(want) != len(got)
+	if list.More {
+		mismatch = len(got) < len(want)
+	}
 	var detail []string
 	for i := 0; i < len(want) && i < len(got); i++ {
 		w, g := want[i], got[i]
@@ -1133,15 +1184,10 @@ func (e *execution) matchOptions(p *script.Packet, t *probe.TCP) Problems {
 				detail = append(detail, fmt.Sprintf("%s: expected %s got %s", g.Kind, w.Option, g))
 			}
 		case probe.OptionTimestamps:
-			if sv, _, ok := w.Option.Timestamps(); ok && !w.AnyVal {
-				if gv, _, ok := g.Timestamps(); ok {
-					e.tsMap[sv] = gv
-				}
-			}
 		case probe.OptionSACK:
-			if !w.AnyValue && !e.sackEqual(w.Option, g) {
+			if !w.AnyValue && !sackEqual(w.Option, g) {
 				mismatch = true
-				detail = append(detail, fmt.Sprintf("sack: expected %s got %s (relative)", w.Option, e.relSACK(g)))
+				detail = append(detail, fmt.Sprintf("sack: expected %s got %s (relative)", w.Option, relSACK(g)))
 			}
 		case probe.OptionFastOpen, probe.OptionExperimental:
 			if !w.AnyValue && string(w.Option.Data) != string(g.Data) {
@@ -1153,14 +1199,14 @@ func (e *execution) matchOptions(p *script.Packet, t *probe.TCP) Problems {
 			}
 		}
 	}
-	if mismatch {
-		msg := fmt.Sprintf("options: expected %s got %s", specOptions(want), probe.FormatOptions(got))
-		if len(detail) > 0 {
-			msg += " (" + strings.Join(detail, "; ") + ")"
-		}
-		ps.add("options", lvl, "%s", msg)
+	if !mismatch {
+		return ""
 	}
-	return ps
+	msg := fmt.Sprintf("options: expected %s got %s", specOptions(list), probe.FormatOptions(got))
+	if len(detail) > 0 {
+		msg += " (" + strings.Join(detail, "; ") + ")"
+	}
+	return msg
 }
 
 func allZero(b []byte) bool {
@@ -1172,8 +1218,9 @@ func allZero(b []byte) bool {
 	return true
 }
 
-func specOptions(list []script.OptionSpec) string {
-	parts := make([]string, len(list))
+func specOptions(l script.OptionList) string {
+	list := l.List
+	parts := make([]string, len(list), len(list)+1)
 	for i, o := range list {
 		s := o.Option.String()
 		switch {
@@ -1183,6 +1230,9 @@ func specOptions(list []script.OptionSpec) string {
 			s = "TS val * ecr *"
 		}
 		parts[i] = s
+	}
+	if l.More {
+		parts = append(parts, "...")
 	}
 	return "<" + strings.Join(parts, ",") + ">"
 }

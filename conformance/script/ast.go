@@ -1,6 +1,7 @@
 package script
 
 import (
+	"net/netip"
 	"time"
 
 	"synprobe/probe"
@@ -188,6 +189,10 @@ const (
 type OptionList struct {
 	Kind OptionListKind
 	List []OptionSpec
+	// More is a trailing "..." after listed options ("<mss 1200,...>",
+	// outbound lines only): the segment's options start with List, and
+	// any may follow.
+	More bool
 }
 
 // OptionSpec is one option of a list. Option holds the concrete option
@@ -227,15 +232,28 @@ type IPSpec struct {
 	DF Num
 }
 
-// ICMP is an ICMP line: "< icmp unreachable port_unreachable [1:1(0)]".
+// ICMP is an ICMP line: "< icmp unreachable port_unreachable [1:1(0)]",
+// "> icmp time_exceeded from 10.0.0.1 [S 0:0(0) win * <mss 1200,...>]".
+// The Packet's IPSpec applies to the ICMP message's own IP header: sent
+// on "<" lines, checked on ">" lines.
 type ICMP struct {
 	// Type and Code are packetdrill's names ("unreachable",
 	// "port_unreachable", or "type_3", "code_1"); they are resolved for
 	// IPv4 or IPv6 when the script runs (see ICMPTypeCode).
 	Type, Code string
-	MTU        Num
+	// From is the source the ICMP message must come from ("from ADDR",
+	// outbound lines only): a router on the path. Invalid when not
+	// written (any source).
+	From netip.Addr
+	MTU  Num
 	// Echoed is the quoted segment "[seq:end(len)]", when written.
 	Echoed *EchoedSegment
+	// Quote is the quoted segment written like an outbound TCP line
+	// ("[S 0:0(0) win * <mss 1200,...>]", outbound ICMP lines only), with
+	// its wildcards: unset fields match anything. Its IP holds the quoted
+	// IP header's expectations ("[(ttl 1, tos 0x10) S 0:0(0)]"). At most
+	// one of Echoed and Quote is set.
+	Quote *Packet
 }
 
 // EchoedSegment is the TCP segment an ICMP line quotes.

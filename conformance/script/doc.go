@@ -67,7 +67,9 @@
 //	+0 < icmp packet_too_big mtu 1280 [1:1461(1460)]
 //
 // The names are resolved for the family in use when the script runs (see
-// ICMPTypeCode); Parse only checks that they exist in IPv4 or IPv6.
+// ICMPTypeCode); Parse only checks that they exist in IPv4 or IPv6. IP
+// information before "icmp" ("< [tos 0x10, ttl 9] icmp ...") is the ICMP
+// message's own IP header: sent on "<" lines, checked on ">" lines.
 //
 // System call lines ("NAME(args) = result [ERRNO (note)]") describe what
 // the target application does. synprobe never executes them. Shell
@@ -105,9 +107,44 @@
 //	+0 > [ttl *, id *] . 1:1(0) ack 1
 //
 // Silence: nothing of this connection may arrive until the line's time.
-// It takes nothing else.
+// It takes nothing else. ICMP errors from a router (any source but the
+// target) do not break it, unless the next packet line expects ICMP ("> icmp
+// ..."): the runner notes them. An ICMP error from the target does break
+// it, as any packet the target sends breaks a packetdrill script.
 //
 //	+0.5 > none
+//
+// Options then any, on outbound lines and quoted segments: the listed
+// options first, in order; any options may follow.
+//
+//	+0 > S. 0:0(0) ack 1 <mss 1460,sackOK,...>
+//
+// Outbound ICMP lines: the source the ICMP error must come from (a router
+// on the path), and the segment it quotes written like an outbound TCP
+// line, with wildcards and IP information for the quoted IP header, as
+// the router saw it:
+//
+//	+0   < [ttl 2] S 0:0(0) win 65535 <mss 1460>
+//	+0   > icmp time_exceeded from 10.79.2.253 [S 0:0(0) win * <mss 1200,...>]
+//	+0   > [ttl *] icmp time_exceeded from 10.79.2.253 [(ttl 1, tos 0x0) S 0:0(0) win 65535]
+//	+0   > icmp unreachable frag_needed from 10.0.0.1 mtu 1400 [. 1:1461(1460) ack 1]
+//	+0   > icmp time_exceeded from 10.79.2.253 [0:0(0)]
+//
+// The order is TYPE [CODE] [from ADDR] [mtu N] [QUOTE]. ADDR is IPv4 or
+// IPv6 (or a symbol: "from ROUTER" with -D ROUTER=10.79.2.253). The quote
+// is of a segment synprobe sent, so its numbers are written as on the "<"
+// line that sent it: a SYN's sequence number as written (absolute), other
+// sequence numbers relative to synprobe's ISN, acknowledgments relative
+// to the target's ISN. The "[seq:end(len)]" form counts seq relative to
+// synprobe's ISN always, as packetdrill's echoed sequence number on its
+// "<" ICMP lines counts from the ISN of the side that sent the quoted
+// segment (there, the kernel's: run_packet.c, map_inbound_icmp_tcp_packet).
+// Fields left out of a quote are not checked (no options list means
+// none, as on outbound lines); fields the router's quote is too short to
+// hold are not checked either, and the runner notes them. "from" and
+// quotes with flags are for ">" lines: synprobe sends ICMP from its own
+// address, and "<" ICMP lines quote the target's segment as
+// "[seq:end(len)]".
 //
 // Payload bytes, after the options (or after win/urg when there are none):
 // a double-quoted string with Go escapes, or 0x hex. Inbound, len must be

@@ -140,14 +140,27 @@ func formatPacket(pk *Packet) string {
 		if ic.Code != "" {
 			b.WriteString(" " + ic.Code)
 		}
+		if ic.From.IsValid() {
+			b.WriteString(" from " + ic.From.String())
+		}
 		if ic.MTU.Set {
 			b.WriteString(" mtu " + formatNum(ic.MTU))
 		}
 		if e := ic.Echoed; e != nil {
 			fmt.Fprintf(&b, " [%d:%d(%d)]", e.Seq, e.End, e.Len)
 		}
+		if q := ic.Quote; q != nil {
+			b.WriteString(" [" + formatIP(q.IP) + formatSegment(q) + "]")
+		}
 		return b.String()
 	}
+	b.WriteString(formatSegment(pk))
+	return b.String()
+}
+
+// formatSegment renders the TCP part of a packet line, flags on.
+func formatSegment(pk *Packet) string {
+	var b strings.Builder
 	flags := pk.Flags.String()
 	if pk.Flags == 0 {
 		flags = ""
@@ -179,6 +192,9 @@ func formatPacket(pk *Packet) string {
 		parts := make([]string, len(pk.Options.List))
 		for i, o := range pk.Options.List {
 			parts[i] = formatOption(o)
+		}
+		if pk.Options.More {
+			parts = append(parts, "...")
 		}
 		b.WriteString(" <" + strings.Join(parts, ",") + ">")
 	}

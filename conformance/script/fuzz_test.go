@@ -52,5 +52,5 @@ func FuzzParse(f *testing.F) {
 }
 
 var fuzzConfig = ParseConfig{Defines: map[string]string{
-	"MSS": "1460", "W": "0x10", "TFO_COOKIE": "3021b9d889017eeb", "CODE": "host_unreachable", "DATA": `"x"`, "CMD": "`true`",
+	"MSS": "1460", "W": "0x10", "TFO_COOKIE": "3021b9d889017eeb", "CODE": "host_unreachable", "DATA": `"x"`, "CMD": "`true`", "ROUTER": "10.79.2.253",
 }}

@@ -3,6 +3,7 @@ package script
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -837,6 +838,24 @@ func (p *parser) packetLine() *Packet {
 	if (t.kind == tInt || t.kind == tHex) && p.isPunct(p.peekAt(1), '>') {
 		p.unsupported(t, "explicit ports ('%s>%s'): synprobe picks its own port, and the target's comes from --target", p.show(t), p.show(p.peekAt(2)))
 	}
+	p.segment(pk, false)
+	return pk
+}
+
+// atEnd reports whether t ends the segment being parsed: the end of the
+// line, or the ']' that closes an ICMP line's quoted segment.
+func (p *parser) atEnd(t token, quote bool) bool {
+	return t.kind == tEOF || quote && p.isPunct(t, ']')
+}
+
+// segment parses the TCP part of a packet line, from the flags on: the
+// whole rest of the line, or (quote) an ICMP line's quoted segment up to
+// its ']', which it leaves for the caller.
+func (p *parser) segment(pk *Packet, quote bool) {
+	endName := "end of line"
+	if quote {
+		endName = "']' (the end of the quoted segment)"
+	}
 	p.flags(pk)
 	p.seqNumbers(pk)
 	after := "after the sequence numbers"
@@ -879,9 +898,9 @@ func (p *parser) packetLine() *Packet {
 			after, want = "after the urgent pointer", "'<'"
 		}
 	}
-	if t := p.peek(); !(t.kind == tEOF || t.kind == tString || t.kind == tHex || p.isPunct(t, '<') || p.isPunct(t, '{')) {
+	if t := p.peek(); !(p.atEnd(t, quote) || t.kind == tString || t.kind == tHex || p.isPunct(t, '<') || p.isPunct(t, '{')) {
 		p.undefined(t)
-		p.fail(t, "expected %s or end of line %s, found %s%s", want, after, p.describe(t), p.didYouMean(t, "ack", "win", "urg"))
+		p.fail(t, "expected %s or %s %s, found %s%s", want, endName, after, p.describe(t), p.didYouMean(t, "ack", "win", "urg"))
 	}
 	if pk.Dir == Inbound && !pk.Win.Set {
 		t := p.peek()
@@ -905,13 +924,13 @@ func (p *parser) packetLine() *Packet {
 		hasOverrides = true
 		after, want = "after the overrides", ""
 	}
-	if t := p.peek(); t.kind != tEOF {
+	if t := p.peek(); !p.atEnd(t, quote) {
 		p.undefined(t)
 		hint := p.didYouMean(t, "ack", "win", "urg")
 		if want == "" {
-			p.fail(t, "expected end of line %s, found %s%s", after, p.describe(t), hint)
+			p.fail(t, "expected %s %s, found %s%s", endName, after, p.describe(t), hint)
 		}
-		p.fail(t, "expected %s or end of line %s, found %s%s", want, after, p.describe(t), hint)
+		p.fail(t, "expected %s or %s %s, found %s%s", want, endName, after, p.describe(t), hint)
 	}
 	// Semantic checks that need the whole line.
 	if pk.Dir == Inbound && pk.Options.Kind == Listed && !hasOverrides {
@@ -933,18 +952,17 @@ func (p *parser) packetLine() *Packet {
 			p.fail(payTok, "the payload prefix is %d bytes, longer than the %d the sequence numbers say: %d:%d(%d)", n, pk.Len, pk.Seq, pk.End, pk.Len)
 		}
 	}
-	return pk
 }
 
 // flags parses the TCP flags: "S", "S.", ".", "FP.", "-", AccECN "S.5".
 func (p *parser) flags(pk *Packet) {
 	first := p.peek()
-	if first.kind == tEOF {
-		p.fail(first, "expected TCP flags (such as 'S', 'S.', '.', 'F.', 'R' or '-'), found end of line")
+	if first.kind == tEOF || p.isPunct(first, ']') {
+		p.fail(first, "expected TCP flags (such as 'S', 'S.', '.', 'F.', 'R' or '-'), found %s", p.describe(first))
 	}
 	// The flags are every token up to the next gap: "S." lexes as S and '.'.
 	j := p.i + 1
-	for j < len(p.cur) && !p.cur[j].space {
+	for j < len(p.cur) && !p.cur[j].space && !p.isPunct(p.cur[j], ']') {
 		j++
 	}
 	last := p.cur[j-1]
@@ -1154,7 +1172,9 @@ func (p *parser) ipInfo(pk *Packet) {
 	}
 }
 
-// icmpLine parses "icmp TYPE [CODE] [mtu N] [[seq:end(len)]]".
+// icmpLine parses "icmp TYPE [CODE] [from ADDR] [mtu N] [QUOTE]", QUOTE
+// being "[seq:end(len)]" or, on outbound lines, a segment written like an
+// outbound TCP line: "[S 0:0(0) win * <mss 1200,...>]".
 func (p *parser) icmpLine(pk *Packet) {
 	p.next() // icmp
 	ic := &ICMP{}
@@ -1165,7 +1185,7 @@ func (p *parser) icmpLine(pk *Packet) {
 	}
 	ic.Type = p.text(tt)
 	var ct token
-	if t := p.peek(); t.kind == tWord && !p.is(t, "mtu") && !p.is(t, "id") {
+	if t := p.peek(); t.kind == tWord && !p.is(t, "mtu") && !p.is(t, "id") && !p.is(t, "from") {
 		ct = p.next()
 		ic.Code = p.text(ct)
 	}
@@ -1175,6 +1195,13 @@ func (p *parser) icmpLine(pk *Packet) {
 	} else if ce != "" {
 		p.undefined(ct)
 		p.fail(ct, "%s", ce)
+	}
+	if t := p.peek(); t.kind == tWord && p.is(t, "from") {
+		p.next()
+		if pk.Dir != Outbound {
+			p.fail(t, "'from' is only for outbound ICMP lines ('> icmp ... from ADDR'): synprobe sends its ICMP from its own address")
+		}
+		ic.From = p.address(t)
 	}
 	if t := p.peek(); t.kind == tWord && p.is(t, "mtu") {
 		p.next()
@@ -1188,19 +1215,90 @@ func (p *parser) icmpLine(pk *Packet) {
 		p.unsupported(t, "an ICMP echo ('id N'): synprobe sends ICMP errors about TCP segments")
 	}
 	if t := p.peek(); p.isPunct(t, '[') {
-		p.next()
-		if w := p.peek(); w.kind == tWord && (p.is(w, "udp") || p.is(w, "raw")) {
-			p.unsupported(w, "an ICMP message quoting a %s packet: synprobe tests TCP", p.show(w))
-		}
-		var seg Packet
-		seg.Dir = Inbound // the quoted segment has numbers, never '*'
-		p.seqNumbers(&seg)
-		p.expectPunct(']', "after the quoted segment")
-		ic.Echoed = &EchoedSegment{Seq: seg.Seq, End: seg.End, Len: seg.Len}
+		p.quote(pk)
 	}
 	if t := p.peek(); t.kind != tEOF {
-		p.fail(t, "expected 'mtu', '[seq:end(len)]' or end of line after the ICMP type and code, found %s", p.describe(t))
+		want := "'from', 'mtu', '[quoted segment]'"
+		if ic.From.IsValid() {
+			want = "'mtu', '[quoted segment]'"
+		}
+		if pk.Dir == Inbound {
+			want = "'mtu', '[seq:end(len)]'"
+		}
+		if ic.MTU.Set {
+			want = "'[quoted segment]'"
+			if pk.Dir == Inbound {
+				want = "'[seq:end(len)]'"
+			}
+		}
+		if ic.Echoed != nil || ic.Quote != nil {
+			p.fail(t, "expected end of line after the quoted segment, found %s", p.describe(t))
+		}
+		p.fail(t, "expected %s or end of line after the ICMP type and code, found %s", want, p.describe(t))
 	}
+}
+
+// quote parses an ICMP line's quoted segment: "[seq:end(len)]", or (on
+// outbound lines) "[[ip info] FLAGS seq:end(len) [ack N] [win N] ...]".
+func (p *parser) quote(pk *Packet) {
+	ic := pk.ICMP
+	open := p.next()
+	if w := p.peek(); w.kind == tWord && (p.is(w, "udp") || p.is(w, "raw")) {
+		p.unsupported(w, "an ICMP message quoting a %s packet: synprobe tests TCP", p.show(w))
+	}
+	if t := p.peek(); (t.kind == tInt || t.kind == tHex) && p.isPunct(p.peekAt(1), ':') {
+		if e := p.peekAt(2); p.isPunct(e, '*') {
+			p.fail(e, "'[seq:end(len)]' takes numbers: for any length write the quoted segment with its flags, e.g. '[. 1:*(*)]'")
+		}
+		var seg Packet
+		seg.Dir = Inbound // the echoed form has numbers, never '*'
+		p.seqNumbers(&seg)
+		p.expectPunct(']', "after the quoted segment '[seq:end(len)]'")
+		ic.Echoed = &EchoedSegment{Seq: seg.Seq, End: seg.End, Len: seg.Len}
+		return
+	}
+	if pk.Dir != Outbound {
+		t := p.peek()
+		p.fail(t, "an inbound ICMP line quotes '[seq:end(len)]' (the segment of the target's it is about), found %s: a quoted segment with flags is for outbound ICMP lines ('>')", p.describe(t))
+	}
+	q := &Packet{Dir: Outbound}
+	if t := p.peek(); p.isPunct(t, '(') || p.isPunct(t, '[') {
+		p.ipInfo(q)
+	}
+	if t := p.peek(); t.kind == tEOF {
+		p.failAt(open.pos, "unclosed '[': the quoted segment ends with ']'")
+	}
+	p.segment(q, true)
+	p.expectPunct(']', "after the quoted segment")
+	ic.Quote = q
+}
+
+// address parses "from"'s address: IPv4 or IPv6, or a symbol defined as
+// one. The address is the tokens up to the next gap or '['.
+func (p *parser) address(kw token) netip.Addr {
+	first := p.peek()
+	if first.kind == tEOF {
+		p.fail(first, "expected an address after '%s' (such as '10.0.0.1' or 'fd00::1'), found end of line", p.show(kw))
+	}
+	var text []byte
+	for k := 0; ; k++ {
+		t := p.peek()
+		if t.kind == tEOF || k > 0 && (t.space || p.isPunct(t, '[')) {
+			break
+		}
+		p.next()
+		if t.sym > 0 {
+			text = append(text, p.bytes(t)...)
+		} else {
+			text = append(text, p.src[t.pos:t.end]...)
+		}
+	}
+	a, err := netip.ParseAddr(string(text))
+	if err != nil || a.Zone() != "" {
+		p.undefined(first)
+		p.fail(first, "'%s' after '%s' is not an IP address (write e.g. '10.0.0.1' or 'fd00::1')", cut(string(text), 40), p.show(kw))
+	}
+	return a.Unmap()
 }
 
 // optionList parses "<...>" or "<mss 1460,sackOK,...>".
@@ -1220,12 +1318,23 @@ func (p *parser) optionList(pk *Packet) {
 	}
 	p.opts = p.opts[:0]
 	total := 0
+	more := false
 	for {
 		o := p.option(pk.Dir)
 		total += optionLen(o.Option)
 		p.opts = append(p.opts, o)
 		t := p.next()
 		if p.isPunct(t, ',') {
+			if e := p.peek(); e.kind == tEllipsis {
+				// "<mss 1200,...>": these options first, then any.
+				p.next()
+				if pk.Dir != Outbound {
+					p.fail(e, "'...' after options (any options may follow) is only for outbound lines and quoted segments ('>'): synprobe must know what to send")
+				}
+				p.expectPunct('>', "after '...' (it ends the option list: '<mss 1200,...>')")
+				more = true
+				break
+			}
 			continue
 		}
 		if p.isPunct(t, '>') {
@@ -1236,7 +1345,7 @@ func (p *parser) optionList(pk *Packet) {
 	if total > 40 {
 		p.fail(open, "the TCP options take %d bytes, more than the 40 a TCP header can hold", total)
 	}
-	pk.Options = OptionList{Kind: Listed, List: slices.Clone(p.opts)}
+	pk.Options = OptionList{Kind: Listed, List: slices.Clone(p.opts), More: more}
 }
 
 // optionLen is the number of bytes o takes in a segment.

@@ -2,6 +2,7 @@ package script
 
 import (
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -169,6 +170,19 @@ func TestPackets(t *testing.T) {
 		{"icmp v6 code", "0 < icmp unreachable admin_prohibited", Packet{Dir: Inbound, ICMP: &ICMP{Type: "unreachable", Code: "admin_prohibited"}}},
 		{"icmp outbound", "0 > icmp unreachable port_unreachable", Packet{Dir: Outbound, ICMP: &ICMP{Type: "unreachable", Code: "port_unreachable"}}},
 		{"icmp no code", "0 < icmp source_quench [1:1(0)]", Packet{Dir: Inbound, ICMP: &ICMP{Type: "source_quench", Echoed: &EchoedSegment{Seq: 1, End: 1}}}},
+		{"icmp from a router with a quoted segment", "0 > icmp time_exceeded from 10.79.2.253 [S 0:0(0) win * <mss 1200,...>]", Packet{Dir: Outbound, ICMP: &ICMP{Type: "time_exceeded",
+			From: netip.MustParseAddr("10.79.2.253"), Quote: &Packet{Dir: Outbound, Flags: probe.SYN, Win: anyNum,
+				Options: OptionList{Kind: Listed, List: []OptionSpec{opt(probe.MSSOption(1200))}, More: true}}}}},
+		{"icmp ip fields and quoted ip fields", "0 > [ttl *, tos 0x10] icmp time_exceeded exceeded_hop_limit from fd00::1 [(ttl 1, df, id *) S. 0:0(0) ack 1 <...>]", Packet{Dir: Outbound,
+			IP: IPSpec{TOS: set(0x10), TTL: anyNum}, ICMP: &ICMP{Type: "time_exceeded", Code: "exceeded_hop_limit", From: netip.MustParseAddr("fd00::1"),
+				Quote: &Packet{Dir: Outbound, IP: IPSpec{TTL: set(1), DF: set(1), ID: anyNum}, Flags: probe.SYN | probe.ACK, Ack: set(1), Options: OptionList{Kind: AnyOptions}}}}},
+		{"icmp from mtu and quoted data", `0 > icmp unreachable frag_needed from ::ffff:10.1.2.3 mtu 1400 [P. 1:1461(1460) ack * "GET"]`, Packet{Dir: Outbound, ICMP: &ICMP{Type: "unreachable", Code: "frag_needed",
+			From: netip.MustParseAddr("10.1.2.3"), MTU: set(1400), Quote: &Packet{Dir: Outbound, Flags: probe.PSH | probe.ACK, Seq: 1, End: 1461, Len: 1460, Ack: anyNum, Payload: []byte("GET")}}}},
+		{"icmp outbound echoed", "0 > icmp time_exceeded from 10.0.0.1 [0:0(0)]", Packet{Dir: Outbound, ICMP: &ICMP{Type: "time_exceeded", From: netip.MustParseAddr("10.0.0.1"), Echoed: &EchoedSegment{}}}},
+		{"icmp quoted any length", "0 > icmp time_exceeded [. 1:*(*) <nop,nop,TS val * ecr *>]", Packet{Dir: Outbound, ICMP: &ICMP{Type: "time_exceeded",
+			Quote: &Packet{Dir: Outbound, Flags: probe.ACK, Seq: 1, LenAny: true, Options: OptionList{Kind: Listed, List: []OptionSpec{opt(probe.NOPOption()), opt(probe.NOPOption()), {Option: probe.TimestampsOption(0, 0), AnyVal: true, AnyEcr: true}}}}}}},
+		{"options then any", "0 > S. 0:0(0) ack 1 <mss 1460,sackOK,...>", Packet{Dir: Outbound, Flags: probe.SYN | probe.ACK, Ack: set(1),
+			Options: OptionList{Kind: Listed, List: []OptionSpec{opt(probe.MSSOption(1460)), opt(probe.SACKPermittedOption())}, More: true}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -135,6 +135,11 @@ func TestRoundTripTables(t *testing.T) {
 		"0 < . 1:1(0) ack 1 win 1 {tcpsum bad, ipsum 0x1234, doff 4, reserved 0x2, iplen 20, ihl 4, ipver 6}",
 		"0 < S 0:0(0) win 1 <mss 1460,nop> {doff 6}",
 		"0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]", "0 > icmp type_3 code_4", "0 > none",
+		"0 > icmp time_exceeded from 10.79.2.253 [S 0:0(0) win * <mss 1200,...>]",
+		"0 > [ttl *, tos 0x10] icmp time_exceeded exceeded_hop_limit from fd00::1 [(ttl 1, df, id *) S. 0:0(0) ack 1 <...>]",
+		`0 > icmp unreachable frag_needed from 10.1.2.3 mtu 1400 [P. 1:1461(1460) ack * "GET"]`,
+		"0 > icmp time_exceeded [. 1:*(*) <nop,nop,TS val * ecr *>]", "0 > icmp time_exceeded from 10.0.0.1 [0:0(0)]",
+		"0 > S. 0:0(0) ack 1 <mss 1460,sackOK,...>", "0 < [tos 0x10, ttl 9, id 3, nodf] icmp unreachable port_unreachable",
 		"0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=0}, 8) = 0",
 	}
 	for _, src := range srcs {
