@@ -151,6 +151,11 @@ func (c *Client) Ask(ctx context.Context, addr netip.AddrPort, req Request) (*An
 		return err
 	})
 	if err != nil {
+		if isReset(err) {
+			// Accepted and reset at once: the reflector refuses this
+			// client.
+			return fail("dial", ErrRefused)
+		}
 		return fail("dial", err)
 	}
 	defer conn.Close()

@@ -20,6 +20,8 @@
 //
 //	{"v":1,"port":8080,"within_ms":5000,"seq":[3735928559],"tsval":[1],"payload_sha256":["<64 hex digits>"]}
 //
+// The fields:
+//
 //   - v: 1, required.
 //   - port: the reflected port; 0 or absent means the reflected port, another
 //     one is an error (a port forwarded by a NAT has another number on each side).

@@ -526,7 +526,9 @@ func (s *Server) serveReport(c net.Conn, peer netip.AddrPort) {
 		s.badRequests.Add(1)
 		s.logf("report: %v: %v", peer, err)
 		writeLine(bw, wireError{Type: lineError, Error: err.Error()})
-		bw.Flush()
+		if bw.Flush() == nil {
+			drain(c)
+		}
 		return
 	}
 	s.queries.Add(1)
@@ -569,6 +571,17 @@ func (s *Server) serveReport(c net.Conn, peer netip.AddrPort) {
 	if err := bw.Flush(); err != nil {
 		s.logf("report: %v: write answer: %v", peer, err)
 	}
+}
+
+// drain ends the answer to a bad request: closing a socket with unread
+// bytes in it sends a RST, which could overtake the error line. The rest
+// of the request is read (bounded, for a second) after the FIN is sent.
+func drain(c net.Conn) {
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.CloseWrite()
+	}
+	c.SetReadDeadline(time.Now().Add(time.Second))
+	io.CopyN(io.Discard, c, 64<<10)
 }
 
 // writeLine writes v as one JSON line; a write error shows at Flush.
