@@ -190,7 +190,7 @@ func TestRecords(t *testing.T) {
 	}
 
 	// By TSval: the same SYN.
-	a = b.await(t, reflector.Request{TSval: []uint32{tsval}}, "SYN by TSval", func(a *reflector.Answer) bool {
+	b.await(t, reflector.Request{TSval: []uint32{tsval}}, "SYN by TSval", func(a *reflector.Answer) bool {
 		return find(a, func(r *reflector.Record) bool { return r.Match&reflector.MatchTSval != 0 && r.TCP.Seq == isn }) != nil
 	})
 
