@@ -76,6 +76,11 @@ func newBed(t *testing.T, cfg reflector.Config) *bed {
 // traffic.
 func (b *bed) await(t *testing.T, req reflector.Request, what string, ok func(*reflector.Answer) bool) *reflector.Answer {
 	t.Helper()
+	return b.awaitAt(t, report, req, what, ok)
+}
+
+func (b *bed) awaitAt(t *testing.T, report netip.AddrPort, req reflector.Request, what string, ok func(*reflector.Answer) bool) *reflector.Answer {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		a, err := b.client.Ask(context.Background(), report, req)
@@ -391,5 +396,43 @@ func TestStartErrors(t *testing.T) {
 	_, err = reflector.Start(reflector.Config{Listen: netip.MustParseAddrPort("0.0.0.0:80"), NetNS: ns})
 	if err == nil || !strings.Contains(err.Error(), "wildcard") {
 		t.Errorf("wildcard: error %v, want one about the wildcard", err)
+	}
+}
+
+// TestRecordsIPv6: a kernel connection over IPv6, its data found by digest
+// with the SYN-ACK on its 4-tuple.
+func TestRecordsIPv6(t *testing.T) {
+	cli6, srv6 := netip.MustParseAddr("fd92::1"), netip.MustParseAddr("fd92::2")
+	pair := vethtest.New(t, veth.Config{
+		Probe:  veth.End{Name: "rf6-cli", Addrs: []netip.Prefix{netip.PrefixFrom(cli6, 64)}},
+		Target: veth.End{Name: "rf6-srv", Addrs: []netip.Prefix{netip.PrefixFrom(srv6, 64)}},
+	})
+	l6 := netip.AddrPortFrom(srv6, 8080)
+	srv, err := reflector.Start(reflector.Config{Listen: l6, NetNS: pair.Target.NS, Allow: []netip.Prefix{netip.MustParsePrefix("fd92::/64")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	payload := []byte("over IPv6")
+	err = netns.Do(pair.Probe.NS, func() error {
+		c, err := net.DialTimeout("tcp", l6.String(), 5*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_, err = c.Write(payload)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &bed{srv: srv, client: reflector.Client{NetNS: pair.Probe.NS}}
+	a := b.awaitAt(t, srv.Report(), reflector.Request{PayloadSHA256: [][32]byte{sha256.Sum256(payload)}}, "IPv6 data and its SYN-ACK", func(a *reflector.Answer) bool {
+		return find(a, func(r *reflector.Record) bool { return r.Direction == reflector.Out && r.TCP.Flags.Has(probe.SYN) }) != nil &&
+			find(a, func(r *reflector.Record) bool { return r.Match == reflector.MatchPayload }) != nil
+	})
+	r := find(a, func(r *reflector.Record) bool { return r.Match == reflector.MatchPayload })
+	if r.IP.Version != 6 || r.IP.TTL != 64 || r.PayloadLen != len(payload) || r.Dst() != l6 || r.Src().Addr() != cli6 {
+		t.Errorf("IPv6 data record: version %d hop limit %d, %d bytes, %v > %v; want 6, 64, %d bytes, from %v to %v", r.IP.Version, r.IP.TTL, r.PayloadLen, r.Src(), r.Dst(), len(payload), cli6, l6)
 	}
 }
