@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -89,6 +90,10 @@ type Answer struct {
 	Overwritten uint64
 	KernelDrops uint64
 }
+
+// Digest is the digest a reflector keeps of a payload, the key of
+// Request.PayloadSHA256.
+func Digest(payload []byte) [32]byte { return sha256.Sum256(payload) }
 
 // Client asks a reflector for records.
 type Client struct {
@@ -288,11 +293,11 @@ func decodeRecord(line []byte) (Record, error) {
 		return Record{}, fmt.Errorf("payload_len %d is negative", w.PayloadLen)
 	}
 	r.PayloadLen = w.PayloadLen
-	if d, err := hex.DecodeString(w.PayloadSHA256); err != nil || len(d) != len(r.PayloadSHA256) {
+	d, err := hex.DecodeString(w.PayloadSHA256)
+	if err != nil || len(d) != len(r.PayloadSHA256) {
 		return Record{}, errors.New("payload_sha256: want 64 hex digits")
-	} else {
-		copy(r.PayloadSHA256[:], d)
 	}
+	copy(r.PayloadSHA256[:], d)
 	if r.IPChecksum, ok = parseChecksum(w.IPChecksum); !ok {
 		return Record{}, fmt.Errorf("ip_checksum %q: unknown status", w.IPChecksum)
 	}
