@@ -248,6 +248,21 @@ func TestRecords(t *testing.T) {
 	if strings.Contains(raw, string(payload)) || strings.Contains(raw, hex.EncodeToString(payload)) || strings.Contains(raw, hex.EncodeToString(payload[:8])) {
 		t.Errorf("the answer holds the payload: %s", raw)
 	}
+	// Bound to the given address only: not reachable on another address
+	// of its host.
+	for _, port := range []uint16{listen.Port(), report.Port()} {
+		other := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)
+		err := netns.Do(b.pair.Target.NS, func() error {
+			c, err := net.DialTimeout("tcp", other.String(), time.Second)
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
+		if err == nil {
+			t.Errorf("%v accepts a connection: want the reflector bound to %v only", other, srvAddr)
+		}
+	}
 	st := b.srv.Stats()
 	if st.Captured < 5 || st.Queries < 4 || st.ProbeConns != 1 || st.Refused != 0 || st.BadRequests != 0 {
 		t.Errorf("stats %+v: want at least 5 captured, 4 queries, 1 probe connection, none refused or bad", st)
