@@ -1,6 +1,10 @@
 package probe
 
-import "errors"
+import (
+	"errors"
+
+	"golang.org/x/net/bpf"
+)
 
 // PacketLinkConfig says where and how to open a PacketLink.
 type PacketLinkConfig struct {
@@ -12,6 +16,10 @@ type PacketLinkConfig struct {
 	Interface string
 	// Filter selects the frames ReadFrame returns.
 	Filter FlowFilter
+	// RawFilter, when set, is used instead of Filter: a classic BPF program
+	// for a caller whose frames a FlowFilter cannot describe (the reflector
+	// captures one local port's segments from any peer).
+	RawFilter []bpf.Instruction
 	// RecvBuffer is the receive socket buffer in bytes; 0 means 8 MiB. With
 	// CAP_NET_ADMIN it is forced past net.core.rmem_max (SO_RCVBUFFORCE);
 	// without, the kernel caps it there silently. The kernel doubles the

@@ -87,7 +87,13 @@ func OpenPacketLink(cfg PacketLinkConfig) (*PacketLink, error) {
 	if cfg.RecvBuffer < 0 {
 		return nil, fmt.Errorf("open packet link on %s: receive buffer of %d bytes", cfg.Interface, cfg.RecvBuffer)
 	}
-	filter, err := assembleFilter(cfg.Filter)
+	var filter []bpf.RawInstruction
+	var err error
+	if cfg.RawFilter != nil {
+		filter, err = bpf.Assemble(cfg.RawFilter)
+	} else {
+		filter, err = assembleFilter(cfg.Filter)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open packet link on %s: %w", cfg.Interface, err)
 	}

@@ -31,6 +31,7 @@ func FuzzCommandLine(f *testing.F) {
 		{"lab", "--stack", "bsd"},
 		{"lab", "lab"},
 		{"scenarios", "--format", "json"},
+		{"reflect", "--listen", "10.1.2.3:8080", "--allow", "10.9.8.0/24", "--report", "9", "--max-records", "0", "--expiry", "1h"},
 		{"scenarios", "--causes"},
 		{"handshake", "--bog\x1b[31mus", ":80"},
 		{"--help"},

@@ -101,6 +101,7 @@ Exit codes: 0 everything passed; 1 some check failed; 2 bad usage or bad input;
 			analyzeCommand(),
 			handshakeCommand(),
 			runCommand(),
+			reflectCommand(),
 			scenariosCommand(),
 			labCommand(),
 		},
