@@ -158,7 +158,8 @@ func kindOf(c Change) (k Kind, evidence string, ok bool) {
 		}
 		switch c.Kind {
 		case Removed, NOPReplaced:
-			return OptionStripped.With(detail), fmt.Sprintf("%s %s", c.Sent, c.Kind), true
+			name := optionName(c.Sent)
+			return OptionStripped.With(detail), fmt.Sprintf("%s %s", name, c.Kind), true
 		}
 		return OptionModified.With(detail), evidence, true
 	case c.Field == "tcp.flags.ece" || c.Field == "tcp.flags.cwr":
@@ -191,6 +192,17 @@ func kindOf(c Change) (k Kind, evidence string, ok bool) {
 		return "", "", false
 	}
 	return HeaderRewrite.With(strings.TrimPrefix(strings.TrimPrefix(c.Field, "ip."), "tcp.")), evidence, true
+}
+
+// optionName is the name of an option as Option.String writes it: "TS"
+// of "TS val 1 ecr 0", "kind 253" of "kind 253 len 4 5350".
+func optionName(s string) string {
+	if strings.HasPrefix(s, "kind ") {
+		f := strings.Fields(s)
+		return f[0] + " " + f[1]
+	}
+	name, _, _ := strings.Cut(s, " ")
+	return name
 }
 
 func orNone(s string) string {
@@ -538,41 +550,66 @@ func (t *tracer) destination(r *Result, fs *findings, views map[string]*walkView
 	}
 	// Symptoms at the target of a change in the blind segment: what the
 	// SYN-ACK lacks of what was offered, unless a finding explains it.
-	var symptoms []string
+	type symptom struct{ fam, text string }
+	var symptoms []symptom
 	last := 0
 	if syn != nil && !proxied && syn.dest > 0 {
 		last = syn.lastRouter()
 		sa := &syn.w.tcp[0].Frame.TCP
 		if sa.Flags&(probe.SYN|probe.ACK) == probe.SYN|probe.ACK {
 			if _, _, ok := sa.Timestamps(); !ok && !hasKind(fs, OptionStripped.With("ts")) {
-				symptoms = append(symptoms, "the SYN-ACK carries no TS though TS was offered")
+				symptoms = append(symptoms, symptom{string(FamilySYN), "the SYN-ACK carries no TS though TS was offered"})
 			}
 			if !sa.SACKPermitted() && !hasKind(fs, OptionStripped.With("sack")) {
-				symptoms = append(symptoms, "the SYN-ACK carries no sackOK though it was offered")
+				symptoms = append(symptoms, symptom{string(FamilySYN), "the SYN-ACK carries no sackOK though it was offered"})
 			}
 			if _, ok := sa.WScale(); !ok && !hasKind(fs, OptionStripped.With("ws")) {
-				symptoms = append(symptoms, "the SYN-ACK carries no wscale though it was offered")
+				symptoms = append(symptoms, symptom{string(FamilySYN), "the SYN-ACK carries no wscale though it was offered"})
 			}
 			if m, ok := sa.MSS(); ok && m < synMSS && !hasKind(fs, MSSClamp) {
-				symptoms = append(symptoms, fmt.Sprintf("the SYN-ACK's MSS is %d, below the %d offered", m, synMSS))
+				symptoms = append(symptoms, symptom{string(FamilySYN), fmt.Sprintf("the SYN-ACK's MSS is %d, below the %d offered", m, synMSS)})
 			}
 		}
 	}
 	if ecn != nil && !proxied && ecn.dest > 0 {
 		sa := &ecn.w.tcp[0].Frame.TCP
 		if sa.Flags&(probe.SYN|probe.ACK) == probe.SYN|probe.ACK && sa.Flags&probe.ECE == 0 && !hasKind(fs, ECNFlagsCleared) {
-			symptoms = append(symptoms, "the SYN-ACK to the ECN-setup SYN does not set ECE")
+			symptoms = append(symptoms, symptom{string(FamilyECN), "the SYN-ACK to the ECN-setup SYN does not set ECE"})
+		}
+	}
+	if data := views[connData]; cw != nil && cw.tsOK && data != nil && data.dest > 0 && !hasKind(fs, OptionStripped.With("ts")) {
+		for _, r := range data.w.tcp {
+			ft := &r.Frame.TCP
+			if ft.Flags&(probe.SYN|probe.RST) != 0 || ft.Flags&probe.ACK == 0 {
+				continue
+			}
+			_, ecr, ok := ft.Timestamps()
+			switch {
+			case !ok:
+				symptoms = append(symptoms, symptom{connData, fmt.Sprintf("the target's %v carries no TS though TS was negotiated", ft)})
+			case ecr == cw.ackTSval && ft.Ack.Sub(cw.isn.Add(1)) > 0:
+				symptoms = append(symptoms, symptom{connData, fmt.Sprintf("the target acknowledges the data with TSecr %d, the handshake's TSval, not the data's: the data arrived without TS", ecr)})
+			default:
+				continue
+			}
+			if last == 0 {
+				last = data.lastRouter()
+			}
+			break
 		}
 	}
 	if len(symptoms) > 0 {
 		wh := Where{AfterHop: last, Blind: true}
-		if a := syn.addr(last); a.IsValid() {
+		ref := syn
+		if ref == nil {
+			ref = views[connData]
+		}
+		if a := ref.addr(last); a.IsValid() {
 			wh.Between = []netip.Addr{a, t.cfg.Target.Addr()}
 		}
-		for i := range symptoms {
-			symptoms[i] += fmt.Sprintf(" (the target's choice, or a box after hop %d)", last)
+		for _, sy := range symptoms {
+			fs.add(Unobserved, VerdictOf(Unobserved), wh, sy.fam, sy.text+fmt.Sprintf(" (the target's choice, or a box after hop %d)", last))
 		}
-		fs.add(Unobserved, VerdictOf(Unobserved), wh, string(FamilySYN), symptoms...)
 	}
 	if cw != nil && cw.leak != nil {
 		dest := 0

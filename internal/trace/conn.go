@@ -25,8 +25,11 @@ type connWalks struct {
 	err error
 	// synack is the target's answer to the handshake's SYN.
 	synack *probe.Reply
-	// tsOK: the handshake negotiated timestamps.
-	tsOK bool
+	// tsOK: the handshake negotiated timestamps; ackTSval is the TSval
+	// of the handshake's ACK (the data carry others: a target that
+	// echoes this one for data got the data without TS).
+	tsOK     bool
+	ackTSval uint32
 	isn  probe.Seq
 	// data, outOfWin, ackAbove and noConn are the walks (a) to (d).
 	data, outOfWin, ackAbove, noConn *walk
@@ -82,8 +85,10 @@ func (t *tracer) walkConn(ctx context.Context, reach int) (*connWalks, error) {
 	}
 
 	var opts []probe.Option
+	walkTS := hs.tsBase + 0x100
+	cw.ackTSval = hs.tsBase
 	if tsOK {
-		opts = []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(hs.tsBase, peerTS)}
+		opts = []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(walkTS, peerTS)}
 	}
 	mk := func(seq, ack probe.Seq, flags probe.Flags, payload []byte, tos uint8) probe.Frame {
 		f := probe.Frame{IP: probe.IP{TOS: tos, Flags: hs.frame.IP.Flags, FlowLabel: hs.frame.IP.FlowLabel},
@@ -92,13 +97,16 @@ func (t *tracer) walkConn(ctx context.Context, reach int) (*connWalks, error) {
 	}
 	ack := mk(cw.isn.Add(1), sa.Seq.Add(1), probe.ACK, nil, 0)
 	ack.IP.TTL = controlTTL
+	if tsOK {
+		ack.TCP.Options = []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(cw.ackTSval, peerTS)}
+	}
 	if _, err := s.Send(&ack); err != nil {
 		return cw, fmt.Errorf("conn: send the handshake's ACK: %w", err)
 	}
 	data := []byte("synprobe")
 	sub := func(name string, f probe.Frame, sess *probe.Session, expectTCP bool, match func(q *probe.QuotedPacket) bool) *walk {
 		w := newWalk(FamilyConn, name, sess, t.v6)
-		w.frame, w.tsBase, w.hasTS, w.expectTCP, w.matchQuote = f, hs.tsBase, tsOK, expectTCP, match
+		w.frame, w.tsBase, w.hasTS, w.expectTCP, w.matchQuote = f, walkTS, tsOK, expectTCP, match
 		w.sumValid, w.reach = true, reach
 		return w
 	}
