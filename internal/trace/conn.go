@@ -11,9 +11,9 @@ import (
 
 // The conn family's walks (TRACE.md P6).
 const (
-	connData       = "conn/data"         // (a) in-window data, TS, ECT(0)
+	connData       = "conn/data"          // (a) in-window data, TS, ECT(0)
 	connOutOfWin   = "conn/out-of-window" // (b) the same data 2^20 beyond
-	connAckAbove   = "conn/ack-above"    // (c) an ACK above SND.NXT
+	connAckAbove   = "conn/ack-above"     // (c) an ACK above SND.NXT
 	connNoConn     = "conn/no-connection" // (d) a bare ACK on a fresh 4-tuple
 	connDataLen    = 8
 	connFar        = 1 << 20
@@ -30,7 +30,7 @@ type connWalks struct {
 	// echoes this one for data got the data without TS).
 	tsOK     bool
 	ackTSval uint32
-	isn  probe.Seq
+	isn      probe.Seq
 	// data, outOfWin, ackAbove and noConn are the walks (a) to (d).
 	data, outOfWin, ackAbove, noConn *walk
 	// leak is the RST the host sent for (c) with seq = its ack: the ACK
@@ -153,4 +153,3 @@ func (t *tracer) walkConn(ctx context.Context, reach int) (*connWalks, error) {
 	}
 	return cw, err
 }
-

@@ -183,12 +183,12 @@ func (w *walk) frameFor(ttl int) probe.Frame {
 
 // tracer runs the walks of one trace.
 type tracer struct {
-	p      *probe.Prober
-	cfg    Config
-	v6     bool
-	pace   pacer
-	mu     sync.Mutex
-	walks  []*walk
+	p     *probe.Prober
+	cfg   Config
+	v6    bool
+	pace  pacer
+	mu    sync.Mutex
+	walks []*walk
 	// active takes the TCP segments of a session that several walks share.
 	active map[*probe.Session]*walk
 	notify chan struct{}

@@ -111,8 +111,8 @@ type Hop struct {
 	From  netip.Addr `json:"from,omitzero"`
 	RTTus float64    `json:"rtt_us,omitempty"`
 	// Reply: time-exceeded, unreachable, syn-ack, rst or none.
-	Reply   string   `json:"reply"`
-	Quote   *Quote   `json:"quote,omitempty"`
+	Reply string `json:"reply"`
+	Quote *Quote `json:"quote,omitempty"`
 	// Changes are those first seen at this hop.
 	Changes []Change `json:"changes"`
 	// Notes say what else is odd about the answer (a quoted TTL other
