@@ -372,6 +372,9 @@ func (t *tracer) result(cw *connWalks) *Result {
 			ctl, detail = views[connData], "out-of-window"
 		case connNoConn:
 			ctl, detail = views[connData], "no-connection"
+		case string(FamilySYN):
+			// The port itself filtered: the alt port's walk is the control.
+			ctl, detail = views[string(FamilyAlt)], "syn"
 		}
 		if ctl == nil || ctl == v {
 			continue
@@ -566,8 +569,8 @@ func (t *tracer) destination(r *Result, fs *findings, views map[string]*walkView
 			if _, ok := sa.WScale(); !ok && !hasKind(fs, OptionStripped.With("ws")) {
 				symptoms = append(symptoms, symptom{string(FamilySYN), "the SYN-ACK carries no wscale though it was offered"})
 			}
-			if m, ok := sa.MSS(); ok && m < synMSS && !hasKind(fs, MSSClamp) {
-				symptoms = append(symptoms, symptom{string(FamilySYN), fmt.Sprintf("the SYN-ACK's MSS is %d, below the %d offered", m, synMSS)})
+			if m, ok := sa.MSS(); ok && m < mssFor(t.v6) && !hasKind(fs, MSSClamp) {
+				symptoms = append(symptoms, symptom{string(FamilySYN), fmt.Sprintf("the SYN-ACK's MSS is %d, below the %d offered", m, mssFor(t.v6))})
 			}
 		}
 	}

@@ -60,7 +60,8 @@ func textOf(r *Result) string {
 }
 
 func TestBedExplore(t *testing.T) {
-	b := startBed(t, pathlab.Config{})
+	v6 := os.Getenv("TRACE_V6") != ""
+	b := startBed(t, pathlab.Config{IPv6: v6})
 	only := os.Getenv("TRACE_BOXES")
 	for _, at := range []pathlab.Position{pathlab.First, pathlab.Last} {
 		for _, box := range append([]pathlab.Box{pathlab.BoxNone}, pathlab.Boxes()...) {
@@ -73,7 +74,7 @@ func TestBedExplore(t *testing.T) {
 			if err := b.SetBox(box, at); err != nil {
 				t.Fatalf("set box %s on %s: %v", box, at, err)
 			}
-			r := traceBed(t, b, false, nil)
+			r := traceBed(t, b, v6, nil)
 			t.Logf("=== %s on %s\n%s", box, at, textOf(r))
 		}
 	}

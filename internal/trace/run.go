@@ -33,9 +33,18 @@ const controlTTL = 64
 // The probe's SYN as Linux sends it (TRACE.md P1).
 const (
 	synWindow = 64240
-	synMSS    = 1460
+	synMSS    = 1460 // IPv4 over Ethernet
+	synMSS6   = 1440 // IPv6 over Ethernet
 	synWScale = 7
 )
+
+// mssFor is the MSS a Linux host offers over Ethernet.
+func mssFor(v6 bool) uint16 {
+	if v6 {
+		return synMSS6
+	}
+	return synMSS
+}
 
 func (c *Config) defaults() error {
 	if !c.Target.IsValid() {
@@ -309,7 +318,7 @@ func synFrame(f Family, v6 bool) probe.Frame {
 		IP: probe.IP{Flags: probe.IPFlagDF},
 		TCP: probe.TCP{
 			Seq: probe.Seq(rand.Uint32()), Flags: probe.SYN, Window: synWindow,
-			Options: []probe.Option{probe.MSSOption(synMSS), probe.SACKPermittedOption(), probe.TimestampsOption(1, 0), probe.NOPOption(), probe.WScaleOption(synWScale)},
+			Options: []probe.Option{probe.MSSOption(mssFor(v6)), probe.SACKPermittedOption(), probe.TimestampsOption(1, 0), probe.NOPOption(), probe.WScaleOption(synWScale)},
 		},
 	}
 	if v6 {
