@@ -51,7 +51,6 @@ func (r *Result) finish() {
 // attributed is a change first seen at hop at, last unseen at hop after.
 type attributed struct {
 	c         Change
-	walk      string
 	after, at int
 	addrAfter netip.Addr
 	addrAt    netip.Addr
