@@ -389,7 +389,7 @@ func (t *tracer) result(cw *connWalks) *Result {
 // probeOf builds a family's report and adds the findings its quotes show.
 func (t *tracer) probeOf(v *walkView, src netip.Addr, fs *findings, cw *connWalks) Probe {
 	w := v.w
-	p := Probe{Family: Family(w.name), Port: w.sess.Remote().Port()}
+	p := Probe{Family: Family(w.name), Port: w.port}
 	if f := w.sent[v.firstTTL()]; f != nil {
 		p.Sent = sentString(&f.Frame)
 	}
@@ -640,6 +640,9 @@ func hasKind(fs *findings, k Kind) bool {
 	return false
 }
 
+// noReflectorLine is the coverage line a reflector's answers remove.
+const noReflectorLine = "reverse path not observed (no --reflector): what the SYN-ACK carries is the target's or the path's"
+
 // coverage says what the trace could not see.
 func (t *tracer) coverage(r *Result, views map[string]*walkView, order []*walkView, cw *connWalks) []string {
 	var cov []string
@@ -675,7 +678,7 @@ func (t *tracer) coverage(r *Result, views map[string]*walkView, order []*walkVi
 		}
 		if syn.dest > 0 && syn.dest <= t.cfg.FirstHop {
 			cov = append(cov, "no router answered before the target: nothing on the path quotes")
-		} else if syn.dest > 0 && t.cfg.Reflector == nil {
+		} else if syn.dest > 0 {
 			last := syn.lastRouter()
 			cov = append(cov, fmt.Sprintf("after hop %d (%v) to the target: blind (no router after it quotes); changes there show only as symptoms at the target", last, syn.addr(last)))
 		}
@@ -701,9 +704,7 @@ func (t *tracer) coverage(r *Result, views map[string]*walkView, order []*walkVi
 	if views[string(FamilyBadSum)] != nil {
 		cov = append(cov, "badsum: the target's silence is its own stack's; a checksum filter after the last router is not seen")
 	}
-	if t.cfg.Reflector == nil {
-		cov = append(cov, "reverse path not observed (no --reflector): what the SYN-ACK carries is the target's or the path's")
-	}
+	cov = append(cov, noReflectorLine)
 	cov = append(cov, "NAT is invisible in quotes (a conformant NAT translates them back)")
 	var missing []string
 	for _, f := range Families {

@@ -141,6 +141,7 @@ type hopState struct {
 // walk is one probe family's walk over the TTLs: one 5-tuple, one ISN.
 type walk struct {
 	v6   bool
+	port uint16 // the target port
 	fam  Family
 	name string // family, or conn/a ... conn/d
 	sess *probe.Session
@@ -300,7 +301,7 @@ func (t *tracer) open(ctx context.Context, f Family) (*walk, error) {
 }
 
 func newWalk(f Family, name string, s *probe.Session, v6 bool) *walk {
-	return &walk{v6: v6, fam: f, name: name, sess: s, sent: map[int]*probe.Sent{}, sentAt: map[int]time.Time{}, hops: map[int]*hopState{}}
+	return &walk{v6: v6, fam: f, name: name, sess: s, port: s.Remote().Port(), sent: map[int]*probe.Sent{}, sentAt: map[int]time.Time{}, hops: map[int]*hopState{}}
 }
 
 // tsBase is a TSval with room for a TTL in its low byte (IPv6 carries the
