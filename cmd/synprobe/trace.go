@@ -205,6 +205,7 @@ func runTrace(c *cli.Context) error {
 	if c.String("format") == "json" {
 		enc := json.NewEncoder(out.w)
 		enc.SetIndent("", "  ")
+		enc.SetEscapeHTML(false)
 		werr = enc.Encode(res)
 	} else {
 		res.WriteText(out.w)

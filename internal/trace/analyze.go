@@ -382,6 +382,9 @@ func (t *tracer) result(cw *connWalks) *Result {
 	}
 	t.destination(r, fs, views, cw, src)
 	r.Findings = fs.list
+	if r.Findings == nil {
+		r.Findings = []Finding{}
+	}
 	r.Coverage = t.coverage(r, views, order, cw)
 	return r
 }
@@ -538,6 +541,15 @@ func (t *tracer) destination(r *Result, fs *findings, views map[string]*walkView
 	if syn != nil && alt != nil && syn.dest > 0 && alt.dest > 0 {
 		sa, rst := syn.w.tcp[0], alt.w.tcp[0]
 		ks, ka := min(distance(sa.Frame.IP.TTL), syn.dest), max(distance(rst.Frame.IP.TTL), alt.dest)
+		for i := range r.Probes {
+			if d := r.Probes[i].Destination; r.Probes[i].Family == FamilySYN && d != nil {
+				d.Inferences = append(d.Inferences, fmt.Sprintf("who answers: the SYN's %s from hop %d (by its TTL position), %d (by its ip ttl); the alt port's %s from hop %d, %d",
+					replyName(&sa.Frame), syn.dest, distance(sa.Frame.IP.TTL), replyName(&rst.Frame), alt.dest, distance(rst.Frame.IP.TTL)))
+				if sa.Frame.TCP.Window == 0 && sa.Frame.TCP.Flags&probe.SYN != 0 {
+					d.Inferences = append(d.Inferences, "SYN-ACK window 0 (a SYN proxy's signature)")
+				}
+			}
+		}
 		if ks < ka && sa.Frame.TCP.Flags&probe.SYN != 0 {
 			proxied = true
 			kind := TerminatingProxy
