@@ -692,7 +692,7 @@ func (t *tracer) coverage(r *Result, views map[string]*walkView, order []*walkVi
 			cov = append(cov, "no router answered before the target: nothing on the path quotes")
 		} else if syn.dest > 0 {
 			last := syn.lastRouter()
-			cov = append(cov, fmt.Sprintf("after hop %d (%v) to the target: blind (no router after it quotes); changes there show only as symptoms at the target", last, syn.addr(last)))
+			cov = append(cov, fmt.Sprintf("after hop %d (%v) to the target: blind (no router after it quotes); changes there show only as symptoms at the target, and DSCP rewrites, checksum filters and IP ID rewrites there show none", last, syn.addr(last)))
 		}
 	}
 	// Load balancing: families that met different routers at one TTL.
