@@ -301,7 +301,11 @@ func (t *tracer) open(ctx context.Context, f Family) (*walk, error) {
 }
 
 func newWalk(f Family, name string, s *probe.Session, v6 bool) *walk {
-	return &walk{v6: v6, fam: f, name: name, sess: s, port: s.Remote().Port(), sent: map[int]*probe.Sent{}, sentAt: map[int]time.Time{}, hops: map[int]*hopState{}}
+	var port uint16
+	if s != nil {
+		port = s.Remote().Port()
+	}
+	return &walk{v6: v6, fam: f, name: name, sess: s, port: port, sent: map[int]*probe.Sent{}, sentAt: map[int]time.Time{}, hops: map[int]*hopState{}}
 }
 
 // tsBase is a TSval with room for a TTL in its low byte (IPv6 carries the
@@ -481,8 +485,12 @@ func icmpKind(f *probe.Frame) string {
 // wait for the pacer.
 func (t *tracer) send(ctx context.Context, w *walk, ttl int, paced bool) error {
 	if paced {
-		if err := t.pace.wait(ctx); err != nil {
-			return err
+		wait := t.pace.wait
+		if t.cfg.Pace != nil {
+			wait = t.cfg.Pace
+		}
+		if err := wait(ctx); err != nil {
+			return fmt.Errorf("trace: pace %s probe: %w", w.name, err)
 		}
 	}
 	f := w.frameFor(ttl)

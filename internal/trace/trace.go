@@ -43,6 +43,11 @@ type Config struct {
 	// that may elicit a SYN-ACK or RST); probes that expire before the
 	// target do not count.
 	Rate float64
+	// Pace, if set, replaces the Rate pacer: it is called before each
+	// probe that can reach the target (the path check passes the
+	// conformance runner's, so that the suite and the trace share one
+	// rate).
+	Pace func(context.Context) error
 	// Reflector is a cooperating endpoint on the target host (synprobe
 	// reflect, --reflector H:P); nil: none. With one, what the target
 	// received is compared with what was sent, which covers the blind
