@@ -355,30 +355,26 @@ func (t *tracer) result(cw *connWalks) *Result {
 	for _, v := range order {
 		r.Probes = append(r.Probes, t.probeOf(v, src, fs, cw))
 	}
-	syn := views[string(FamilySYN)]
-	if syn == nil {
-		syn = views[string(FamilyAlt)]
-	}
 	// Drops: silence where the control (syn; conn/data for the conn
 	// walks) was answered at the same TTL.
+	synCtl := nonNil(views[string(FamilySYN)], views[string(FamilyAlt)])
 	for _, v := range order {
-		var ctl *walkView
+		var ctls []*walkView
 		detail := ""
 		switch v.w.name {
 		case string(FamilyECN), string(FamilyExotic), string(FamilySYNData), string(FamilyBadSum):
-			ctl, detail = syn, v.w.name
+			ctls, detail = synCtl, v.w.name
 		case connOutOfWin, connAckAbove:
-			ctl, detail = views[connData], "out-of-window"
+			ctls, detail = nonNil(views[connData]), "out-of-window"
 		case connNoConn:
-			ctl, detail = views[connData], "no-connection"
+			ctls, detail = nonNil(views[connData]), "no-connection"
 		case string(FamilySYN):
 			// The port itself filtered: the alt port's walk is the control.
-			ctl, detail = views[string(FamilyAlt)], "syn"
+			ctls, detail = nonNil(views[string(FamilyAlt)]), "syn"
 		}
-		if ctl == nil || ctl == v {
-			continue
+		if len(ctls) > 0 {
+			t.drop(fs, v, ctls, detail, src)
 		}
-		t.drop(fs, v, ctl, detail, src)
 	}
 	t.destination(r, fs, views, cw, src)
 	r.Findings = fs.list
@@ -497,15 +493,29 @@ func (v *walkView) firstTTL() int {
 
 // drop finds the first TTL where v is silent while the control ctl was
 // answered: the probe is dropped after the last hop v reached.
-func (t *tracer) drop(fs *findings, v, ctl *walkView, detail string, src netip.Addr) {
+func (t *tracer) drop(fs *findings, v *walkView, ctls []*walkView, detail string, src netip.Addr) {
 	for _, ttl := range v.ttls {
-		if v.answered(ttl) || !ctl.answered(ttl) {
-			if v.answered(ttl) {
-				continue
-			}
-			return // both silent: nothing to say
+		if v.answered(ttl) {
+			continue
 		}
-		atTarget := ctl.dest > 0 && ttl >= ctl.dest
+		// The control at this TTL: one a router answered (the probe got
+		// as far), else one the target answered.
+		var ctl *walkView
+		for _, c := range ctls {
+			if h := c.w.hops[ttl]; c != v && h != nil && h.kind == "time-exceeded" {
+				ctl = c
+				break
+			}
+		}
+		for _, c := range ctls {
+			if ctl == nil && c != v && c.answered(ttl) {
+				ctl = c
+			}
+		}
+		if ctl == nil {
+			return // no control answered either: nothing to say
+		}
+		atTarget := ctl.w.hops[ttl] == nil
 		if atTarget && !v.w.expectTCP {
 			return // the target need not answer this probe
 		}
@@ -635,6 +645,16 @@ func (t *tracer) destination(r *Result, fs *findings, views map[string]*walkView
 	}
 }
 
+func nonNil(vs ...*walkView) []*walkView {
+	var out []*walkView
+	for _, v := range vs {
+		if v != nil {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
 // addrOr is addr(ttl), or def for TTL 0 and silent hops.
 func (v *walkView) addrOr(ttl int, def netip.Addr) netip.Addr {
 	if a := v.addr(ttl); a.IsValid() {
@@ -658,7 +678,12 @@ const noReflectorLine = "reverse path not observed (no --reflector): what the SY
 // coverage says what the trace could not see.
 func (t *tracer) coverage(r *Result, views map[string]*walkView, order []*walkView, cw *connWalks) []string {
 	var cov []string
+	// The walk that reached the host: the syn family's, or the alt
+	// port's when something nearer answered the SYN.
 	syn := views[string(FamilySYN)]
+	if alt := views[string(FamilyAlt)]; alt != nil && (syn == nil || alt.dest > syn.dest) {
+		syn = alt
+	}
 	if syn == nil && len(order) > 0 {
 		syn = order[0]
 	}

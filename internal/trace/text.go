@@ -103,7 +103,7 @@ func quoteString(h Hop) string {
 func hopChanges(p Probe, h Hop) string {
 	if h.Quote == nil {
 		if d := p.Destination; d != nil && h.TTL == d.Hop && len(d.Inferences) > 0 {
-			return "target: " + d.Inferences[0]
+			return "answer: " + d.Inferences[0]
 		}
 		if h.Reply != "none" && h.Reply != "time-exceeded" {
 			return ""
