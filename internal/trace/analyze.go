@@ -345,7 +345,7 @@ func (t *tracer) result(cw *connWalks) *Result {
 	views := map[string]*walkView{}
 	var order []*walkView
 	for _, w := range t.walks {
-		if w.name == "conn" { // the handshake: no walk
+		if w.name == "conn" || w.fam == familyClosed { // controls, not walks
 			continue
 		}
 		v := view(w)
@@ -376,7 +376,13 @@ func (t *tracer) result(cw *connWalks) *Result {
 			t.drop(fs, v, ctls, detail, src)
 		}
 	}
-	t.destination(r, fs, views, cw, src)
+	var closed *walk
+	for _, w := range t.walks {
+		if w.fam == familyClosed {
+			closed = w
+		}
+	}
+	t.destination(r, fs, views, cw, closed, src)
 	r.Findings = fs.list
 	if r.Findings == nil {
 		r.Findings = []Finding{}
@@ -545,7 +551,22 @@ func (t *tracer) drop(fs *findings, v *walkView, ctls []*walkView, detail string
 // destination compares what answered with what the target's own stack
 // would send: who answers the SYN (versus the alt port's RST), the SYN-ACK's
 // options versus those offered, ECN, window 0; and the NAT leak of conn.
-func (t *tracer) destination(r *Result, fs *findings, views map[string]*walkView, cw *connWalks, src netip.Addr) {
+func (t *tracer) destination(r *Result, fs *findings, views map[string]*walkView, cw *connWalks, closed *walk, src netip.Addr) {
+	// The closed port: a SYN-ACK there means something answers for every
+	// port (a proxy), or the port is not closed.
+	var closedEv string
+	if closed != nil && len(closed.tcp) > 0 {
+		ca := &closed.tcp[0].Frame
+		closedEv = fmt.Sprintf("closed port %d: %s, ip ttl %d", closed.port, replyName(ca), ca.IP.TTL)
+		if ca.TCP.Flags&(probe.SYN|probe.ACK) == probe.SYN|probe.ACK {
+			closedEv += " (a closed port answered by a SYN-ACK: something answers for every port, or the port is not closed)"
+		}
+		for i := range r.Probes {
+			if d := r.Probes[i].Destination; r.Probes[i].Family == FamilySYN && d != nil {
+				d.Inferences = append(d.Inferences, closedEv)
+			}
+		}
+	}
 	syn, alt, ecn := views[string(FamilySYN)], views[string(FamilyAlt)], views[string(FamilyECN)]
 	proxied := false
 	if syn != nil && alt != nil && syn.dest > 0 && alt.dest > 0 {
@@ -568,6 +589,9 @@ func (t *tracer) destination(r *Result, fs *findings, views map[string]*walkView
 			if sa.Frame.TCP.Window == 0 {
 				kind = SYNProxy
 				ev = append(ev, "SYN-ACK window 0 (a SYN proxy's signature)")
+			}
+			if strings.Contains(closedEv, "SYN-ACK") {
+				ev = append(ev, closedEv)
 			}
 			fs.add(kind, VerdictOf(kind), between(ks-1, ks, alt.addrOr(ks-1, src), alt.addr(ks)), string(FamilySYN), ev...)
 		}

@@ -22,7 +22,9 @@
 // # Speed without impoliteness
 //
 // Run first sends one control SYN at TTL 64 for the syn family and for the
-// alt port (the answered controls of the drop rule), and infers the hop
+// alt port (the answered controls of the drop rule), and one to
+// Config.ClosedPort when it is given (a SYN-ACK there: something answers
+// for every port), and infers the hop
 // distance of each from its reply's IP TTL (initial 64, 128 or 255). Then
 // it sends TTLs FirstHop..d+1 of every family at once, TTL by TTL with the
 // families interleaved, so that a router sees at most one probe per
@@ -81,6 +83,8 @@
 // ECN-setup SYN, TS on its data ACKs, or a TSecr that shows the data came
 // without TS), unless a finding explains it, is one "unobserved" finding
 // blind after the last router: a box there, or the target's choice.
+// Not done: whether the SYN-ACK is retransmitted and the TSval clocks of
+// SYN-ACK and RST (a quick trace ends before the first retransmission).
 // Coverage lines say what could not be seen (silent and partial hops, the
 // blind segment, the reverse path, NAT, families not sent).
 //

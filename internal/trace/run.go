@@ -244,7 +244,16 @@ func Run(ctx context.Context, p *probe.Prober, cfg Config) (*Result, error) {
 		}
 		synWalks = append(synWalks, w)
 	}
-	if err := t.walkSYNs(ctx, synWalks); err != nil {
+	var extra []*walk
+	if cfg.ClosedPort != 0 && cfg.has(FamilySYN) {
+		w, err := t.open(ctx, familyClosed)
+		if err != nil {
+			t.closeAll()
+			return nil, err
+		}
+		extra = append(extra, w)
+	}
+	if err := t.walkSYNs(ctx, synWalks, extra); err != nil {
 		t.closeAll()
 		return nil, err
 	}
@@ -276,8 +285,11 @@ func Run(ctx context.Context, p *probe.Prober, cfg Config) (*Result, error) {
 // open starts a family's session and builds its probe.
 func (t *tracer) open(ctx context.Context, f Family) (*walk, error) {
 	remote := t.cfg.Target
-	if f == FamilyAlt {
+	switch f {
+	case FamilyAlt:
 		remote = netip.AddrPortFrom(remote.Addr(), t.cfg.AltPort)
+	case familyClosed:
+		remote = netip.AddrPortFrom(remote.Addr(), t.cfg.ClosedPort)
 	}
 	s, err := t.p.Open(probe.SessionConfig{Remote: remote})
 	if err != nil {
@@ -523,8 +535,14 @@ func distance(ttl uint8) int {
 	return 1
 }
 
-// walkSYNs sends the controls, then every TTL of every walk, in rounds.
-func (t *tracer) walkSYNs(ctx context.Context, walks []*walk) error {
+// familyClosed is the control SYN to Config.ClosedPort, sent with the
+// others at TTL 64 and not walked: a SYN-ACK from a closed port says a box
+// answers for every port.
+const familyClosed Family = "closed"
+
+// walkSYNs sends the controls (and extra, controls that are not walked),
+// then every TTL of every walk, in rounds.
+func (t *tracer) walkSYNs(ctx context.Context, walks, extra []*walk) error {
 	if len(walks) == 0 {
 		return nil
 	}
@@ -538,13 +556,13 @@ func (t *tracer) walkSYNs(ctx context.Context, walks []*walk) error {
 	if len(controls) == 0 {
 		controls = walks[:1]
 	}
-	for _, w := range controls {
+	for _, w := range append(controls[:len(controls):len(controls)], extra...) {
 		if err := t.send(ctx, w, controlTTL, true); err != nil {
 			return err
 		}
 	}
 	t.waitFor(ctx, t.cfg.Wait, func() bool {
-		for _, w := range controls {
+		for _, w := range append(controls[:len(controls):len(controls)], extra...) {
 			if len(w.tcp) == 0 {
 				return false
 			}
