@@ -47,7 +47,7 @@ func traceBed(t testing.TB, b *pathlab.Bed, v6 bool, fams []Family) *Result {
 		t.Fatalf("dial %v from the client namespace: %v", target, err)
 	}
 	defer p.Close()
-	r, err := Run(ctx, p, Config{Target: target, ClosedPort: b.ClosedPort, AltPort: b.AltPort, Families: fams, MaxHops: 8, Wait: 500 * time.Millisecond})
+	r, err := Run(ctx, p, Config{Target: target, ClosedPort: b.ClosedPort, AltPort: b.AltPort, Families: fams, MaxHops: 8, Wait: 500 * time.Millisecond, Rate: 100})
 	if err != nil {
 		t.Fatalf("trace %v: %v", target, err)
 	}
