@@ -559,7 +559,7 @@ func (b *Bed) Dial(ctx context.Context, network, address string) (net.Conn, erro
 // runs in the bed's namespaces, deletes the veths and the namespaces'
 // names (with them the routes and the nftables tables). A namespace lives
 // on, unnamed, while a socket a caller still holds is in it. Close is
-// idempotent.
+// idempotent; nothing else may use the bed while it runs.
 func (b *Bed) Close() error {
 	if b == nil {
 		return nil

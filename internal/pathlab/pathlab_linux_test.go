@@ -44,7 +44,7 @@ func startBed(t *testing.T, cfg Config) *Bed {
 type env struct {
 	b      *Bed
 	p      *probe.Prober
-	srv    *sniffer
+	srv    *Sniffer
 	target netip.AddrPort
 	v6     bool
 }
@@ -62,7 +62,12 @@ func newEnv(t *testing.T, b *Bed, v6 bool) *env {
 		t.Fatalf("probe.Dial %v from the client: %v", target.Addr(), err)
 	}
 	t.Cleanup(func() { p.Close() })
-	return &env{b: b, p: p, srv: sniff(t, b, Server, b.ServerIf), target: target, v6: v6}
+	srv, err := b.Sniff(Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return &env{b: b, p: p, srv: srv, target: target, v6: v6}
 }
 
 // routerAddr is the address a box's router uses towards the server.
@@ -94,7 +99,6 @@ var stdOptions = []probe.Option{
 
 // seg is a segment to send and what came of it.
 type seg struct {
-	port    uint16 // 0: the target's
 	flags   probe.Flags
 	seq     probe.Seq // 0: random
 	ack     probe.Seq
@@ -133,34 +137,25 @@ func (e *env) open(t *testing.T, port uint16) *probe.Session {
 
 // send sends sg on s, then waits for it at the server (wantServer says
 // whether it should get there, which only sets how long to wait) and for
-// an answer at the client (wantReply likewise).
+// an answer at the client (wantReply likewise). Both waits count from the
+// send, so that two absences cost one wait.
 func (e *env) send(t *testing.T, s *probe.Session, sg seg, wantServer, wantReply bool) result {
 	t.Helper()
-	if sg.seq == 0 {
-		sg.seq = probe.Seq(rand.Uint32() | 1)
-	}
-	f := &probe.Frame{}
-	f.IP.TOS, f.IP.TTL, f.IP.Flags = sg.tos, sg.ttl, probe.IPFlagDF
-	f.TCP.Seq, f.TCP.Ack, f.TCP.Flags, f.TCP.Window = sg.seq, sg.ack, sg.flags, 64240
-	f.TCP.Options, f.TCP.Payload = sg.options, sg.payload
-	sent, err := s.Send(f, sg.ov...)
-	if err != nil {
-		t.Fatalf("send %v: %v", f, err)
-	}
-	r := result{sent: sent}
+	r := result{sent: e.put(t, s, &sg)}
+	start := time.Now()
 	wait := absent
 	if wantServer {
 		wait = present
 	}
 	dport := s.Remote().Port()
-	r.atServer, _ = e.srv.wait(wait, func(g *probe.Frame) bool {
+	r.atServer, _ = e.srv.Wait(wait, func(g *probe.Frame) bool {
 		return g.Has(probe.LayerTCP) && g.TCP.Seq == sg.seq && g.TCP.DstPort == dport
 	})
 	wait = absent
 	if wantReply {
 		wait = present
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(wait))
 	defer cancel()
 	for {
 		rep, err := s.Recv(ctx)
@@ -173,6 +168,23 @@ func (e *env) send(t *testing.T, s *probe.Session, sg seg, wantServer, wantReply
 		}
 	}
 	return r
+}
+
+// put sends sg on s and waits for nothing.
+func (e *env) put(t *testing.T, s *probe.Session, sg *seg) *probe.Sent {
+	t.Helper()
+	if sg.seq == 0 {
+		sg.seq = probe.Seq(rand.Uint32() | 1)
+	}
+	f := &probe.Frame{}
+	f.IP.TOS, f.IP.TTL, f.IP.Flags = sg.tos, sg.ttl, probe.IPFlagDF
+	f.TCP.Seq, f.TCP.Ack, f.TCP.Flags, f.TCP.Window = sg.seq, sg.ack, sg.flags, 64240
+	f.TCP.Options, f.TCP.Payload = sg.options, sg.payload
+	sent, err := s.Send(f, sg.ov...)
+	if err != nil {
+		t.Fatalf("send %v: %v", f, err)
+	}
+	return sent
 }
 
 // syn sends a SYN with the standard options (or opts) and resets what it
@@ -188,7 +200,7 @@ func (e *env) syn(t *testing.T, port uint16, sg seg, wantServer, wantReply bool)
 	}
 	r := e.send(t, s, sg, wantServer, wantReply)
 	if r.reply != nil && r.reply.Frame.Has(probe.LayerTCP) && r.reply.Frame.TCP.Flags.Has(probe.SYN|probe.ACK) {
-		e.send(t, s, seg{flags: probe.RST, seq: r.sent.Frame.TCP.Seq + 1}, false, false)
+		e.put(t, s, &seg{flags: probe.RST, seq: r.sent.Frame.TCP.Seq + 1})
 	}
 	return r
 }
@@ -205,8 +217,14 @@ func (e *env) handshake(t *testing.T) (*probe.Session, probe.Seq, *probe.Frame) 
 	synack := r.reply.Frame
 	isn := r.sent.Frame.TCP.Seq
 	tsval, _, _ := synack.TCP.Timestamps()
-	e.send(t, s, seg{flags: probe.ACK, seq: isn + 1, ack: synack.TCP.Seq + 1,
-		options: []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(2, tsval)}}, true, false)
+	e.put(t, s, &seg{flags: probe.ACK, seq: isn + 1, ack: synack.TCP.Seq + 1,
+		options: []probe.Option{probe.NOPOption(), probe.NOPOption(), probe.TimestampsOption(2, tsval)}})
+	dport := s.Remote().Port()
+	if _, ok := e.srv.Wait(present, func(g *probe.Frame) bool {
+		return g.Has(probe.LayerTCP) && g.TCP.Seq == isn+1 && g.TCP.Flags == probe.ACK && g.TCP.DstPort == dport
+	}); !ok {
+		t.Fatalf("handshake: the ACK never reached the server")
+	}
 	t.Cleanup(func() {
 		f := &probe.Frame{}
 		f.TCP.Seq, f.TCP.Flags = isn+1, probe.RST
@@ -270,7 +288,7 @@ func checkOptionsAtServer(t *testing.T, r result, want []byte) {
 		t.Fatalf("the server never got %v", r.sent.Frame.String())
 	}
 	if got := r.atServer.TCP.OptionBytes; !bytes.Equal(got, want) {
-		t.Errorf("options at the server: got %s, want %s (sent %s)", optString(got), optString(want), optString(r.sent.Frame.TCP.OptionBytes))
+		t.Errorf("options at the server: got %s, want %s (sent %s)", fmt.Sprintf("% x", got), fmt.Sprintf("% x", want), fmt.Sprintf("% x", r.sent.Frame.TCP.OptionBytes))
 	}
 }
 
@@ -412,7 +430,10 @@ var boxChecks = map[Box]func(t *testing.T, e *env, at Position){
 		if err := e.kernelGet(t, e.target.Port(), 100000); err != nil {
 			t.Errorf("kernel connection through the proxy: %v", err)
 		}
-		if f, ok := e.srv.wait(present, func(f *probe.Frame) bool {
+		if err := e.kernelGet(t, ClosedPort, 10); err == nil {
+			t.Errorf("kernel connection to the closed port through the proxy: got a response, want it reset")
+		}
+		if f, ok := e.srv.Wait(present, func(f *probe.Frame) bool {
 			return f.Has(probe.LayerTCP) && f.TCP.Flags == probe.SYN && f.IP.Src == e.routerAddr(at) && f.TCP.DstPort == e.target.Port()
 		}); !ok {
 			t.Errorf("the server never got the proxy's own SYN from %v", e.routerAddr(at))
@@ -438,6 +459,17 @@ var boxChecks = map[Box]func(t *testing.T, e *env, at Position){
 		}
 		if err := e.kernelGet(t, e.target.Port(), 100000); err != nil {
 			t.Errorf("kernel connection through the SYN proxy: %v", err)
+		}
+		client := Client4
+		if e.v6 {
+			client = Client6
+		}
+		if f, ok := e.srv.Wait(present, func(f *probe.Frame) bool {
+			return f.Has(probe.LayerTCP) && f.TCP.Flags == probe.SYN && f.IP.Src == client && f.TCP.DstPort == e.target.Port()
+		}); !ok {
+			t.Errorf("the server never got the SYN proxy's SYN from the client's address %v", client)
+		} else if f.TCP.Window == 0 {
+			t.Errorf("the SYN proxy's SYN to the server: %s, want a window", f)
 		}
 	},
 	BoxDropSYNData: func(t *testing.T, e *env, at Position) {
@@ -495,7 +527,7 @@ var boxChecks = map[Box]func(t *testing.T, e *env, at Position){
 		}
 		// Conntrack ignores an ACK outside the bounds (it neither drops
 		// it nor updates the connection): the box passes it.
-		r = e.send(t, s, seg{flags: probe.ACK, seq: next, ack: ack + 100000}, true, true)
+		r = e.send(t, s, seg{flags: probe.ACK, seq: next, ack: ack + 100000}, true, false)
 		if r.atServer == nil {
 			t.Errorf("an ACK above SND.NXT never reached the server; this kernel's conntrack used to let it through (update doc.go)")
 		}
@@ -577,9 +609,9 @@ var v6Boxes = map[Box]bool{
 }
 
 // TestSYNProxyIPv6 pins what this kernel does with the synproxy box on
-// IPv6 (doc.go): it drops the SYN and answers nothing (the synproxy
-// statement never counts a SYN), on either router. If it ever answers,
-// the box works on IPv6 and doc.go must say so.
+// IPv6 (doc.go): it drops a SYN whose checksum it must verify in software
+// and answers nothing, on either router. If it ever answers, the box
+// works on IPv6 and doc.go must say so.
 func TestSYNProxyIPv6(t *testing.T) {
 	b := startBed(t, Config{IPv6: true})
 	e := newEnv(t, b, true)
@@ -770,5 +802,37 @@ func TestStaleBedRemoved(t *testing.T) {
 	startBed(t, Config{})
 	if list := netnsNames(t); strings.Contains(list, NamePrefix+id) {
 		t.Errorf("Start left the killed bed %s's namespaces:\n%s", id, list)
+	}
+}
+
+// TestDocListsBoxes: doc.go's table has a line for every box.
+func TestDocListsBoxes(t *testing.T) {
+	doc, err := os.ReadFile("doc.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, box := range append([]Box{BoxNone}, Boxes()...) {
+		if !strings.Contains(string(doc), "//\t"+string(box)+" ") {
+			t.Errorf("doc.go's table of boxes has no line for %s", box)
+		}
+	}
+}
+
+// TestStartRefusesBedPorts: a server port that is one of the bed's own is
+// refused with an error naming it.
+func TestStartRefusesBedPorts(t *testing.T) {
+	if ok, why := Available(); !ok {
+		t.Skip(why)
+	}
+	for _, port := range []uint16{ClosedPort, AltPort, ProxyPort, ProxyClosedPort} {
+		b, err := Start(context.Background(), Config{Port: port})
+		if err == nil {
+			b.Close()
+			t.Errorf("Start with port %d: no error", port)
+			continue
+		}
+		if !strings.Contains(err.Error(), fmt.Sprint(port)) {
+			t.Errorf("Start with port %d: error %q does not name the port", port, err)
+		}
 	}
 }

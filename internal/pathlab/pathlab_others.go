@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"time"
+
+	"synprobe/probe"
 )
 
 // errNotSupported: a bed needs Linux network namespaces and nftables.
@@ -46,3 +49,20 @@ func (b *Bed) ListRuleset(n Node) (string, error) { return "", errNotSupported }
 
 // Close does nothing outside Linux.
 func (b *Bed) Close() error { return nil }
+
+// Sniffer records frames; never made outside Linux.
+type Sniffer struct{}
+
+// Sniff is not supported outside Linux.
+func (b *Bed) Sniff(n Node) (*Sniffer, error) { return nil, errNotSupported }
+
+// Frames is empty outside Linux.
+func (s *Sniffer) Frames() []probe.Frame { return nil }
+
+// Wait finds nothing outside Linux.
+func (s *Sniffer) Wait(d time.Duration, match func(f *probe.Frame) bool) (*probe.Frame, bool) {
+	return nil, false
+}
+
+// Close does nothing outside Linux.
+func (s *Sniffer) Close() error { return nil }
