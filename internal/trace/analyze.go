@@ -715,7 +715,8 @@ func (t *tracer) coverage(r *Result, views map[string]*walkView, order []*walkVi
 		if syn.dest == 0 {
 			cov = append(cov, fmt.Sprintf("the target did not answer %s up to TTL %d: drops cannot be told from silence beyond the last answer", syn.w.name, syn.lastTTL()))
 		}
-		var silent, partial []string
+		var silentTTLs []int
+		var partial []string
 		for _, ttl := range syn.ttls {
 			if syn.dest > 0 && ttl >= syn.dest {
 				break
@@ -723,13 +724,14 @@ func (t *tracer) coverage(r *Result, views map[string]*walkView, order []*walkVi
 			h := syn.w.hops[ttl]
 			switch {
 			case h == nil:
-				silent = append(silent, fmt.Sprint(ttl))
+				silentTTLs = append(silentTTLs, ttl)
 			case h.quote != nil && h.quote.Class != probe.QuoteFull:
 				partial = append(partial, fmt.Sprintf("%d (%s)", ttl, h.quote.Class))
 			}
 		}
+		silent := ranges(silentTTLs)
 		if len(silent) > 0 {
-			cov = append(cov, "hop "+strings.Join(silent, ", ")+": no answer (rate limited or silent hop)")
+			cov = append(cov, "hop "+silent+": no answer (rate limited or silent hop)")
 		}
 		if len(partial) > 0 {
 			cov = append(cov, "hop "+strings.Join(partial, ", ")+" quoted in part: only the fields quoted were compared")
@@ -780,6 +782,24 @@ func (t *tracer) coverage(r *Result, views map[string]*walkView, order []*walkVi
 		cov = append(cov, "conn: "+cw.err.Error()+": TS on data, ECN of data, stateful drops and NAT leaks not checked")
 	}
 	return cov
+}
+
+// ranges writes sorted TTLs as ranges: "2, 5-30".
+func ranges(ttls []int) string {
+	var parts []string
+	for i := 0; i < len(ttls); {
+		j := i
+		for j+1 < len(ttls) && ttls[j+1] == ttls[j]+1 {
+			j++
+		}
+		if j > i {
+			parts = append(parts, fmt.Sprintf("%d-%d", ttls[i], ttls[j]))
+		} else {
+			parts = append(parts, fmt.Sprint(ttls[i]))
+		}
+		i = j + 1
+	}
+	return strings.Join(parts, ", ")
 }
 
 func (v *walkView) lastTTL() int {

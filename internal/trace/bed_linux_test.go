@@ -306,3 +306,33 @@ func TestTraceReflectorHook(t *testing.T) {
 		t.Errorf("asked %d times, got mss-clamp %+v; want 2 questions and a clamp between hop 2 and hop 3\n%s", rf.asked, fs, textOf(r))
 	}
 }
+
+// TestTraceBedNoHost: a target nobody answers (an address of the server's
+// network with no host) is walked to the last router that answers and no
+// further, and nothing is called a drop (no control was answered).
+func TestTraceBedNoHost(t *testing.T) {
+	b := startBed(t, pathlab.Config{})
+	target := netip.AddrPortFrom(netip.MustParseAddr("10.79.3.99"), 8080)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := probe.Dial(ctx, target.Addr(), probe.DialConfig{NetNS: b.NSFD(pathlab.Client), AnyQuotedPort: true})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	defer p.Close()
+	r, err := Run(ctx, p, Config{Target: target, Families: []Family{FamilySYN, FamilyAlt, FamilyECN}, Wait: 300 * time.Millisecond, Rate: 200})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Findings) != 0 {
+		t.Errorf("got findings %+v, want none (no control was answered)\n%s", r.Findings, textOf(r))
+	}
+	for _, p := range r.Probes {
+		if p.Family == FamilyECN && len(p.Hops) > 4 {
+			t.Errorf("ecn walked %d hops, want at most 4 (one beyond the last router that answered)\n%s", len(p.Hops), textOf(r))
+		}
+	}
+	if !strings.Contains(strings.Join(r.Coverage, "\n"), "did not answer") {
+		t.Errorf("coverage %q does not say the target did not answer", r.Coverage)
+	}
+}

@@ -593,9 +593,23 @@ func (t *tracer) walkSYNs(ctx context.Context, walks, extra []*walk) error {
 	t.mu.Unlock()
 	last := t.cfg.MaxHops
 	if top > 0 {
-		last = min(last, top+1)
+		return t.rounds(ctx, walks, min(last, top+1))
 	}
-	return t.rounds(ctx, walks, last)
+	// No control answered (a filtered target): walk the controls alone
+	// first, every probe paced, to learn where answers stop, and the other
+	// families only one hop beyond.
+	if err := t.rounds(ctx, controls, last); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	hi := 0
+	for _, w := range controls {
+		for ttl := range w.hops {
+			hi = max(hi, ttl)
+		}
+	}
+	t.mu.Unlock()
+	return t.rounds(ctx, walks, min(last, hi+1))
 }
 
 // rounds sends TTLs FirstHop..last of walks, Tries times for the TTLs

@@ -25,7 +25,18 @@ func (r *Result) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "probe %s: %s\n", p.Family, p.Sent)
 		fmt.Fprintf(w, " hop  %-15s %-9s %-11s %s\n", "from", "rtt", "quote", "changes (first seen here)")
-		for _, h := range p.Hops {
+		for i := 0; i < len(p.Hops); i++ {
+			h := p.Hops[i]
+			// A run of three or more silent TTLs is one line.
+			j := i
+			for j+1 < len(p.Hops) && silent(p.Hops[j+1]) && silent(h) {
+				j++
+			}
+			if j-i >= 2 {
+				fmt.Fprintf(w, " %3d-%d  *  no answer\n", h.TTL, p.Hops[j].TTL)
+				i = j
+				continue
+			}
 			fmt.Fprintf(w, " %3d  %-15s %-9s %-11s %s\n", h.TTL, addrString(h.From), rttString(h), quoteString(h), hopChanges(p, h))
 			for _, n := range h.Notes {
 				fmt.Fprintf(w, "      note: %s\n", n)
@@ -34,7 +45,15 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	fmt.Fprintln(w, "findings")
 	if len(r.Findings) == 0 {
-		fmt.Fprintln(w, "  PASS  no change, drop or interception seen")
+		reached := false
+		for _, p := range r.Probes {
+			reached = reached || p.Destination != nil
+		}
+		if reached {
+			fmt.Fprintln(w, "  PASS  no change, drop or interception seen")
+		} else {
+			fmt.Fprintln(w, "  PASS  no change seen as far as quotes reach (the target did not answer)")
+		}
 	}
 	for _, f := range r.Findings {
 		ev := strings.Join(f.Evidence, "; ")
@@ -45,6 +64,8 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	fmt.Fprintf(w, "verdict: %s\n", r.Verdict)
 }
+
+func silent(h Hop) bool { return h.Reply == "none" && len(h.Notes) == 0 }
 
 // quiet: the alt walk showed nothing worth its own table.
 func quiet(p Probe) bool {
