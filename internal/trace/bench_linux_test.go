@@ -59,6 +59,7 @@ func TestTraceVsTraceroute(t *testing.T) {
 	}
 	tools := []tool{
 		{"synprobe trace --probes syn", []string{bin, "trace", "--netns", bed.ClientNS, "--probes", "syn", target}},
+		{"synprobe trace --probes syn --rate 0", []string{bin, "trace", "--netns", bed.ClientNS, "--probes", "syn", "--rate", "0", target}},
 		{"synprobe trace (all families)", []string{bin, "trace", "--netns", bed.ClientNS, target}},
 		{"traceroute -T -n -p " + port, []string{"ip", "netns", "exec", bed.ClientNS, tr, "-T", "-n", "-p", port, bed.Target.Addr().String()}},
 		{"traceroute -T -n -q 1 -p " + port, []string{"ip", "netns", "exec", bed.ClientNS, tr, "-T", "-n", "-q", "1", "-p", port, bed.Target.Addr().String()}},
