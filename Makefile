@@ -34,6 +34,7 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	./scripts/bench-analyze.sh
+	./scripts/bench-trace.sh
 
 # A short run of every fuzz target (FUZZTIME each).
 FUZZTIME ?= 20s

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"synprobe/internal/lab"
+	"synprobe/internal/trace"
+)
+
+func TestTraceFlagsRefused(t *testing.T) {
+	const target = "192.0.2.9:80" // never reached: the flags are refused first
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trace"}, "trace needs one HOST:PORT"},
+		{[]string{"trace", "--max-hops", "0", target}, "--max-hops 0: want 1 to 255"},
+		{[]string{"trace", "--max-hops", "300", target}, "--max-hops 300"},
+		{[]string{"trace", "--first-hop", "9", "--max-hops", "5", target}, "--first-hop 9: want 1 to 5"},
+		{[]string{"trace", "--tries", "0", target}, "--tries 0"},
+		{[]string{"trace", "--wait", "0s", target}, "--wait 0s"},
+		{[]string{"trace", "--rate", "NaN", target}, "--rate NaN"},
+		{[]string{"trace", "--probes", "syn,bogus", target}, `no family "bogus"`},
+		{[]string{"trace", "--probes", "alt", target}, `no family "alt"`},
+		{[]string{"trace", "--alt-port", "70000", target}, "--alt-port 70000"},
+		{[]string{"trace", "--format", "junit", target}, `--format "junit"`},
+		{[]string{"trace", "--reflector", "nohost", target}, "--reflector"},
+	} {
+		refused(t, tt.args, tt.want)
+	}
+}
+
+func TestParseFamilies(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []trace.Family
+	}{
+		{"all", trace.Families},
+		{"syn", trace.QuickFamilies},
+		{"ecn, syn,ecn", []trace.Family{trace.FamilyECN, trace.FamilySYN, trace.FamilyAlt}},
+		{"conn", []trace.Family{trace.FamilyConn}},
+	} {
+		got, err := parseFamilies(tt.in)
+		if err != nil || !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("parseFamilies(%q): got %v, %v; want %v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestLabTrace: synprobe lab trace (no router between: the target is hop
+// 1) writes JSON with probes, hops, findings and coverage, records a pcap,
+// and passes.
+func TestLabTrace(t *testing.T) {
+	if ok, why := lab.LinuxAvailable(); !ok {
+		t.Skip("linux lab unavailable: " + why)
+	}
+	pcapFile := filepath.Join(t.TempDir(), "trace.pcap")
+	code, out, errOut := synprobe(t, "lab", "--stack", "linux", "trace", "--probes", "syn,ecn", "--format", "json", "--pcap", pcapFile)
+	var r trace.Result
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("lab trace: %v\n%s%s", err, out, errOut)
+	}
+	if code != exitOK || r.Verdict != "pass" || len(r.Probes) != 3 || len(r.Coverage) == 0 {
+		t.Errorf("lab trace: exit %d, verdict %s, %d probes, coverage %q; want exit 0, pass, 3 probes (syn, alt, ecn) and coverage\n%s", code, r.Verdict, len(r.Probes), r.Coverage, errOut)
+	}
+	if len(r.Probes) > 0 && (r.Probes[0].Destination == nil || r.Probes[0].Destination.Hop != 1) {
+		t.Errorf("lab trace: syn destination %+v, want the target at hop 1", r.Probes[0].Destination)
+	}
+	if st, err := os.Stat(pcapFile); err != nil || st.Size() < 200 {
+		t.Errorf("pcap: %v, %v; want the frames recorded", st, err)
+	}
+	code, out, _ = synprobe(t, "lab", "--stack", "linux", "trace", "--probes", "syn")
+	if code != exitOK || !strings.Contains(out, "probe syn:") || !strings.Contains(out, "verdict: pass") {
+		t.Errorf("lab trace text: exit %d\n%s", code, out)
+	}
+}
