@@ -1,0 +1,145 @@
+package scenarios
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"synprobe/conformance/report"
+	"synprobe/internal/trace"
+	"synprobe/probe"
+)
+
+// TraceFunc walks the path to a target (trace.Run).
+type TraceFunc func(ctx context.Context, p *probe.Prober, cfg trace.Config) (*trace.Result, error)
+
+// defaultTrace is the trace engine the path check uses when its config
+// names none.
+var defaultTrace TraceFunc
+
+// PathCheckConfig says how to check the path beside a run (--path-check).
+type PathCheckConfig struct {
+	Mode       trace.Mode
+	Target     netip.AddrPort
+	ClosedPort uint16
+	// Rate caps the probes per second that reach the target (probes that
+	// expire on the way do not count).
+	Rate float64
+	// Trace walks the path; nil: trace.Run.
+	Trace TraceFunc
+}
+
+// PathCheck is a path check under way: the quick walks beside a run
+// (auto), or every family before it (full).
+type PathCheck struct {
+	cfg     PathCheckConfig
+	p       *probe.Prober
+	mu      sync.Mutex
+	quick   sync.WaitGroup
+	res     *trace.Result
+	walked  []trace.Family
+	errs    []string
+	elapsed time.Duration
+}
+
+// StartPathCheck starts checking the path to cfg.Target: with ModeFull it
+// walks every family before it returns, with ModeAuto it starts the quick
+// walks (trace.QuickFamilies) and returns at once. It returns nil for
+// ModeOff.
+func StartPathCheck(ctx context.Context, p *probe.Prober, cfg PathCheckConfig) *PathCheck {
+	if cfg.Mode == trace.ModeOff || cfg.Mode == "" {
+		return nil
+	}
+	if cfg.Trace == nil {
+		cfg.Trace = defaultTrace
+	}
+	pc := &PathCheck{cfg: cfg, p: p}
+	if cfg.Mode == trace.ModeFull {
+		pc.walk(ctx, trace.Families, cfg.ClosedPort)
+		return pc
+	}
+	pc.quick.Add(1)
+	go func() {
+		defer pc.quick.Done()
+		pc.walk(ctx, trace.QuickFamilies, cfg.ClosedPort)
+	}()
+	return pc
+}
+
+// walk runs one trace of families and adds what it found.
+func (pc *PathCheck) walk(ctx context.Context, families []trace.Family, closed uint16) {
+	start := time.Now()
+	var res *trace.Result
+	err := errors.New("no trace engine in this build")
+	if pc.cfg.Trace != nil {
+		res, err = pc.cfg.Trace(ctx, pc.p, trace.Config{Target: pc.cfg.Target, ClosedPort: closed, Families: families, Rate: pc.cfg.Rate})
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	pc.elapsed += time.Since(start)
+	pc.walked = append(pc.walked, families...)
+	if err != nil {
+		pc.errs = append(pc.errs, "walking "+familyList(families)+": "+err.Error())
+	}
+	pc.res = trace.Merge(pc.res, res)
+}
+
+func familyList(fs []trace.Family) string {
+	s := make([]string, len(fs))
+	for i, f := range fs {
+		s[i] = string(f)
+	}
+	return strings.Join(s, ", ")
+}
+
+// Finish completes the path check of rep before its verdicts are counted
+// (call it before rep.Finish): it waits for the quick walks, walks (auto)
+// the families that could explain the results that did not pass, in one
+// trace, then rewrites what the findings explain (trace.Explain) and sets
+// rep.Path. closed is the closed port the run used (0: none).
+func (pc *PathCheck) Finish(ctx context.Context, rep *report.Report, closed uint16) {
+	if pc == nil {
+		return
+	}
+	pc.quick.Wait()
+	if pc.cfg.Mode == trace.ModeAuto && ctx.Err() == nil {
+		var need []trace.Family
+		for _, r := range rep.Results {
+			for _, f := range trace.FamiliesFor(r) {
+				if !slices.Contains(need, f) && !slices.Contains(pc.walked, f) {
+					need = append(need, f)
+				}
+			}
+		}
+		if len(need) > 0 {
+			pc.walk(ctx, need, closed)
+		}
+	}
+	c := &trace.Check{Mode: pc.cfg.Mode, Families: pc.walked, Verdict: report.Pass, Findings: []trace.Finding{},
+		DurationMS: report.Millis(pc.elapsed), Error: strings.Join(pc.errs, "; ")}
+	if pc.res != nil {
+		c.Findings, c.Coverage, c.Verdict = pc.res.Findings, pc.res.Coverage, pc.res.Verdict
+		if c.Findings == nil {
+			c.Findings = []trace.Finding{}
+		}
+		if c.Verdict == "" {
+			c.Verdict = report.Worst(report.Pass, worstFinding(c.Findings))
+		}
+	} else if c.Error != "" {
+		c.Verdict = report.Skip
+	}
+	c.Explained, c.AnsweredBy = trace.Explain(rep, pc.res, pc.cfg.Target.Addr().String())
+	rep.Path = c
+}
+
+func worstFinding(fs []trace.Finding) report.Verdict {
+	var v report.Verdict
+	for _, f := range fs {
+		v = report.Worst(v, f.Verdict)
+	}
+	return v
+}
