@@ -11,19 +11,19 @@ import (
 )
 
 var (
-	hop1 = netip.MustParseAddr("10.79.1.254")
-	hop2 = netip.MustParseAddr("10.79.2.254")
+	exHop1 = netip.MustParseAddr("10.79.1.254")
+	exHop2 = netip.MustParseAddr("10.79.2.254")
 )
 
-// between is where a finding seen first at hop 2 is.
-var between = Where{AfterHop: 1, AtHop: 2, Between: []netip.Addr{hop1, hop2}}
+// exBetween is where a finding seen first at hop 2 is.
+var exBetween = Where{AfterHop: 1, AtHop: 2, Between: []netip.Addr{exHop1, exHop2}}
 
-func finding(k Kind) Finding {
-	return Finding{Kind: k, Verdict: VerdictOf(k), Where: between, Probes: []string{"syn"}}
+func exFinding(k Kind) Finding {
+	return Finding{Kind: k, Verdict: VerdictOf(k), Where: exBetween, Probes: []string{"syn"}}
 }
 
-// failed is a result whose deciding step broke rules fields.
-func failed(name string, v report.Verdict, expected, actual string, fields ...string) report.Result {
+// exFailed is a result whose deciding step broke rules fields.
+func exFailed(name string, v report.Verdict, expected, actual string, fields ...string) report.Result {
 	return report.Result{Name: name, Verdict: v, Cause: report.CauseStack, Reason: "the stack did it",
 		Steps: []report.Step{
 			{Index: 1, Direction: report.Send, Verdict: report.Pass},
@@ -31,7 +31,7 @@ func failed(name string, v report.Verdict, expected, actual string, fields ...st
 		}}
 }
 
-func withProblem(r report.Result, text string) report.Result {
+func exWithProblem(r report.Result, text string) report.Result {
 	r.Steps[1].Problems = []string{text}
 	return r
 }
@@ -44,55 +44,59 @@ func TestExplainTable(t *testing.T) {
 		want    report.Cause // "": keeps its verdict
 	}{
 		{"ts stripped explains options-ts-echo", OptionStripped.With("ts"),
-			failed("options-ts-echo", report.Fail, "S. 0:0(0) ack 1 <TS val 1 ecr 100>", "S. 0:0(0) ack 1 <mss 1460>", "options"), report.CausePathTSStripped},
+			exFailed("options-ts-echo", report.Fail, "S. 0:0(0) ack 1 <TS val 1 ecr 100>", "S. 0:0(0) ack 1 <mss 1460>", "options"), report.CausePathTSStripped},
 		{"ts stripped explains established-paws (data accepted)", OptionStripped.With("ts"),
-			failed("established-paws", report.Fail, ". 1:1(0) ack 1", ". 1:1(0) ack 9", "ack"), report.CausePathTSStripped},
+			exFailed("established-paws", report.Fail, ". 1:1(0) ack 1", ". 1:1(0) ack 9", "ack"), report.CausePathTSStripped},
 		{"ts stripped does not explain a bad checksum in options-ts-echo", OptionStripped.With("ts"),
-			failed("options-ts-echo", report.Fail, "S. 0:0(0) ack 1 <TS val 1 ecr 100>", "S. 0:0(0) ack 1", "tcp-checksum"), ""},
+			exFailed("options-ts-echo", report.Fail, "S. 0:0(0) ack 1 <TS val 1 ecr 100>", "S. 0:0(0) ack 1", "tcp-checksum"), ""},
 		{"ts stripped does not explain listen-rst", OptionStripped.With("ts"),
-			failed("listen-rst", report.Fail, "R 1:1(0)", "nothing", "reply"), ""},
+			exFailed("listen-rst", report.Fail, "R 1:1(0)", "nothing", "reply"), ""},
 		{"ts stripped explains a user's script expecting TS", OptionStripped.With("ts"),
-			failed("my-script", report.Fail, "S. 0:0(0) ack 1 <mss 1460,TS val 1 ecr 0>", "S. 0:0(0) ack 1 <mss 1460>", "options"), report.CausePathTSStripped},
+			exFailed("my-script", report.Fail, "S. 0:0(0) ack 1 <mss 1460,TS val 1 ecr 0>", "S. 0:0(0) ack 1 <mss 1460>", "options"), report.CausePathTSStripped},
 		{"ts stripped does not explain a user's script whose options lack something else", OptionStripped.With("ts"),
-			failed("my-script", report.Fail, "S. 0:0(0) ack 1 <mss 1460,TS val 1 ecr 0>", "S. 0:0(0) ack 1 <TS val 5 ecr 1>", "options"), ""},
+			exFailed("my-script", report.Fail, "S. 0:0(0) ack 1 <mss 1460,TS val 1 ecr 0>", "S. 0:0(0) ack 1 <TS val 5 ecr 1>", "options"), ""},
+		{"ts stripped from data explains a check that finds TS missing in the connection", OptionStripped.With("ts"),
+			exFailed("established-close-sequence", report.Fail, ". 1:1(0) ack 1", ". 1:1(0) ack 1", "ts-present"), report.CausePathTSStripped},
+		{"ts stripped does not explain a wrong TS echo in a check it does not name", OptionStripped.With("ts"),
+			exFailed("established-close-sequence", report.Fail, ". 1:1(0) ack 1", ". 1:1(0) ack 1", "ts-echo"), ""},
 		{"ts stripped explains a timestamps premise skip", OptionStripped.With("ts"),
 			report.Result{Name: "options-ts-on-every-segment", Verdict: report.Skip, Cause: report.CausePremiseTimestamps}, report.CausePathTSStripped},
 		{"sack stripped explains options-sack-blocks", OptionStripped.With("sack"),
-			failed("options-sack-blocks", report.Fail, ". 1:1(0) ack 1 <sack 5:9>", ". 1:1(0) ack 1", "options"), report.CausePathSACKStripped},
+			exFailed("options-sack-blocks", report.Fail, ". 1:1(0) ack 1 <sack 5:9>", ". 1:1(0) ack 1", "options"), report.CausePathSACKStripped},
 		{"ws stripped explains options-wscale-only-if-offered", OptionStripped.With("ws"),
-			failed("options-wscale-only-if-offered", report.Fail, "S. 0:0(0) ack 1", "S. 0:0(0) ack 1 <wscale 7>", "wscale-offered"), report.CausePathWSStripped},
+			exFailed("options-wscale-only-if-offered", report.Fail, "S. 0:0(0) ack 1", "S. 0:0(0) ack 1 <wscale 7>", "wscale-offered"), report.CausePathWSStripped},
 		{"ws stripped does not explain a seq fault there", OptionStripped.With("ws"),
-			failed("options-wscale-only-if-offered", report.Fail, "S. 0:0(0) ack 1", "S. 0:0(0) ack 2", "ack"), ""},
+			exFailed("options-wscale-only-if-offered", report.Fail, "S. 0:0(0) ack 1", "S. 0:0(0) ack 2", "ack"), ""},
 		{"drop(syndata) explains listen-syn-data unanswered", Drop.With("syndata"),
-			failed("listen-syn-data", report.Fail, "S. 0:0(0) ack 1", "nothing", "reply"), report.CausePathDropSYNData},
+			exFailed("listen-syn-data", report.Fail, "S. 0:0(0) ack 1", "nothing", "reply"), report.CausePathDropSYNData},
 		{"drop(syndata) explains closed-syn-data unanswered", Drop.With("syndata"),
-			failed("closed-syn-data", report.Fail, "R. 0:0(0) ack 11", "nothing", "reply"), report.CausePathDropSYNData},
+			exFailed("closed-syn-data", report.Fail, "R. 0:0(0) ack 11", "nothing", "reply"), report.CausePathDropSYNData},
 		{"drop(syndata) does not explain a wrong ack", Drop.With("syndata"),
-			failed("listen-syn-data", report.Fail, "S. 0:0(0) ack 1", "S. 0:0(0) ack 11", "ack"), ""},
+			exFailed("listen-syn-data", report.Fail, "S. 0:0(0) ack 1", "S. 0:0(0) ack 11", "ack"), ""},
 		{"drop(exotic) explains options-unknown-ignored unanswered", Drop.With("exotic"),
-			failed("options-unknown-ignored", report.Fail, "S. 0:0(0) ack 1", "nothing", "reply"), report.CausePathDropExotic},
+			exFailed("options-unknown-ignored", report.Fail, "S. 0:0(0) ack 1", "nothing", "reply"), report.CausePathDropExotic},
 		{"option-stripped(unknown) explains options-fast-open-cookie (info)", OptionStripped.With("unknown"),
-			failed("options-fast-open-cookie", report.Info, "S. 0:0(0) ack 1 <FO>", "S. 0:0(0) ack 1", "tfo-offered"), report.CausePathUnknownStripped},
+			exFailed("options-fast-open-cookie", report.Info, "S. 0:0(0) ack 1 <FO>", "S. 0:0(0) ack 1", "tfo-offered"), report.CausePathUnknownStripped},
 		{"drop(no-connection) explains closed-ack unanswered", Drop.With("no-connection"),
-			failed("closed-ack", report.Fail, "R 1000:1000(0)", "nothing", "reply"), report.CausePathDropNoConn},
+			exFailed("closed-ack", report.Fail, "R 1000:1000(0)", "nothing", "reply"), report.CausePathDropNoConn},
 		{"drop(out-of-window) explains established-out-of-window-data", Drop.With("out-of-window"),
-			failed("established-out-of-window-data", report.Fail, ". 1:1(0) ack 1", "nothing", "reply"), report.CausePathDropOutOfWindow},
+			exFailed("established-out-of-window-data", report.Fail, ". 1:1(0) ack 1", "nothing", "reply"), report.CausePathDropOutOfWindow},
 		{"drop(no-connection) does not explain a RST with the wrong seq", Drop.With("no-connection"),
-			failed("closed-ack", report.Fail, "R 1000:1000(0)", "R 999:999(0)", "seq"), ""},
+			exFailed("closed-ack", report.Fail, "R 1000:1000(0)", "R 999:999(0)", "seq"), ""},
 		{"drop(no-connection) does not explain closed-syn", Drop.With("no-connection"),
-			failed("closed-syn", report.Fail, "R. 0:0(0) ack 1", "nothing", "reply"), ""},
+			exFailed("closed-syn", report.Fail, "R. 0:0(0) ack 1", "nothing", "reply"), ""},
 		{"nat-leak explains established-ack-above-sndnxt answered by a RST", NATLeak,
-			failed("established-ack-above-sndnxt", report.Fail, ". 1:1(0) ack 1", "R 1000:1000(0)", "flags", "seq"), report.CausePathNATLeak},
+			exFailed("established-ack-above-sndnxt", report.Fail, ". 1:1(0) ack 1", "R 1000:1000(0)", "flags", "seq"), report.CausePathNATLeak},
 		{"ecn-flags-cleared explains the ECN premise", ECNFlagsCleared,
 			report.Result{Name: "options-ecn-negotiation", Verdict: report.Skip, Cause: report.CausePremiseECN}, report.CausePathECNCleared},
 		{"mss-clamp explains an MSS mismatch", MSSClamp,
-			withProblem(failed("my-script", report.Fail, "S. 0:0(0) ack 1 <mss 1460>", "S. 0:0(0) ack 1 <mss 1200>", "options"),
+			exWithProblem(exFailed("my-script", report.Fail, "S. 0:0(0) ack 1 <mss 1460>", "S. 0:0(0) ack 1 <mss 1200>", "options"),
 				"options: expected <mss 1460> got <mss 1200> (mss: expected mss 1460 got mss 1200)"), report.CausePathMSSClamp},
 		{"mss-clamp does not explain another option mismatch", MSSClamp,
-			withProblem(failed("my-script", report.Fail, "S. 0:0(0) ack 1 <mss 1460,sackOK>", "S. 0:0(0) ack 1 <mss 1460>", "options"),
+			exWithProblem(exFailed("my-script", report.Fail, "S. 0:0(0) ack 1 <mss 1460,sackOK>", "S. 0:0(0) ack 1 <mss 1460>", "options"),
 				"options: expected <mss 1460,sackOK> got <mss 1460>"), ""},
 		{"mss-clamp explains nothing in listen-synack", MSSClamp,
-			failed("listen-synack", report.Fail, "R 1:1(0)", "nothing", "reply"), ""},
+			exFailed("listen-synack", report.Fail, "R 1:1(0)", "nothing", "reply"), ""},
 		{"a pass stays a pass", OptionStripped.With("ts"),
 			report.Result{Name: "options-ts-echo", Verdict: report.Pass}, ""},
 		{"a failure with no step is not explained", Drop.With("syndata"),
@@ -102,7 +106,7 @@ func TestExplainTable(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := tc.result
 			was := r.Verdict
-			res := &Result{Findings: []Finding{finding(tc.finding)}}
+			res := &Result{Findings: []Finding{exFinding(tc.finding)}}
 			got := ExplainResult(&r, res)
 			if tc.want == "" {
 				if got || r.Verdict != was {
@@ -128,11 +132,11 @@ func TestExplainTable(t *testing.T) {
 // another failure of the same report.
 func TestExplainNeverHides(t *testing.T) {
 	rep := &report.Report{Results: []report.Result{
-		failed("listen-syn-data", report.Fail, "S. 0:0(0) ack 1", "nothing", "reply"),
-		failed("closed-syn", report.Fail, "R. 0:0(0) ack 1", "R. 0:0(0) ack 2", "ack"),
-		failed("listen-rst", report.Warn, "R 1:1(0)", "nothing", "reply"),
+		exFailed("listen-syn-data", report.Fail, "S. 0:0(0) ack 1", "nothing", "reply"),
+		exFailed("closed-syn", report.Fail, "R. 0:0(0) ack 1", "R. 0:0(0) ack 2", "ack"),
+		exFailed("listen-rst", report.Warn, "R 1:1(0)", "nothing", "reply"),
 	}}
-	res := &Result{Findings: []Finding{finding(Drop.With("syndata")), finding(OptionStripped.With("ts")), finding(MSSClamp)}}
+	res := &Result{Findings: []Finding{exFinding(Drop.With("syndata")), exFinding(OptionStripped.With("ts")), exFinding(MSSClamp)}}
 	n, box := Explain(rep, res, "10.79.3.1")
 	if n != 1 || box != "" {
 		t.Fatalf("Explain: %d explained, answered by %q; want 1 and none", n, box)
@@ -153,12 +157,12 @@ func TestExplainProxy(t *testing.T) {
 	for _, k := range []Kind{TerminatingProxy, SYNProxy} {
 		t.Run(string(k), func(t *testing.T) {
 			rep := &report.Report{Results: []report.Result{
-				failed("listen-synack", report.Fail, "R 1:1(0)", "nothing", "reply"),
-				failed("closed-syn", report.Pass, "R. 0:0(0) ack 1", "R. 0:0(0) ack 1"),
-				failed("options-wscale-only-if-offered", report.Warn, "S. 0:0(0) ack 1", "S. 0:0(0) ack 1 <wscale 7>", "wscale-offered"),
-				failed("listen-handshake", report.Pass, "S. 0:0(0) ack 1", "S. 0:0(0) ack 1"),
+				exFailed("listen-synack", report.Fail, "R 1:1(0)", "nothing", "reply"),
+				exFailed("closed-syn", report.Pass, "R. 0:0(0) ack 1", "R. 0:0(0) ack 1"),
+				exFailed("options-wscale-only-if-offered", report.Warn, "S. 0:0(0) ack 1", "S. 0:0(0) ack 1 <wscale 7>", "wscale-offered"),
+				exFailed("listen-handshake", report.Pass, "S. 0:0(0) ack 1", "S. 0:0(0) ack 1"),
 			}, Fingerprint: &fingerprint.Fingerprint{}}
-			f := Finding{Kind: k, Verdict: report.Warn, Where: Where{AfterHop: 1, AtHop: 2, Between: []netip.Addr{hop1, hop2}}}
+			f := Finding{Kind: k, Verdict: report.Warn, Where: Where{AfterHop: 1, AtHop: 2, Between: []netip.Addr{exHop1, exHop2}}}
 			n, box := Explain(rep, &Result{Findings: []Finding{f}}, "10.79.3.1")
 			rep.Finish()
 			if n != 3 || box != "a box at hop 2 (10.79.2.254)" {
@@ -198,8 +202,8 @@ func TestExplainFingerprint(t *testing.T) {
 		TTL:        fingerprint.TTL{RST: &ttl, RSTInitial: &ttl},
 	}
 	rep := &report.Report{Fingerprint: fp}
-	res := &Result{Findings: []Finding{finding(OptionStripped.With("ts")), finding(OptionStripped.With("sack")),
-		finding(OptionStripped.With("ws")), finding(ECNFlagsCleared), finding(Drop.With("no-connection")), finding(MSSClamp)}}
+	res := &Result{Findings: []Finding{exFinding(OptionStripped.With("ts")), exFinding(OptionStripped.With("sack")),
+		exFinding(OptionStripped.With("ws")), exFinding(ECNFlagsCleared), exFinding(Drop.With("no-connection")), exFinding(MSSClamp)}}
 	Explain(rep, res, "10.79.3.1")
 	for _, c := range []struct {
 		field string
@@ -224,13 +228,13 @@ func TestFamiliesFor(t *testing.T) {
 		r    report.Result
 		want []Family
 	}{
-		{failed("listen-syn-data", report.Fail, "S.", "nothing", "reply"), []Family{FamilySYNData}},
-		{failed("closed-ack", report.Fail, "R", "nothing", "reply"), []Family{FamilyConn}},
-		{failed("options-unknown-ignored", report.Fail, "S.", "nothing", "reply"), []Family{FamilyExotic}},
-		{failed("established-paws", report.Fail, ".", ". ack 9", "ack"), []Family{FamilySYN, FamilyConn}},
+		{exFailed("listen-syn-data", report.Fail, "S.", "nothing", "reply"), []Family{FamilySYNData}},
+		{exFailed("closed-ack", report.Fail, "R", "nothing", "reply"), []Family{FamilyConn}},
+		{exFailed("options-unknown-ignored", report.Fail, "S.", "nothing", "reply"), []Family{FamilyExotic}},
+		{exFailed("established-paws", report.Fail, ".", ". ack 9", "ack"), []Family{FamilySYN, FamilyConn}},
 		{report.Result{Name: "options-ecn-negotiation", Verdict: report.Skip, Cause: report.CausePremiseECN}, []Family{FamilyECN}},
 		{report.Result{Name: "closed-ack", Verdict: report.Pass}, nil},
-		{failed("listen-rst", report.Fail, "R", "nothing", "reply"), nil},
+		{exFailed("listen-rst", report.Fail, "R", "nothing", "reply"), nil},
 	}
 	for _, tc := range tests {
 		if got := FamiliesFor(tc.r); !slices.Equal(got, tc.want) {
@@ -244,10 +248,10 @@ func TestWhereString(t *testing.T) {
 		w    Where
 		want string
 	}{
-		{between, "between hop 1 10.79.1.254 and hop 2 10.79.2.254"},
-		{Where{AfterHop: 0, AtHop: 1, Between: []netip.Addr{{}, hop1}}, "between this host and hop 1 10.79.1.254"},
-		{Where{AfterHop: 2, Blind: true, Between: []netip.Addr{hop2}}, "beyond hop 2 10.79.2.254, where no router quotes (blind)"},
-		{Where{AfterHop: 1, AtHop: 3, Between: []netip.Addr{hop1, {}}}, "between hop 1 10.79.1.254 and hop 3"},
+		{exBetween, "between hop 1 10.79.1.254 and hop 2 10.79.2.254"},
+		{Where{AfterHop: 0, AtHop: 1, Between: []netip.Addr{{}, exHop1}}, "between this host and hop 1 10.79.1.254"},
+		{Where{AfterHop: 2, Blind: true, Between: []netip.Addr{exHop2}}, "beyond hop 2 10.79.2.254, where no router quotes (blind)"},
+		{Where{AfterHop: 1, AtHop: 3, Between: []netip.Addr{exHop1, {}}}, "between hop 1 10.79.1.254 and hop 3"},
 	}
 	for _, tc := range tests {
 		if got := tc.w.String(); got != tc.want {
@@ -271,7 +275,7 @@ func TestParseMode(t *testing.T) {
 
 func TestCheckText(t *testing.T) {
 	c := &Check{Mode: ModeAuto, Families: QuickFamilies, Verdict: report.Warn, DurationMS: 120,
-		Findings: []Finding{{Kind: OptionStripped.With("ts"), Verdict: report.Warn, Where: between, Evidence: []string{"TS replaced by NOPs"}}}, Explained: 2}
+		Findings: []Finding{{Kind: OptionStripped.With("ts"), Verdict: report.Warn, Where: exBetween, Evidence: []string{"TS replaced by NOPs"}}}, Explained: 2}
 	got := c.Text()
 	for _, want := range []string{"path: warn (auto; walks syn, alt; 120 ms)", "path: WARN  option-stripped(ts) between hop 1 10.79.1.254 and hop 2 10.79.2.254: TS replaced by NOPs", "path: 2 results explained"} {
 		if !strings.Contains(got, want) {
