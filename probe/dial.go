@@ -26,6 +26,11 @@ type DialConfig struct {
 	// RecvBuffer is the receive socket's buffer in bytes; 0 is the default
 	// (8 MiB). Tests shrink it to make the socket drop.
 	RecvBuffer int
+	// AnyQuotedPort also captures ICMP errors quoting TCP to the target
+	// from any source port (trace: a box may rewrite ports without
+	// translating the ICMP back); the prober hands those that match no
+	// session to its ICMP watchers (Prober.WatchICMP).
+	AnyQuotedPort bool
 
 	// Link and Path, when Link is set, reach an in-process target: no path
 	// resolution, packet socket or guard.
@@ -59,7 +64,7 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 	link, err := OpenPacketLink(PacketLinkConfig{
 		NetNS:      cfg.NetNS,
 		Interface:  path.Interface,
-		Filter:     FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}},
+		Filter:     FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}, AnyQuotedPort: cfg.AnyQuotedPort},
 		RecvBuffer: cfg.RecvBuffer,
 	})
 	if err != nil {

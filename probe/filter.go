@@ -44,10 +44,19 @@ func (r PortRange) String() string {
 type FlowFilter struct {
 	Remote     netip.Addr // the target host
 	LocalPorts PortRange  // synprobe's source ports {Lo, Hi}, inclusive
+	// AnyQuotedPort also passes ICMP errors quoting TCP to Remote from a
+	// source port outside LocalPorts: a box that rewrites ports without
+	// translating the ICMP back (trace) makes routers beyond it quote the
+	// rewritten port.
+	AnyQuotedPort bool
 }
 
 func (f FlowFilter) String() string {
-	return fmt.Sprintf("tcp to %v from ports %v", f.Remote, f.LocalPorts)
+	s := fmt.Sprintf("tcp to %v from ports %v", f.Remote, f.LocalPorts)
+	if f.AnyQuotedPort {
+		s += ", icmp errors quoting any port"
+	}
+	return s
 }
 
 // snapLen is what the filter returns for a frame it passes: the whole frame
@@ -177,7 +186,7 @@ func (f FlowFilter) program4(a *asm) {
 	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
 	a.emit(bpf.TAX{})
 	a.emit(bpf.LoadIndirect{Off: quoted, Size: 2}) // quoted source port
-	f.ports(a)
+	f.quotedPort(a)
 }
 
 // program6 emits the IPv6 program: fixed offsets, since a packet with
@@ -214,7 +223,19 @@ func (f FlowFilter) program6(a *asm) {
 	a.jumpIf(bpf.JumpEqual, uint32(ProtocolTCP), "", "reject")
 	f.addr6(a, quoted+24, "reject")
 	a.emit(bpf.LoadAbsolute{Off: quoted + IPv6HeaderLen, Size: 2}) // quoted source port
-	f.ports(a)
+	f.quotedPort(a)
+}
+
+// quotedPort tests the quoted source port in A: against LocalPorts, or not
+// at all with AnyQuotedPort (the load before it still rejects a quote too
+// short to hold the port).
+func (f FlowFilter) quotedPort(a *asm) {
+	if !f.AnyQuotedPort {
+		f.ports(a)
+		return
+	}
+	a.emit(bpf.Jump{}) // patched to accept
+	a.fixups = append(a.fixups, fixup{at: len(a.prog) - 1, t: "accept"})
 }
 
 // addr6 compares the 16 bytes at off with Remote and jumps to miss when they

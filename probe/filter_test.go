@@ -433,7 +433,7 @@ func flowMatches(f FlowFilter, d []byte) bool {
 				return false
 			}
 			qhl := int(q[0]&0xf) * 4
-			return len(q) >= qhl+2 && f.LocalPorts.Contains(be16(q[qhl:]))
+			return len(q) >= qhl+2 && (f.AnyQuotedPort || f.LocalPorts.Contains(be16(q[qhl:])))
 		}
 		return false
 	}
@@ -457,35 +457,68 @@ func flowMatches(f FlowFilter, d []byte) bool {
 		if len(q) < IPv6HeaderLen+2 || q[0]>>4 != 6 || q[6] != ProtocolTCP || netip.AddrFrom16([16]byte(q[24:40])) != f.Remote {
 			return false
 		}
-		return f.LocalPorts.Contains(be16(q[IPv6HeaderLen:]))
+		return f.AnyQuotedPort || f.LocalPorts.Contains(be16(q[IPv6HeaderLen:]))
 	}
 	return false
 }
 
 // FuzzFlowFilter checks the BPF program against its specification in Go on
-// arbitrary frames.
+// arbitrary frames, with and without AnyQuotedPort.
 func FuzzFlowFilter(f *testing.F) {
 	for _, fam := range []filterFamily{filterV4, filterV6} {
 		for _, c := range filterCases(f, fam) {
 			f.Add(fam.remote.Is6(), c.frame)
 		}
 	}
-	progs := map[bool][]bpf.Instruction{}
+	type variant struct{ v6, anyPort bool }
+	progs := map[variant][]bpf.Instruction{}
 	for _, fam := range []filterFamily{filterV4, filterV6} {
-		p, err := FlowFilter{Remote: fam.remote, LocalPorts: filterPorts}.Program()
-		if err != nil {
-			f.Fatal(err)
+		for _, anyPort := range []bool{false, true} {
+			p, err := FlowFilter{Remote: fam.remote, LocalPorts: filterPorts, AnyQuotedPort: anyPort}.Program()
+			if err != nil {
+				f.Fatal(err)
+			}
+			progs[variant{fam.remote.Is6(), anyPort}] = p
 		}
-		progs[fam.remote.Is6()] = p
 	}
 	f.Fuzz(func(t *testing.T, v6 bool, frame []byte) {
-		ff := FlowFilter{Remote: filterV4.remote, LocalPorts: filterPorts}
-		if v6 {
-			ff.Remote = filterV6.remote
-		}
-		got := runFilter(t, progs[v6], frame)
-		if want := flowMatches(ff, frame); got != want {
-			t.Errorf("%v on % x: filter passes %v, specification says %v", ff, frame, got, want)
+		for _, anyPort := range []bool{false, true} {
+			ff := FlowFilter{Remote: filterV4.remote, LocalPorts: filterPorts, AnyQuotedPort: anyPort}
+			if v6 {
+				ff.Remote = filterV6.remote
+			}
+			got := runFilter(t, progs[variant{v6, anyPort}], frame)
+			if want := flowMatches(ff, frame); got != want {
+				t.Errorf("%v on % x: filter passes %v, specification says %v", ff, frame, got, want)
+			}
 		}
 	})
+}
+
+// TestFlowFilterAnyQuotedPort: the trace variant passes ICMP errors quoting
+// any source port to the target, and nothing else the plain filter rejects.
+func TestFlowFilterAnyQuotedPort(t *testing.T) {
+	for _, fam := range []filterFamily{filterV4, filterV6} {
+		ff := FlowFilter{Remote: fam.remote, LocalPorts: filterPorts, AnyQuotedPort: true}
+		prog, err := ff.Program()
+		if err != nil {
+			t.Fatalf("%v: %v", ff, err)
+		}
+		rewritten := icmpFrame(t, fam, fam.errorTypes[0], quote(t, fam.local, fam.remote, filterPorts.Hi+1, 80))
+		if !runFilter(t, prog, rewritten) {
+			t.Errorf("%s: icmp error quoting port %d: got rejected, want passed", fam.name, filterPorts.Hi+1)
+		}
+		if runFilter(t, prog, tcpFrame(t, fam.remote, fam.local, 80, filterPorts.Hi+1)) {
+			t.Errorf("%s: tcp to port %d outside the range: got passed, want rejected", fam.name, filterPorts.Hi+1)
+		}
+		for _, c := range filterCases(t, fam) {
+			got, want := runFilter(t, prog, c.frame), flowMatches(ff, c.frame)
+			if got != want {
+				t.Errorf("%s/%s: got %v, specification says %v", fam.name, c.name, got, want)
+			}
+			if c.pass && !got {
+				t.Errorf("%s/%s: the plain filter passes it, the trace filter rejects it", fam.name, c.name)
+			}
+		}
+	}
 }

@@ -108,6 +108,11 @@ type Prober struct {
 
 	handshakes handshakeCounts
 
+	// watchers get the ICMP errors quoting TCP that match no session (see
+	// WatchICMP).
+	watchers  map[int]func(*Reply)
+	nextWatch int
+
 	seed      maphash.Seed
 	undecoded atomic.Uint64
 	// closedAnswers counts the RSTs answerClosed sent.
@@ -542,6 +547,9 @@ func (p *Prober) dispatch(c Capture) {
 	s := p.sessions[key]
 	_, resting := p.restingKeys[key]
 	p.mu.Unlock()
+	if s == nil && r.Frame.Has(LayerICMP) && p.toWatchers(r) {
+		return
+	}
 	if s == nil {
 		p.unmatched.Add(1)
 		if resting && !c.Outgoing && r.Frame.Has(LayerTCP) && r.DecodeErr == nil {
@@ -550,6 +558,42 @@ func (p *Prober) dispatch(c Capture) {
 		return
 	}
 	s.deliver(r)
+}
+
+// WatchICMP calls fn, in the prober's reader, for every ICMP error quoting
+// TCP that matches no session: a box that rewrites the source port (NAT
+// that does not translate the ICMP back) makes routers beyond it quote a
+// port no session has. Trace matches those by the quoted sequence number.
+// Dial with DialConfig.AnyQuotedPort for the link to pass them at all. fn
+// must not block; stop ends the watch.
+func (p *Prober) WatchICMP(fn func(r *Reply)) (stop func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.watchers == nil {
+		p.watchers = map[int]func(*Reply){}
+	}
+	id := p.nextWatch
+	p.nextWatch++
+	p.watchers[id] = fn
+	return func() {
+		p.mu.Lock()
+		delete(p.watchers, id)
+		p.mu.Unlock()
+	}
+}
+
+// toWatchers hands r to the ICMP watchers; it reports whether there was one.
+func (p *Prober) toWatchers(r *Reply) bool {
+	p.mu.Lock()
+	fns := make([]func(*Reply), 0, len(p.watchers))
+	for _, fn := range p.watchers {
+		fns = append(fns, fn)
+	}
+	p.mu.Unlock()
+	for _, fn := range fns {
+		fn(r)
+	}
+	return len(fns) > 0
 }
 
 // simplePorts hands out ports from a fixed range with no knowledge of the

@@ -417,3 +417,43 @@ func TestProberAnswersEndedSessions(t *testing.T) {
 		t.Errorf("ClosedAnswers = %d, want 2", st.ClosedAnswers)
 	}
 }
+
+// TestProberWatchICMP: an ICMP error quoting a source port no session has
+// (a box rewrote it) goes to the watchers, not to a session.
+func TestProberWatchICMP(t *testing.T) {
+	p, l, _ := testProber(t)
+	target := netip.MustParseAddrPort("192.0.2.2:80")
+	s, err := p.Open(SessionConfig{Remote: target})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *Reply, 1)
+	stop := p.WatchICMP(func(r *Reply) { got <- r })
+	defer stop()
+	rewritten := Frame{IP: IP{Src: s.Local().Addr(), Dst: target.Addr()}, TCP: TCP{SrcPort: s.Local().Port() + 1, DstPort: 80, Seq: 7, Flags: SYN}}
+	quoted, err := rewritten.EncodeIP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	icmp := Frame{Ethernet: Ethernet{Src: MAC{2, 0, 0, 0, 0, 2}}, IP: IP{Src: netip.MustParseAddr("198.51.100.1"), Dst: s.Local().Addr(), Protocol: ProtocolICMP},
+		ICMP: ICMP{Type: ICMPv4TimeExceeded, Body: quoted}}
+	b, err := icmp.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Inject(b)
+	select {
+	case r := <-got:
+		if q, err := r.Frame.ICMP.Quote(); err != nil || q.Seq != 7 {
+			t.Errorf("watcher got quote %+v, %v; want seq 7", q, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the watcher got nothing within 5s")
+	}
+	if s.Pending() != 0 {
+		t.Error("a quote of another port was queued on the session")
+	}
+	if st := p.Stats(); st.Unmatched != 0 {
+		t.Errorf("unmatched: got %d, want 0 (the watcher took it)", st.Unmatched)
+	}
+}

@@ -130,7 +130,7 @@ func labArgs(name string, rest []string) ([]string, error) {
 	switch name {
 	case "handshake":
 		return append(args, target), nil
-	case "audit":
+	case "audit", "trace":
 		return append(append([]string{"--closed-port", closed}, args...), target), nil
 	case "run":
 		return append([]string{"--target", target, "--closed-port", closed}, args...), nil

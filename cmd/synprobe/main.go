@@ -100,6 +100,7 @@ Exit codes: 0 everything passed; 1 some check failed; 2 bad usage or bad input;
 			auditCommand(),
 			analyzeCommand(),
 			handshakeCommand(),
+			traceCommand(),
 			runCommand(),
 			scenariosCommand(),
 			labCommand(),

@@ -75,7 +75,7 @@ type session struct {
 // 'synprobe lab'. Every file is opened before anything is sent (resolving
 // the next hop may already send an ARP request), so that a report that
 // cannot be written is found before the target sees a packet.
-func dial(c *cli.Context, target netip.AddrPort) (_ *session, err error) {
+func dial(c *cli.Context, target netip.AddrPort, opts ...func(*probe.DialConfig)) (_ *session, err error) {
 	if err := stopIfCheckOnly(c); err != nil {
 		return nil, err
 	}
@@ -126,6 +126,9 @@ func dial(c *cli.Context, target netip.AddrPort) (_ *session, err error) {
 			return nil, envErr(fmt.Errorf("--pcap: %w", err))
 		}
 		s.pcapW, cfg.Recorder = w, w
+	}
+	for _, o := range opts {
+		o(&cfg)
 	}
 	p, err := probe.Dial(ctx, target.Addr(), cfg)
 	if err != nil {

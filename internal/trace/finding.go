@@ -29,8 +29,23 @@ const (
 	ChecksumFixed    Kind = "checksum-fixed"
 	TerminatingProxy Kind = "terminating-proxy"
 	SYNProxy         Kind = "syn-proxy"
-	// Unobserved: no change seen, but part of the path was blind.
+	// Unobserved: no change seen, but the target's answer shows a symptom
+	// of one in the blind segment after the last quoting router.
 	Unobserved Kind = "unobserved"
+
+	// Kinds beyond TRACE.md's table, for changes it does not name.
+
+	// OptionModified: an option's value changed, or options were added
+	// or reordered, other than the MSS (option-modified(ts|ws|...)).
+	OptionModified Kind = "option-modified"
+	// HeaderRewrite: another header field changed (header-rewrite(flags),
+	// (df), (urgent), ...).
+	HeaderRewrite Kind = "header-rewrite"
+	// PayloadRewrite: the payload was changed or cut.
+	PayloadRewrite Kind = "payload-rewrite"
+	// ChecksumBroken: a segment left a hop with an invalid TCP checksum
+	// (fail: the target drops it).
+	ChecksumBroken Kind = "checksum-broken"
 )
 
 // With returns the kind with a detail: OptionStripped.With("ts").
@@ -89,6 +104,8 @@ func VerdictOf(k Kind) report.Verdict {
 	switch k.Base() {
 	case MSSClamp, MSSAdded, DSCPRewrite, IPIDRewrite, NAT, Unobserved:
 		return report.Info
+	case ChecksumBroken:
+		return report.Fail
 	}
 	return report.Warn
 }

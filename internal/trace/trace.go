@@ -1,10 +1,12 @@
 package trace
 
 import (
+	"context"
 	"net/netip"
 	"time"
 
 	"synprobe/conformance/report"
+	"synprobe/probe"
 )
 
 // Family is a probe family: one 5-tuple and one ISN walked over the TTLs.
@@ -41,9 +43,38 @@ type Config struct {
 	// that may elicit a SYN-ACK or RST); probes that expire before the
 	// target do not count.
 	Rate float64
-	// Reflector is a cooperating endpoint's report port (synprobe
-	// reflect); invalid: none.
-	Reflector netip.AddrPort
+	// Reflector is a cooperating endpoint on the target host (synprobe
+	// reflect, --reflector H:P); nil: none. With one, what the target
+	// received is compared with what was sent, which covers the blind
+	// segment after the last router.
+	Reflector Reflector
+}
+
+// Reflector asks a cooperating endpoint (synprobe reflect) what it
+// received. The integration fills it from package reflector's client; the
+// trace only asks it questions.
+type Reflector interface {
+	// Received returns the segments the reflector recorded that match q.
+	Received(ctx context.Context, q ReflectorQuery) ([]Reflected, error)
+	// String names the reflector for the report ("10.79.3.1:9999").
+	String() string
+}
+
+// ReflectorQuery names the segments of one probe family: the port they
+// went to, when, and what identifies them across NAT and seq translation.
+type ReflectorQuery struct {
+	Port         uint16
+	Since, Until time.Time
+	ISN          probe.Seq
+	TSval        uint32 // with IPv6 the TTL is added to it
+	Payload      []byte
+}
+
+// Reflected is a segment as the reflector received it (IP header and TCP
+// segment, decoded).
+type Reflected struct {
+	Time  time.Time
+	Frame probe.Frame
 }
 
 // Result is what a trace found.
@@ -56,13 +87,20 @@ type Result struct {
 	Coverage []string `json:"coverage"`
 	// Verdict is the worst verdict of the findings (pass when none).
 	Verdict report.Verdict `json:"verdict"`
+	// DurationMS is how long the trace took.
+	DurationMS float64       `json:"duration_ms"`
+	Duration   time.Duration `json:"-"`
+	// Via is the interface the probes left on.
+	Via string `json:"via,omitempty"`
 }
 
 // Probe is one family's walk.
 type Probe struct {
 	Family Family `json:"family"`
 	// Sent is the probe as sent, in packetdrill notation with IP fields.
-	Sent        string       `json:"sent"`
+	Sent string `json:"sent"`
+	// Port is the target port the family went to.
+	Port        uint16       `json:"port"`
 	Hops        []Hop        `json:"hops"`
 	Destination *Destination `json:"destination,omitempty"`
 }
@@ -75,13 +113,19 @@ type Hop struct {
 	// Reply: time-exceeded, unreachable, syn-ack, rst or none.
 	Reply   string   `json:"reply"`
 	Quote   *Quote   `json:"quote,omitempty"`
+	// Changes are those first seen at this hop.
 	Changes []Change `json:"changes"`
+	// Notes say what else is odd about the answer (a quoted TTL other
+	// than 1, a TTL matched by arrival order).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Quote describes a quoted packet.
 type Quote struct {
 	Class string `json:"class"` // full, partial, rfc792
 	Bytes int    `json:"bytes"`
+	// Unchecked names what the quote lacks (options, payload, checksum).
+	Unchecked []string `json:"unchecked,omitempty"`
 }
 
 // Change is one field of a quote (or of what the reflector received)

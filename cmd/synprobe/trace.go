@@ -1,0 +1,225 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"synprobe/conformance/report"
+	"synprobe/internal/trace"
+	"synprobe/probe"
+)
+
+// newReflector makes the client of a cooperating reflector (synprobe
+// reflect) for --reflector; nil until a build has one.
+var newReflector func(ctx context.Context, addr netip.AddrPort) (trace.Reflector, error)
+
+func traceCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "trace",
+		Usage:     "find where on the path TCP segments are changed, dropped or answered by a box",
+		ArgsUsage: "HOST:PORT",
+		Description: `Walks the path to HOST:PORT with TCP probes of increasing TTL, as traceroute -T
+does, but reads every ICMP time-exceeded for what it quotes: each router quotes
+the probe as it arrived there, so comparing quote with quote, field by field and
+option by option, says between which two hops a box changed it (MSS clamping,
+options stripped or replaced by NOPs, ECN or DSCP rewritten, sequence numbers
+translated). A probe family that falls silent where the plain SYN is answered is
+dropped there. A SYN answered from fewer hops than the closed alt port's RST is
+answered by a proxy or a SYN proxy, not by the target. Findings are about the
+path, never the target.
+
+Probe families (--probes, comma-separated; default all):
+  syn       SYN with Linux's options (the control), and the same to --alt-port
+  ecn       SYN|ECE|CWR with DSCP AF11            exotic   + TFO request and kind 253
+  syndata   SYN with 16 bytes of data             badsum   SYN with a wrong checksum
+  conn      one handshake, then in-window data, out-of-window data, an ACK
+            above SND.NXT and a bare ACK on a fresh 4-tuple
+'--probes syn' is the quick walk: about two probes per hop.
+
+Each family keeps one 5-tuple and ISN; only the TTL changes (and the IP ID,
+0x5300|TTL, which names the TTL in a quote; IPv6 carries it in the TSval). A
+control SYN at TTL 64 gives the hop count, then every TTL of every family goes
+out at once: only probes that can reach the target count against --rate.
+
+What the last router forwards nobody quotes: a box there is "blind", reported
+from its symptoms at the target (e.g. "unobserved": the SYN-ACK lacks TS) and
+named in the coverage lines.
+
+Exit codes: 0 pass, info or warn; 1 a finding fails (TS stripped from data
+after it was negotiated, a checksum left invalid); 2 usage; 3 environment.
+
+Examples:
+  synprobe trace 192.0.2.10:80
+  synprobe trace --probes syn --format json 192.0.2.10:443
+  synprobe trace --netns client --pcap trace.pcap 10.79.3.1:8080
+  synprobe lab trace                (a disposable target; no routers in between)`,
+		Flags: append(append([]cli.Flag{
+			&cli.IntFlag{Name: "max-hops", Value: trace.DefaultMaxHops, Usage: "walk up to `N` hops"},
+			&cli.IntFlag{Name: "first-hop", Value: 1, Usage: "start the walk at TTL `N`"},
+			&cli.IntFlag{Name: "tries", Value: trace.DefaultTries, Usage: "send each silent TTL up to `N` times (an answer to any counts)"},
+			&cli.DurationFlag{Name: "wait", Value: trace.DefaultWait, Usage: "wait up to `DURATION` for the answers of a round (ICMP may be rate limited)"},
+			&cli.Float64Flag{Name: "rate", Value: trace.DefaultRate, Usage: "send at most `N` probes per second that can reach the target (probes that expire at routers are not counted)"},
+			&cli.StringFlag{Name: "probes", Value: "all", Usage: "probe families, comma-separated: `LIST` of syn,ecn,exotic,syndata,badsum,conn, or all"},
+			&cli.UintFlag{Name: "closed-port", Usage: "a closed `PORT` of the target", DefaultText: "none"},
+			&cli.UintFlag{Name: "alt-port", Usage: "a `PORT` expected closed and not intercepted, where the host itself answers", DefaultText: "closed-port+1, or port+2"},
+			&cli.StringFlag{Name: "reflector", Usage: "ask a cooperating endpoint (synprobe reflect) at `HOST:PORT` what reached the target"},
+			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "give up the whole trace after `DURATION`"},
+		}, outputFlags("text", "json")...), probeFlags()...),
+		Action: runTrace,
+	}
+}
+
+// traceConfig reads the flags into a trace configuration.
+func traceConfig(c *cli.Context, target netip.AddrPort) (trace.Config, error) {
+	cfg := trace.Config{Target: target, FirstHop: c.Int("first-hop"), MaxHops: c.Int("max-hops"), Tries: c.Int("tries"),
+		Wait: c.Duration("wait"), Rate: c.Float64("rate")}
+	if err := checkLimit(c, "max-hops", 255); err != nil {
+		return cfg, err
+	}
+	if err := checkLimit(c, "first-hop", c.Int("max-hops")); err != nil {
+		return cfg, err
+	}
+	if err := checkLimit(c, "tries", 10); err != nil {
+		return cfg, err
+	}
+	if w := c.Duration("wait"); w < minTimeout || w > maxTimeout {
+		return cfg, usageErr("--wait %v: want a duration from %v to %v, such as 1s", w, minTimeout, maxTimeout)
+	}
+	if err := checkTimeout(c.Duration("timeout")); err != nil {
+		return cfg, err
+	}
+	if r := c.Float64("rate"); r == 0 {
+		cfg.Rate = maxRate
+	} else if err := checkRate(r); err != nil {
+		return cfg, err
+	}
+	for _, name := range []string{"closed-port", "alt-port"} {
+		if p := c.Uint(name); p > 65535 {
+			return cfg, usageErr("--%s %d: want 1 to 65535", name, p)
+		}
+	}
+	cfg.ClosedPort, cfg.AltPort = uint16(c.Uint("closed-port")), uint16(c.Uint("alt-port"))
+	fams, err := parseFamilies(c.String("probes"))
+	if err != nil {
+		return cfg, err
+	}
+	cfg.Families = fams
+	return cfg, nil
+}
+
+// parseFamilies reads --probes: "all", or families separated by commas
+// ("syn" also sends the alt-port walk).
+func parseFamilies(s string) ([]trace.Family, error) {
+	if s == "all" || s == "" {
+		return trace.Families, nil
+	}
+	seen := map[trace.Family]bool{}
+	var out []trace.Family
+	for _, name := range strings.Split(s, ",") {
+		f := trace.Family(strings.TrimSpace(name))
+		ok := false
+		for _, g := range trace.Families {
+			ok = ok || g == f && f != trace.FamilyAlt
+		}
+		if !ok {
+			return nil, usageErr("--probes %q: no family %q (want syn, ecn, exotic, syndata, badsum, conn or all)", s, f)
+		}
+		if f == trace.FamilySYN && !seen[trace.FamilyAlt] {
+			seen[trace.FamilyAlt] = true
+			out = append(out, trace.FamilySYN, trace.FamilyAlt)
+			seen[f] = true
+			continue
+		}
+		if !seen[f] {
+			seen[f] = true
+			out = append(out, f)
+		}
+	}
+	return out, nil
+}
+
+func runTrace(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErr("trace needs one HOST:PORT (flags go before it), got %d arguments", c.NArg())
+	}
+	if err := checkFormat(c, "text", "json"); err != nil {
+		return err
+	}
+	target, err := parseTarget(c.Context, c.Args().First())
+	if err != nil {
+		return err
+	}
+	cfg, err := traceConfig(c, target)
+	if err != nil {
+		return err
+	}
+	var reflAddr netip.AddrPort
+	if s := c.String("reflector"); s != "" {
+		if reflAddr, err = netip.ParseAddrPort(s); err != nil {
+			return usageErr("--reflector %q: want HOST:PORT with a numeric address", s)
+		}
+		if newReflector == nil {
+			return usageErr("--reflector: this build has no reflector client")
+		}
+	}
+	s, err := dial(c, target, func(d *probe.DialConfig) { d.AnyQuotedPort = true })
+	if err != nil {
+		return err
+	}
+	if reflAddr.IsValid() {
+		if cfg.Reflector, err = newReflector(c.Context, reflAddr); err != nil {
+			s.close()
+			s.out.discard()
+			return envErr(fmt.Errorf("--reflector %v: %w", reflAddr, err))
+		}
+	}
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	res, err := trace.Run(ctx, s.prober, cfg)
+	closeErr := s.close()
+	if res == nil {
+		s.out.discard()
+		if c.Context.Err() != nil {
+			return c.Context.Err()
+		}
+		return envErr(err)
+	}
+	if err != nil {
+		res.Coverage = append(res.Coverage, "interrupted: "+err.Error())
+	}
+	if closeErr != nil {
+		res.Coverage = append(res.Coverage, "closing: "+closeErr.Error())
+	}
+	out := s.out
+	if err := out.begin(); err != nil {
+		out.close()
+		return envErr(fmt.Errorf("write report: %w", err))
+	}
+	var werr error
+	if c.String("format") == "json" {
+		enc := json.NewEncoder(out.w)
+		enc.SetIndent("", "  ")
+		werr = enc.Encode(res)
+	} else {
+		res.WriteText(out.w)
+	}
+	if cerr := out.close(); werr == nil {
+		werr = cerr
+	}
+	if werr != nil {
+		return envErr(fmt.Errorf("write report: %w", werr))
+	}
+	if res.Verdict == report.Fail {
+		return exitCode(exitFail)
+	}
+	if c.Context.Err() != nil {
+		return c.Context.Err()
+	}
+	return nil
+}
