@@ -19,7 +19,7 @@ type TraceFunc func(ctx context.Context, p *probe.Prober, cfg trace.Config) (*tr
 
 // defaultTrace is the trace engine the path check uses when its config
 // names none.
-var defaultTrace TraceFunc
+var defaultTrace TraceFunc = trace.Run
 
 // PathCheckConfig says how to check the path beside a run (--path-check).
 type PathCheckConfig struct {
@@ -72,20 +72,46 @@ func StartPathCheck(ctx context.Context, p *probe.Prober, cfg PathCheckConfig) *
 
 // walk runs one trace of families and adds what it found.
 func (pc *PathCheck) walk(ctx context.Context, families []trace.Family, closed uint16) {
+	pc.mu.Lock()
+	maxHops := reach(pc.res)
+	pc.mu.Unlock()
 	start := time.Now()
 	var res *trace.Result
 	err := errors.New("no trace engine in this build")
 	if pc.cfg.Trace != nil {
-		res, err = pc.cfg.Trace(ctx, pc.p, trace.Config{Target: pc.cfg.Target, ClosedPort: closed, Families: families, Rate: pc.cfg.Rate})
+		res, err = pc.cfg.Trace(ctx, pc.p, trace.Config{Target: pc.cfg.Target, ClosedPort: closed, Families: families, Rate: pc.cfg.Rate, MaxHops: maxHops})
 	}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	pc.elapsed += time.Since(start)
-	pc.walked = append(pc.walked, families...)
+	for _, f := range families {
+		if !slices.Contains(pc.walked, f) {
+			pc.walked = append(pc.walked, f)
+		}
+	}
 	if err != nil {
 		pc.errs = append(pc.errs, "walking "+familyList(families)+": "+err.Error())
 	}
 	pc.res = trace.Merge(pc.res, res)
+}
+
+// reach is how far a walk after res need go: one hop past the farthest
+// destination res found (a family dropped on the way is silent from the
+// box on, and walking on to 30 hops would only wait); 0 (the default)
+// when res found none.
+func reach(res *trace.Result) int {
+	far := 0
+	if res != nil {
+		for _, p := range res.Probes {
+			if p.Destination != nil && p.Destination.Hop > far {
+				far = p.Destination.Hop
+			}
+		}
+	}
+	if far == 0 {
+		return 0
+	}
+	return far + 1
 }
 
 func familyList(fs []trace.Family) string {
@@ -107,22 +133,41 @@ func (pc *PathCheck) Finish(ctx context.Context, rep *report.Report, closed uint
 	}
 	pc.quick.Wait()
 	if pc.cfg.Mode == trace.ModeAuto && ctx.Err() == nil {
-		var need []trace.Family
+		need := trace.FingerprintFamilies(rep.Fingerprint)
 		for _, r := range rep.Results {
-			for _, f := range trace.FamiliesFor(r) {
-				if !slices.Contains(need, f) && !slices.Contains(pc.walked, f) {
-					need = append(need, f)
-				}
-			}
+			need = append(need, trace.FamiliesFor(r)...)
 		}
+		need = slices.DeleteFunc(need, func(f trace.Family) bool { return slices.Contains(pc.walked, f) })
+		slices.Sort(need)
+		need = slices.Compact(need)
 		if len(need) > 0 {
+			// A SYN family's drop is silence where the syn walk, its
+			// control, is answered at the same TTL in the same trace.
+			if slices.ContainsFunc(need, func(f trace.Family) bool { return f != trace.FamilyConn }) {
+				need = append([]trace.Family{trace.FamilySYN}, need...)
+			}
 			pc.walk(ctx, need, closed)
 		}
 	}
 	c := &trace.Check{Mode: pc.cfg.Mode, Families: pc.walked, Verdict: report.Pass, Findings: []trace.Finding{},
 		DurationMS: report.Millis(pc.elapsed), Error: strings.Join(pc.errs, "; ")}
 	if pc.res != nil {
-		c.Findings, c.Coverage, c.Verdict = pc.res.Findings, pc.res.Coverage, pc.res.Verdict
+		c.Findings, c.Verdict = pc.res.Findings, pc.res.Verdict
+		// Each walk says what it did not send; the check says it once.
+		for _, l := range pc.res.Coverage {
+			if !strings.HasPrefix(l, "not sent:") {
+				c.Coverage = append(c.Coverage, l)
+			}
+		}
+		var unsent []trace.Family
+		for _, f := range trace.Families {
+			if !slices.Contains(pc.walked, f) {
+				unsent = append(unsent, f)
+			}
+		}
+		if len(unsent) > 0 {
+			c.Coverage = append(c.Coverage, "not sent: "+familyList(unsent)+" (no result they could explain; --path-check full sends them)")
+		}
 		if c.Findings == nil {
 			c.Findings = []trace.Finding{}
 		}

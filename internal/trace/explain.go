@@ -256,7 +256,8 @@ var rows = []row{
 var proxies = []Kind{TerminatingProxy, SYNProxy}
 
 // FamiliesFor returns the probe families whose findings could explain r
-// (nil when none could, or r passed).
+// (nil when none could, or r passed): only those of a finding that could
+// change the fields of the steps that decided r.
 func FamiliesFor(r report.Result) []Family {
 	var out []Family
 	add := func(fs []Family) {
@@ -273,13 +274,28 @@ func FamiliesFor(r report.Result) []Family {
 				add(rw.families)
 			}
 		case r.Verdict == report.Pass || r.Verdict == report.Error:
-		case matches(rw.names, r.Name):
+		case matches(rw.names, r.Name) && explainsSteps(rw, r):
 			add(rw.families)
 		case rw.generic != nil && genericStep(rw, r):
 			add(rw.families)
 		}
 	}
 	return out
+}
+
+// FingerprintFamilies returns the probe families whose findings could
+// explain what a fingerprint (*fingerprint.Fingerprint) lacks of what was
+// offered: ecn when ECN was not taken up (syn, for the options, is among
+// the quick walks).
+func FingerprintFamilies(fp any) []Family {
+	f, ok := fp.(*fingerprint.Fingerprint)
+	if !ok || f == nil {
+		return nil
+	}
+	if f.ECN.Supported != nil && !*f.ECN.Supported {
+		return []Family{FamilyECN}
+	}
+	return nil
 }
 
 func matches(globs []string, name string) bool {

@@ -286,3 +286,16 @@ func TestCheckText(t *testing.T) {
 		t.Errorf("text %q: want \"no change seen\"", got)
 	}
 }
+
+func TestFingerprintFamilies(t *testing.T) {
+	no := false
+	if got := FingerprintFamilies(&fingerprint.Fingerprint{ECN: fingerprint.Support{Supported: &no}}); !slices.Equal(got, []Family{FamilyECN}) {
+		t.Errorf("ECN not taken up: got %v, want [ecn]", got)
+	}
+	if got := FingerprintFamilies(&fingerprint.Fingerprint{}); got != nil {
+		t.Errorf("nothing measured: got %v, want none", got)
+	}
+	if got := FingerprintFamilies(nil); got != nil {
+		t.Errorf("no fingerprint: got %v, want none", got)
+	}
+}
