@@ -277,6 +277,8 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 				res = premisesAfter(res, sc, runner.Facts())
 			}
 			results[i] = describe(res, sc)
+			// What could explain it is walked beside the others.
+			pc.Consider(ctx, results[i])
 			if cfg.Progress != nil {
 				mu.Lock()
 				done = min(done+1, len(items)) // a scenario run again counts once

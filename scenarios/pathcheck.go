@@ -36,12 +36,17 @@ type PathCheckConfig struct {
 // PathCheck is a path check under way: the quick walks beside a run
 // (auto), or every family before it (full).
 type PathCheck struct {
-	cfg     PathCheckConfig
-	p       *probe.Prober
+	cfg PathCheckConfig
+	p   *probe.Prober
+	// quick is the quick walks; early the walks Consider started.
+	quick, early sync.WaitGroup
+	// walking serializes the walks: one trace at a time.
+	walking sync.Mutex
 	mu      sync.Mutex
-	quick   sync.WaitGroup
 	res     *trace.Result
 	walked  []trace.Family
+	// asked are the families walked or asked for.
+	asked   []trace.Family
 	errs    []string
 	elapsed time.Duration
 }
@@ -57,8 +62,9 @@ func StartPathCheck(ctx context.Context, p *probe.Prober, cfg PathCheckConfig) *
 	if cfg.Trace == nil {
 		cfg.Trace = defaultTrace
 	}
-	pc := &PathCheck{cfg: cfg, p: p}
+	pc := &PathCheck{cfg: cfg, p: p, asked: slices.Clone(trace.QuickFamilies)}
 	if cfg.Mode == trace.ModeFull {
+		pc.asked = slices.Clone(trace.Families)
 		pc.walk(ctx, trace.Families, cfg.ClosedPort)
 		return pc
 	}
@@ -70,8 +76,48 @@ func StartPathCheck(ctx context.Context, p *probe.Prober, cfg PathCheckConfig) *
 	return pc
 }
 
+// Consider starts beside the run (auto) the walks of the families that
+// could explain r, a result just done, so that they are over by the time
+// the run is; Finish walks what is still needed then.
+func (pc *PathCheck) Consider(ctx context.Context, r report.Result) {
+	if pc == nil || pc.cfg.Mode != trace.ModeAuto {
+		return
+	}
+	need := pc.claim(trace.FamiliesFor(r))
+	if len(need) == 0 {
+		return
+	}
+	pc.early.Add(1)
+	go func() {
+		defer pc.early.Done()
+		pc.quick.Wait() // for how far to walk
+		pc.walk(ctx, need, pc.cfg.ClosedPort)
+	}()
+}
+
+// claim returns the families of fs not asked for yet, and asks for them:
+// with the syn walk first when one is a SYN family (its drop is silence
+// where syn, its control, is answered at the same TTL in the same trace).
+func (pc *PathCheck) claim(fs []trace.Family) []trace.Family {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	var need []trace.Family
+	for _, f := range fs {
+		if !slices.Contains(pc.asked, f) && !slices.Contains(need, f) {
+			need = append(need, f)
+		}
+	}
+	pc.asked = append(pc.asked, need...)
+	if slices.ContainsFunc(need, func(f trace.Family) bool { return f != trace.FamilyConn }) {
+		need = append([]trace.Family{trace.FamilySYN}, need...)
+	}
+	return need
+}
+
 // walk runs one trace of families and adds what it found.
 func (pc *PathCheck) walk(ctx context.Context, families []trace.Family, closed uint16) {
+	pc.walking.Lock()
+	defer pc.walking.Unlock()
 	pc.mu.Lock()
 	maxHops := reach(pc.res)
 	pc.mu.Unlock()
@@ -132,20 +178,13 @@ func (pc *PathCheck) Finish(ctx context.Context, rep *report.Report, closed uint
 		return
 	}
 	pc.quick.Wait()
+	pc.early.Wait()
 	if pc.cfg.Mode == trace.ModeAuto && ctx.Err() == nil {
 		need := trace.FingerprintFamilies(rep.Fingerprint)
 		for _, r := range rep.Results {
 			need = append(need, trace.FamiliesFor(r)...)
 		}
-		need = slices.DeleteFunc(need, func(f trace.Family) bool { return slices.Contains(pc.walked, f) })
-		slices.Sort(need)
-		need = slices.Compact(need)
-		if len(need) > 0 {
-			// A SYN family's drop is silence where the syn walk, its
-			// control, is answered at the same TTL in the same trace.
-			if slices.ContainsFunc(need, func(f trace.Family) bool { return f != trace.FamilyConn }) {
-				need = append([]trace.Family{trace.FamilySYN}, need...)
-			}
+		if need = pc.claim(need); len(need) > 0 {
 			pc.walk(ctx, need, closed)
 		}
 	}
