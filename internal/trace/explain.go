@@ -437,7 +437,13 @@ func Explain(rep *report.Report, res *Result, host string) (explained int, answe
 // reason is the reason of a result a finding explains: "path: timestamps
 // stripped between hop 1 10.79.1.254 and hop 2 10.79.2.254".
 func reason(f *Finding) string {
-	return "path: " + describe(f.Kind) + " " + f.Where.String()
+	r := "path: " + describe(f.Kind) + " " + f.Where.String()
+	if f.Where.Blind {
+		// What only the target's answer shows may be the target's own
+		// doing: the result is not judged (skip), and says so.
+		r += ": the target itself or a box after the last router (synprobe reflect tells them apart)"
+	}
+	return r
 }
 
 // ExplainResult rewrites r if a finding of res explains it (see Explain;

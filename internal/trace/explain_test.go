@@ -130,6 +130,20 @@ func TestExplainTable(t *testing.T) {
 
 // A finding explains the results its table row names and never hides
 // another failure of the same report.
+// A blind finding (seen only in the target's answer) explains, and its
+// reason says the target itself cannot be ruled out.
+func TestExplainBlind(t *testing.T) {
+	r := exFailed("listen-ack", report.Fail, "R 1:1(0)", "nothing", "reply")
+	f := Finding{Kind: Drop.With("no-connection"), Verdict: report.Warn, Where: Where{AfterHop: 2, Blind: true, Between: []netip.Addr{exHop2}}}
+	if !ExplainResult(&r, &Result{Findings: []Finding{f}}) || r.Verdict != report.Skip {
+		t.Fatalf("got %s [%s]; want skip", r.Verdict, r.Cause)
+	}
+	want := "path: segments of no connection dropped beyond hop 2 10.79.2.254, where no router quotes (blind): the target itself or a box after the last router"
+	if !strings.HasPrefix(r.Reason, want) {
+		t.Errorf("reason %q: want it to start %q", r.Reason, want)
+	}
+}
+
 func TestExplainNeverHides(t *testing.T) {
 	rep := &report.Report{Results: []report.Result{
 		exFailed("listen-syn-data", report.Fail, "S. 0:0(0) ack 1", "nothing", "reply"),
