@@ -18,8 +18,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"synprobe/internal/trace"
 	"golang.org/x/sys/unix"
+	"synprobe/internal/trace"
 
 	"synprobe/internal/netns"
 )
