@@ -19,9 +19,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"golang.org/x/sys/unix"
-	"synprobe/internal/trace"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/trace"
 )
 
 // Bounds of the numeric flags: values outside them cannot be honoured, or
