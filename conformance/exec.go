@@ -297,7 +297,7 @@ func (e *execution) absorb(r *probe.Reply, p *script.Packet) bool {
 			line = e.s.Events[e.idx].Line
 		}
 		e.conn.AddStep(report.Step{Direction: report.Observe, Line: line, Verdict: ps.Verdict(), Expected: "the rules every segment meets",
-			Actual: e.conn.FormatReply(r), Problems: ps.Texts()}, r.Time)
+			Actual: e.conn.FormatReply(r), Problems: ps.Texts(), Fields: ps.Rules()}, r.Time)
 	}
 	return true
 }
@@ -717,7 +717,7 @@ func (e *execution) outbound(ev *script.Event) bool {
 			e.minRTT = d
 		}
 	}
-	st := report.Step{Direction: report.Expect, Verdict: ps.Verdict(), Problems: ps.Texts(), RTTMicros: c.RTT(r)}
+	st := report.Step{Direction: report.Expect, Verdict: ps.Verdict(), Problems: ps.Texts(), Fields: ps.Rules(), RTTMicros: c.RTT(r)}
 	st.Actual = c.FormatReply(r)
 	if r.Frame.Has(probe.LayerICMP) {
 		st.Actual = e.formatICMP(r)
@@ -874,7 +874,7 @@ func (e *execution) missing(ev *script.Event, err error, start time.Time) bool {
 			e.skipReason, e.skipCause = why, report.CauseAppNotAccepting
 			break
 		}
-		st.Verdict = e.level().Verdict()
+		st.Verdict, st.Fields = e.level().Verdict(), []string{"reply"}
 		st.Problems = []string{fmt.Sprintf("no segment by %.3f s (expected at %.3f s)", time.Since(e.t0).Seconds(), start.Sub(e.t0).Seconds())}
 	}
 	e.step(ev, st, time.Now())
@@ -927,7 +927,7 @@ func (e *execution) silence(ev *script.Event) bool {
 		if r.Frame.Has(probe.LayerICMP) {
 			what = "an ICMP error from " + e.icmpSender(&r.Frame)
 		}
-		st := report.Step{Direction: report.Expect, Verdict: e.level().Verdict(), Actual: e.conn.FormatReply(r), RTTMicros: e.conn.RTT(r),
+		st := report.Step{Direction: report.Expect, Verdict: e.level().Verdict(), Actual: e.conn.FormatReply(r), RTTMicros: e.conn.RTT(r), Fields: []string{"unexpected"},
 			Problems: append([]string{fmt.Sprintf("expected silence until %.3f s, got %s at %.3f s", start.Sub(e.t0).Seconds(), what, r.Time.Sub(e.t0).Seconds())}, extra...)}
 		if r.Frame.Has(probe.LayerTCP) {
 			st.ActualAbs = FormatAbs(&r.Frame.TCP)

@@ -182,7 +182,7 @@ func (h *handshake) run(isn probe.Seq) {
 // local socket meanwhile make silence unjudgeable (error).
 func (h *handshake) silenceStep(expected string, v report.Verdict, problem string) {
 	c := h.c
-	st := report.Step{Direction: report.Expect, Verdict: v, Expected: expected, Actual: "nothing", Problems: []string{problem}}
+	st := report.Step{Direction: report.Expect, Verdict: v, Expected: expected, Actual: "nothing", Problems: []string{problem}, Fields: []string{"reply"}}
 	if n := c.DroppedLocally(); n > 0 {
 		st.Verdict, st.Cause = report.Error, report.CauseLocalDrops
 		st.Problems = append(st.Problems, fmt.Sprintf("the local socket dropped %d frames meanwhile: silence cannot be told from local loss", n))
@@ -249,7 +249,7 @@ func (h *handshake) expectSYNACK(syn *probe.Frame) bool {
 		return false
 	}
 	ps := c.Judge(r, true)
-	st.Verdict, st.Problems = ps.Verdict(), ps.Texts()
+	st.Verdict, st.Problems, st.Fields = ps.Verdict(), ps.Texts(), ps.Rules()
 	st.Actual, st.ActualAbs = c.Format(t, true), FormatAbs(t)
 	c.AddStep(st, r.Time)
 	if t.Flags&probe.SYN == 0 || t.Flags&probe.ACK == 0 {
@@ -373,7 +373,7 @@ func (h *handshake) recordClose(ackSeg, finSeg *probe.Reply, p5, p6 Problems, ac
 	add := func(r *probe.Reply, ps Problems, expected string) {
 		t := &r.Frame.TCP
 		c.AddStep(report.Step{Direction: report.Expect, Expected: expected, Actual: c.Format(t, true), ActualAbs: FormatAbs(t), RTTMicros: c.RTT(r),
-			Verdict: ps.Verdict(), Problems: ps.Texts()}, r.Time)
+			Verdict: ps.Verdict(), Problems: ps.Texts(), Fields: ps.Rules()}, r.Time)
 	}
 	if ackSeg != nil {
 		add(ackSeg, p5, ackExpected)

@@ -81,6 +81,18 @@ func (ps Problems) Verdict() report.Verdict {
 	return v
 }
 
+// Rules returns the rules the problems broke, each once, in order: what
+// a step's problems concern (report.Step.Fields).
+func (ps Problems) Rules() []string {
+	var out []string
+	for _, p := range ps {
+		if !slices.Contains(out, p.Rule) {
+			out = append(out, p.Rule)
+		}
+	}
+	return out
+}
+
 // Texts returns the problems' texts.
 func (ps Problems) Texts() []string {
 	if len(ps) == 0 {

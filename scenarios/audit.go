@@ -15,6 +15,7 @@ import (
 	"synprobe/conformance"
 	"synprobe/conformance/report"
 	"synprobe/conformance/script"
+	"synprobe/internal/trace"
 	"synprobe/probe"
 )
 
@@ -98,6 +99,12 @@ type RunConfig struct {
 	// is called after each such script, while no other runs. The lab sets
 	// it; a remote target keeps what it learned, and the report says so.
 	AfterPathMTU func(ctx context.Context) error
+	// PathCheck is --path-check: auto walks the path beside the scenarios
+	// and explains with what it found the results a box on the path
+	// decided, full walks every probe family first; "" or off: none.
+	PathCheck trace.Mode
+	// Trace walks the path for the check; nil: trace.Run.
+	Trace TraceFunc
 }
 
 // AuditConfig says what to audit: a selection of the suite and how to run it.
@@ -156,6 +163,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	runner := conformance.NewRunner(p, conformance.RunConfig{
 		Target: cfg.Target, ClosedPort: cfg.ClosedPort, Jobs: 1, Rate: cfg.Rate, Timeout: cfg.Timeout, Jitter: cfg.Jitter,
 	})
+	pc := StartPathCheck(ctx, p, PathCheckConfig{Mode: cfg.PathCheck, Target: cfg.Target, ClosedPort: cfg.ClosedPort, Rate: cfg.Rate, Trace: cfg.Trace})
 	env := &Env{Prober: p, Target: cfg.Target, ClosedPort: cfg.ClosedPort, Timeout: cfg.Timeout, Pace: runner.NewPace(0), Facts: runner.Facts(), ListenerDown: runner.ListenerDown}
 
 	var wg sync.WaitGroup
@@ -269,6 +277,8 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 				res = premisesAfter(res, sc, runner.Facts())
 			}
 			results[i] = describe(res, sc)
+			// What could explain it is walked beside the others.
+			pc.Consider(ctx, results[i])
 			if cfg.Progress != nil {
 				mu.Lock()
 				done = min(done+1, len(items)) // a scenario run again counts once
@@ -324,6 +334,8 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 		}
 	}
 	rep.Results = results
+	// Before the verdicts are counted: what the path explains.
+	pc.Finish(ctx, rep, closed)
 	rep.Notes = append(rep.Notes, p.Notes()...)
 	if st := p.Stats(); st.Drops > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the local socket dropped %d frames during the run", st.Drops))

@@ -154,7 +154,7 @@ func (cl *client) judge(r *probe.Reply) conformance.Problems {
 
 // expectStep records an expectation and what came.
 func (cl *client) expectStep(expected string, r *probe.Reply, ps conformance.Problems) *report.Step {
-	st := report.Step{Direction: report.Expect, Expected: expected, Verdict: ps.Verdict(), Problems: ps.Texts()}
+	st := report.Step{Direction: report.Expect, Expected: expected, Verdict: ps.Verdict(), Problems: ps.Texts(), Fields: ps.Rules()}
 	at := time.Now()
 	if r != nil {
 		st.Actual, st.RTTMicros, at = cl.c.FormatReply(r), cl.c.RTT(r), r.Time
@@ -162,14 +162,14 @@ func (cl *client) expectStep(expected string, r *probe.Reply, ps conformance.Pro
 			st.ActualAbs = conformance.FormatAbs(&r.Frame.TCP)
 		}
 	} else {
-		st.Actual = "nothing"
+		st.Actual, st.Fields = "nothing", []string{"reply"}
 	}
 	return cl.c.AddStep(st, at)
 }
 
 // observe records a step that judges what was seen over a while.
 func (cl *client) observe(expected, actual string, ps conformance.Problems) {
-	cl.c.AddStep(report.Step{Direction: report.Observe, Expected: expected, Actual: actual, Verdict: ps.Verdict(), Problems: ps.Texts()}, time.Now())
+	cl.c.AddStep(report.Step{Direction: report.Observe, Expected: expected, Actual: actual, Verdict: ps.Verdict(), Problems: ps.Texts(), Fields: ps.Rules()}, time.Now())
 }
 
 // expectSYNACK waits for the answer to the SYN open sent.

@@ -35,6 +35,14 @@ Only the stack earns fail or warn: a result the application, a premise
 (timestamps not negotiated, SYN cookies, a filtered closed port), the path or
 this host decided is skip, info or error, and its cause says which.
 
+The path is checked beside the scenarios (--path-check auto): the TTLs are
+walked as synprobe trace does, and before the verdicts are counted, the probes
+that could explain each result that did not pass. A result a box on the path
+explains (timestamps stripped, SYNs with data dropped, a stateful firewall, a
+proxy answering instead of the target) is skip with cause path:KIND, naming
+the box's place; one whose failing step the box did not change keeps its
+verdict. --path-check full sends every probe first; off sends none.
+
 A scenario's level sets the verdict a deviation earns: MUST -> fail,
 SHOULD -> warn, info -> info (reported as observed). Some scenarios need the
 application to send data: they send --request (default: "GET /N HTTP/1.0",
@@ -55,6 +63,7 @@ Examples:
 			&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to the target (0: no limit)"},
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for a reply that has no time of its own"},
 			jitterFlag(),
+			pathCheckFlag(),
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every scenario"},
 		}, append(applicationFlags(), outputFlags("text", "json", "junit")...)...), probeFlags()...),
 		Action: runAudit,

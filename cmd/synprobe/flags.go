@@ -17,9 +17,11 @@ import (
 	"unicode/utf8"
 
 	"github.com/urfave/cli/v2"
+
 	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/trace"
 )
 
 // Bounds of the numeric flags: values outside them cannot be honoured, or
@@ -46,8 +48,26 @@ func jitterFlag() cli.Flag {
 	return &cli.DurationFlag{Name: "jitter", Usage: "let a reply come `DURATION` later than the measured round trip allows, for a path whose round trip varies (the internet); 0 for a quiet path"}
 }
 
+// pathCheckFlag is --path-check of audit, handshake and run, read by
+// pathCheckMode.
+func pathCheckFlag() cli.Flag {
+	return &cli.StringFlag{Name: "path-check", Value: string(trace.ModeAuto), Usage: "check the path for middleboxes: `MODE` auto (walk the TTLs beside the checks, then the probes that could explain each result that did not pass), full (every probe first) or off; a result a box on the path explains is skip with cause path:..., never fail"}
+}
+
+// pathCheckMode reads --path-check.
+func pathCheckMode(c *cli.Context) (trace.Mode, error) {
+	m, err := trace.ParseMode(c.String("path-check"))
+	if err != nil {
+		return "", usageErr("--path-check %q: want auto, off or full", c.String("path-check"))
+	}
+	return m, nil
+}
+
 // checkRunFlags validates the flags run and audit share.
 func checkRunFlags(c *cli.Context) error {
+	if _, err := pathCheckMode(c); err != nil {
+		return err
+	}
 	if p := c.Uint("closed-port"); p > 65535 {
 		return usageErr("--closed-port %d: want 1 to 65535", p)
 	}

@@ -9,6 +9,7 @@ import (
 	"synprobe/conformance"
 	"synprobe/conformance/report"
 	"synprobe/probe"
+	"synprobe/scenarios"
 )
 
 func handshakeCommand() *cli.Command {
@@ -39,6 +40,7 @@ Examples:
 		Flags: append(append([]cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for each expected segment"},
 			&cli.UintFlag{Name: "source-port", Usage: "send from `PORT`", DefaultText: "a free port outside the kernel's ephemeral range"},
+			pathCheckFlag(),
 		}, outputFlags("text", "json", "junit")...), probeFlags()...),
 		Action: runHandshake,
 	}
@@ -52,6 +54,10 @@ func runHandshake(c *cli.Context) error {
 		return err
 	}
 	if err := checkTimeout(c.Duration("timeout")); err != nil {
+		return err
+	}
+	mode, err := pathCheckMode(c)
+	if err != nil {
 		return err
 	}
 	if c.Uint("source-port") > 65535 {
@@ -72,6 +78,9 @@ func runHandshake(c *cli.Context) error {
 		s.out.discard()
 		return usageErr("%v", err)
 	}
+	// The path's quick walks go beside the handshake; what could explain
+	// a handshake that failed is walked after it.
+	pc := scenarios.StartPathCheck(c.Context, s.prober, scenarios.PathCheckConfig{Mode: mode, Target: target, Rate: conformance.DefaultRate})
 	res := conformance.Handshake(c.Context, sess, conformance.HandshakeOptions{Timeout: c.Duration("timeout")})
 	sess.Close()
 	rep := &report.Report{
@@ -79,8 +88,9 @@ func runHandshake(c *cli.Context) error {
 		Target:  s.reportTarget(sess.Local()),
 		Started: started,
 		Results: []report.Result{res},
-		Notes:   s.prober.Notes(),
 	}
+	pc.Finish(c.Context, rep, 0)
+	rep.Notes = s.prober.Notes()
 	if st := s.prober.Stats(); st.Drops > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("the local socket dropped %d frames", st.Drops))
 	}

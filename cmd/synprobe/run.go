@@ -82,6 +82,7 @@ func runFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to the target (0: no limit)"},
 		&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for a '*' expectation or a first reply"},
 		jitterFlag(),
+		pathCheckFlag(),
 		&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every script"},
 	}
 	flags = append(flags, defineFlags()...)
@@ -149,6 +150,7 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 		Timeout:        c.Duration("timeout"),
 		Jitter:         c.Duration("jitter"),
 	}
+	cfg.PathCheck, _ = pathCheckMode(c) // checked by checkRunFlags
 	if audit {
 		cfg.Fingerprint = fingerprintFunc()
 	}

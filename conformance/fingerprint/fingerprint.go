@@ -107,6 +107,10 @@ type SYNACK struct {
 	// WScale and MSS are nil when the SYN-ACK lacks the option.
 	WScale *int `json:"window_scale,omitempty"`
 	MSS    *int `json:"mss,omitempty"`
+	// WScaleWhy says why the window scale is unknown, MSSWhy what the
+	// path did to the MSS (--path-check).
+	WScaleWhy string `json:"window_scale_why,omitempty"`
+	MSSWhy    string `json:"mss_why,omitempty"`
 	// Options are the SYN-ACK's options in packetdrill's notation, and in
 	// nmap's.
 	Options     string `json:"options,omitempty"`

@@ -114,11 +114,14 @@ func (s SYNACK) text() string {
 	ws := "none"
 	if s.WScale != nil {
 		ws = fmt.Sprint(*s.WScale)
+	} else if s.WScaleWhy != "" {
+		ws = "? (" + s.WScaleWhy + ")"
 	}
 	mss := "none"
 	if s.MSS != nil {
 		mss = fmt.Sprint(*s.MSS)
 	}
+	mss = withWhy(mss, s.MSSWhy)
 	return fmt.Sprintf("window %d, window scale %s, mss %s; options %s", *s.Window, ws, mss, s.NmapOptions)
 }
 

@@ -74,6 +74,26 @@ const (
 	// CausePathICMP: a box on the path (or a firewall) answered with an
 	// ICMP error instead of the stack.
 	CausePathICMP Cause = "path:icmp"
+	// The path causes of the path check (--path-check): a finding of
+	// synprobe trace's explains the result ("path:" and the finding's
+	// kind, TRACE.md).
+	CausePathTSStripped      Cause = "path:option-stripped(ts)"
+	CausePathSACKStripped    Cause = "path:option-stripped(sack)"
+	CausePathWSStripped      Cause = "path:option-stripped(ws)"
+	CausePathUnknownStripped Cause = "path:option-stripped(unknown)"
+	CausePathTFOStripped     Cause = "path:option-stripped(tfo)"
+	CausePathMSSClamp        Cause = "path:mss-clamp"
+	CausePathECNCleared      Cause = "path:ecn-flags-cleared"
+	CausePathECNBleached     Cause = "path:ecn-bleached"
+	CausePathDropSYNData     Cause = "path:drop(syndata)"
+	CausePathDropExotic      Cause = "path:drop(exotic)"
+	CausePathDropBadSum      Cause = "path:drop(badsum)"
+	CausePathDropOutOfWindow Cause = "path:drop(out-of-window)"
+	CausePathDropNoConn      Cause = "path:drop(no-connection)"
+	CausePathNAT             Cause = "path:nat"
+	CausePathNATLeak         Cause = "path:nat-leak"
+	CausePathProxy           Cause = "path:terminating-proxy"
+	CausePathSYNProxy        Cause = "path:syn-proxy"
 
 	// CauseLocalDrops: this host's socket dropped frames while the check
 	// ran: silence or a missing reply cannot be told from local loss.
@@ -98,33 +118,54 @@ var Causes = []Cause{
 	CausePremiseTimestamps, CausePremiseSACK, CausePremiseWScale, CausePremiseECN, CausePremiseSYNCookies,
 	CausePremiseClosedPort, CausePremiseFamily, CausePremiseNothing, CausePremiseBlackBox,
 	CausePathICMP,
+	CausePathTSStripped, CausePathSACKStripped, CausePathWSStripped, CausePathUnknownStripped, CausePathTFOStripped,
+	CausePathMSSClamp, CausePathECNCleared, CausePathECNBleached,
+	CausePathDropSYNData, CausePathDropExotic, CausePathDropBadSum, CausePathDropOutOfWindow, CausePathDropNoConn,
+	CausePathNAT, CausePathNATLeak, CausePathProxy, CausePathSYNProxy,
 	CauseLocalDrops, CauseLocalKernelRST, CauseLocalInterrupted, CauseLocalFailure,
 	CauseInputScript,
 }
 
 // meanings say in a line what each cause means, for people.
 var meanings = map[Cause]string{
-	CauseStack:             "the target's TCP stack did it",
-	CauseAppNotAccepting:   "the listener completes no connection: its accept queue is full (the application does not accept), nothing listens, or nothing answers the SYN",
-	CauseAppClosed:         "the application closed the connection (its FIN) before the check was done, or closes every connection after its greeting",
-	CauseAppReset:          "the application resets connections on what the check sent (the profile saw it do so)",
-	CauseAppNoData:         "the check needs data from the application and got too little (--request chooses what is asked)",
-	CauseAppDidNotAct:      "a script says the application writes or closes, and it did not",
-	CausePremiseTimestamps: "the SYN-ACK did not accept timestamps",
-	CausePremiseSACK:       "the SYN-ACK did not accept SACK",
-	CausePremiseWScale:     "the SYN-ACK did not accept window scaling",
-	CausePremiseECN:        "the SYN-ACK did not accept ECN",
-	CausePremiseSYNCookies: "SYN cookies answer the SYNs: the listener keeps no state for half-open connections",
-	CausePremiseClosedPort: "no closed port is known, or the one named is filtered",
-	CausePremiseFamily:     "the check needs the other address family",
-	CausePremiseNothing:    "nothing in the check could be judged",
-	CausePremiseBlackBox:   "the script needs what a remote black box cannot do: encapsulation, UDP, ports of its choosing, or making the target connect, set a socket option or change its sysctls or routes",
-	CausePathICMP:          "a router or a firewall answered with an ICMP error instead of the stack",
-	CauseLocalDrops:        "this host's socket dropped frames while the check ran",
-	CauseLocalKernelRST:    "this host's kernel answered on synprobe's port (no RST guard)",
-	CauseLocalInterrupted:  "the run was interrupted",
-	CauseLocalFailure:      "synprobe itself failed (a send, a port)",
-	CauseInputScript:       "the script could not be read or parsed: nothing was sent for it",
+	CauseStack:               "the target's TCP stack did it",
+	CauseAppNotAccepting:     "the listener completes no connection: its accept queue is full (the application does not accept), nothing listens, or nothing answers the SYN",
+	CauseAppClosed:           "the application closed the connection (its FIN) before the check was done, or closes every connection after its greeting",
+	CauseAppReset:            "the application resets connections on what the check sent (the profile saw it do so)",
+	CauseAppNoData:           "the check needs data from the application and got too little (--request chooses what is asked)",
+	CauseAppDidNotAct:        "a script says the application writes or closes, and it did not",
+	CausePremiseTimestamps:   "the SYN-ACK did not accept timestamps",
+	CausePremiseSACK:         "the SYN-ACK did not accept SACK",
+	CausePremiseWScale:       "the SYN-ACK did not accept window scaling",
+	CausePremiseECN:          "the SYN-ACK did not accept ECN",
+	CausePremiseSYNCookies:   "SYN cookies answer the SYNs: the listener keeps no state for half-open connections",
+	CausePremiseClosedPort:   "no closed port is known, or the one named is filtered",
+	CausePremiseFamily:       "the check needs the other address family",
+	CausePremiseNothing:      "nothing in the check could be judged",
+	CausePremiseBlackBox:     "the script needs what a remote black box cannot do: encapsulation, UDP, ports of its choosing, or making the target connect, set a socket option or change its sysctls or routes",
+	CausePathICMP:            "a router or a firewall answered with an ICMP error instead of the stack",
+	CausePathTSStripped:      "a box on the path strips the timestamps option (from SYNs, or from the data of a connection that negotiated it)",
+	CausePathSACKStripped:    "a box on the path strips the SACK-permitted option",
+	CausePathWSStripped:      "a box on the path strips the window scale option",
+	CausePathUnknownStripped: "a box on the path strips options it does not know",
+	CausePathTFOStripped:     "a box on the path strips the TCP Fast Open option",
+	CausePathMSSClamp:        "a box on the path lowers the MSS option (MSS clamping)",
+	CausePathECNCleared:      "a box on the path clears ECE and CWR in SYNs: ECN cannot be negotiated",
+	CausePathECNBleached:     "a box on the path clears the IP ECN field",
+	CausePathDropSYNData:     "a box on the path drops SYNs that carry data",
+	CausePathDropExotic:      "a box on the path drops SYNs with options it does not know",
+	CausePathDropBadSum:      "a box on the path drops segments with a bad TCP checksum",
+	CausePathDropOutOfWindow: "a box on the path drops segments outside the connection's window",
+	CausePathDropNoConn:      "a box on the path drops segments of no connection it knows (a stateful firewall)",
+	CausePathNAT:             "a box on the path translates addresses or ports (NAT)",
+	CausePathNATLeak:         "an out-of-state segment passed a NAT untranslated and the host's answer came from its real address",
+	CausePathProxy:           "a box on the path terminates the connection: what answered is the box's TCP, not the target's",
+	CausePathSYNProxy:        "a SYN proxy on the path answers the SYNs: the handshake is the box's, not the target's",
+	CauseLocalDrops:          "this host's socket dropped frames while the check ran",
+	CauseLocalKernelRST:      "this host's kernel answered on synprobe's port (no RST guard)",
+	CauseLocalInterrupted:    "the run was interrupted",
+	CauseLocalFailure:        "synprobe itself failed (a send, a port)",
+	CauseInputScript:         "the script could not be read or parsed: nothing was sent for it",
 }
 
 // Meaning says in a line what the cause means.

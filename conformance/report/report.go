@@ -88,8 +88,11 @@ type Report struct {
 	Fingerprint any      `json:"fingerprint,omitempty"`
 	// Application is what the target's application does, learned before
 	// the suite (conformance.Application).
-	Application any     `json:"application,omitempty"`
-	Summary     Summary `json:"summary"`
+	Application any `json:"application,omitempty"`
+	// Path is what the path check found (trace.Check): present whenever
+	// it ran.
+	Path    any     `json:"path,omitempty"`
+	Summary Summary `json:"summary"`
 	// Notes are facts about the run that are not verdicts: the RST guard
 	// used, frames dropped locally, lines of a script that were ignored.
 	Notes []string `json:"notes,omitempty"`
@@ -166,6 +169,10 @@ type Step struct {
 	RTTMicros *float64 `json:"rtt_us,omitempty"`
 	// AtMS is when the step happened, from the start of its check.
 	AtMS float64 `json:"at_ms"`
+	// Fields name what the step's problems concern, by rule ("options",
+	// "ack", "rst-seq", ...; "reply" when nothing came): a path finding
+	// explains a step only through a field the path changed.
+	Fields []string `json:"-"`
 }
 
 // Summary counts results by verdict.

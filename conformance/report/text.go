@@ -29,6 +29,10 @@ func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
 	if a, ok := rep.Application.(interface{ Summary() string }); ok {
 		fmt.Fprintf(&b, "application: %s\n", a.Summary())
 	}
+	// The path check's section: what it found, lines starting "path:".
+	if p, ok := rep.Path.(interface{ Text() string }); ok {
+		b.WriteString(p.Text())
+	}
 	b.WriteByte('\n')
 	if rep.Fingerprint != nil && opt.Fingerprint != nil {
 		var fb strings.Builder
