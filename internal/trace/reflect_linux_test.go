@@ -1,0 +1,135 @@
+package trace
+
+import (
+	"context"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"synprobe/internal/pathlab"
+	"synprobe/internal/reflector"
+	"synprobe/probe"
+)
+
+// startReflector runs a reflector in the bed's server namespace that
+// records the bed's application port without listening there (the
+// application answers), reporting on reportPort to the bed's networks.
+func startReflector(t testing.TB, b *pathlab.Bed, reportPort uint16) Reflector {
+	t.Helper()
+	srv, err := reflector.Start(reflector.Config{Listen: b.Target, CaptureOnly: true, ReportPort: reportPort,
+		Allow: []netip.Prefix{netip.MustParsePrefix("10.79.0.0/16")}, NetNS: b.NSFD(pathlab.Server)})
+	if err != nil {
+		t.Fatalf("start the reflector in the server namespace: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close the reflector: %v", err)
+		}
+	})
+	return NewReflectorClient(srv.Report(), reflector.Client{NetNS: b.NSFD(pathlab.Client), Timeout: 5 * time.Second})
+}
+
+func traceReflected(t testing.TB, b *pathlab.Bed, rf Reflector) *Result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	p, err := probe.Dial(ctx, b.Target.Addr(), probe.DialConfig{NetNS: b.NSFD(pathlab.Client), AnyQuotedPort: true})
+	if err != nil {
+		t.Fatalf("dial %v from the client namespace: %v", b.Target, err)
+	}
+	defer p.Close()
+	r, err := Run(ctx, p, Config{Target: b.Target, ClosedPort: b.ClosedPort, AltPort: b.AltPort, MaxHops: 8, Wait: 500 * time.Millisecond, Rate: 100, Reflector: rf})
+	if err != nil {
+		t.Fatalf("trace %v: %v", b.Target, err)
+	}
+	return r
+}
+
+// reflectCases: what trace --reflector says of each box on the last
+// router, where without a reflector it is blind (unobserved, a blind drop,
+// or nothing): the change or drop placed after hop 2, before the target;
+// the proxies at hop 2 as before, with what the reflector saw as evidence.
+var reflectCases = []struct {
+	box   pathlab.Box
+	kinds []Kind
+	// evidence must be in the first kind's evidence (proxies).
+	evidence string
+	fail     bool
+}{
+	{box: pathlab.BoxMSSClamp, kinds: []Kind{MSSClamp}},
+	{box: pathlab.BoxStripTS, kinds: []Kind{OptionStripped.With("ts")}},
+	{box: pathlab.BoxStripSACK, kinds: []Kind{OptionStripped.With("sack")}},
+	{box: pathlab.BoxStripWS, kinds: []Kind{OptionStripped.With("ws")}},
+	{box: pathlab.BoxStripTSData, kinds: []Kind{OptionStripped.With("ts")}, fail: true},
+	{box: pathlab.BoxNAT, kinds: []Kind{NAT}},
+	{box: pathlab.BoxECNClear, kinds: []Kind{ECNFlagsCleared, ECNBleached}},
+	{box: pathlab.BoxDSCPRewrite, kinds: []Kind{DSCPRewrite}},
+	{box: pathlab.BoxProxy, kinds: []Kind{TerminatingProxy}, evidence: "a connection of its own"},
+	{box: pathlab.BoxSYNProxy, kinds: []Kind{SYNProxy}, evidence: "translates the sequence numbers"},
+	{box: pathlab.BoxDropSYNData, kinds: []Kind{Drop.With("syndata")}},
+	{box: pathlab.BoxDropUnknownOptions, kinds: []Kind{Drop.With("exotic")}},
+	{box: pathlab.BoxDropBadSum, kinds: []Kind{Drop.With("badsum")}},
+	// The bed's conntrack lets an ACK above SND.NXT through (pathlab's
+	// Kernel facts); out-of-window data and the bare ACK are dropped.
+	{box: pathlab.BoxDropOutOfState, kinds: []Kind{Drop.With("out-of-window"), Drop.With("no-connection")}},
+}
+
+// TestTraceReflectorBed traces the bed with a reflector on the server:
+// with no box, a pass with the blind segment and the reverse path
+// observed; with each box on the last router, the box named where no
+// router quotes (after hop 2, before the target), never "unobserved".
+// One bed and one reflector; the boxes are switched.
+func TestTraceReflectorBed(t *testing.T) {
+	b := startBed(t, pathlab.Config{})
+	rf := startReflector(t, b, 9001)
+	t.Run("none", func(t *testing.T) {
+		r := traceReflected(t, b, rf)
+		if r.Verdict != "pass" || len(r.Findings) > 0 {
+			t.Errorf("no box: got verdict %s with %+v, want pass\n%s", r.Verdict, r.Findings, textOf(r))
+		}
+		cov := strings.Join(r.Coverage, "\n")
+		for _, want := range []string{"blind segment observed by the reflector", "reverse path observed"} {
+			if !strings.Contains(cov, want) {
+				t.Errorf("coverage does not say %q:\n%s", want, cov)
+			}
+		}
+		if strings.Contains(cov, noReflectorLine) {
+			t.Errorf("coverage still says %q", noReflectorLine)
+		}
+	})
+	last := len(b.Hops) - 1
+	for _, c := range reflectCases {
+		t.Run(string(c.box), func(t *testing.T) {
+			if err := b.SetBox(c.box, pathlab.Last); err != nil {
+				t.Fatalf("set box: %v", err)
+			}
+			r := traceReflected(t, b, rf)
+			for _, k := range c.kinds {
+				fs := findingsOfKind(r, k)
+				if len(fs) == 0 {
+					t.Errorf("got no %s finding\n%s", k, textOf(r))
+					continue
+				}
+				w := fs[0].Where
+				switch {
+				case k == TerminatingProxy || k == SYNProxy:
+					if w.AtHop != last || !w.Reflector || !strings.Contains(strings.Join(fs[0].Evidence, "\n"), c.evidence) {
+						t.Errorf("%s: got where %+v, evidence %q; want at hop %d, the reflector's evidence %q", k, w, fs[0].Evidence, last, c.evidence)
+					}
+				case w.Blind || !w.Reflector || w.AfterHop != last || w.AtHop != last+1:
+					t.Errorf("%s: got where %+v, want after hop %d, at %d, seen by the reflector", k, w, last, last+1)
+				}
+			}
+			if fs := findingsOfKind(r, Unobserved); len(fs) > 0 {
+				t.Errorf("got unobserved %+v, want the box named\n%s", fs, textOf(r))
+			}
+			if got := r.Verdict == "fail"; got != c.fail {
+				t.Errorf("got verdict %s, want fail: %v\n%s", r.Verdict, c.fail, textOf(r))
+			}
+			if t.Failed() || testing.Verbose() {
+				t.Logf("%s on last:\n%s", c.box, textOf(r))
+			}
+		})
+	}
+}
