@@ -335,7 +335,16 @@ func (a *reflectAnalysis) walk(w *walk) {
 			verdict = report.Fail
 			extra = append(extra, "TS was negotiated in the handshake and is stripped from data: PAWS and RTT measurement break")
 		}
-		a.add(k, verdict, a.where(at.after, at.addrAfter), w.name, extra...)
+		wh := a.where(at.after, at.addrAfter)
+		if k == NAT {
+			// A NAT translates the routers' quotes back: no quote shows it,
+			// so it may sit anywhere before the target.
+			wh = a.where(0, a.src)
+			if len(extra) > 0 {
+				extra = append(extra, "no router's quote shows a NAT (it translates them back): it is somewhere between this host and the target")
+			}
+		}
+		a.add(k, verdict, wh, w.name, extra...)
 	}
 	if c, ok := payloadChange(got.in, &sent.Frame); ok {
 		a.add(PayloadRewrite, VerdictOf(PayloadRewrite), a.where(a.last, a.syn.addr(a.last)), w.name, "payload "+c.Sent+" -> "+c.Got+ev)
@@ -568,7 +577,11 @@ func (a *reflectAnalysis) coverage(walks []*walk, ans *ReflectorAnswer) {
 				l = fmt.Sprintf("reverse path not observed: the reflector %s recorded no answer of the target's host that arrived here", a.name)
 			}
 		case arrived > 0 && strings.HasPrefix(l, "after hop ") && strings.Contains(l, "blind"):
-			l = fmt.Sprintf("after hop %d (%v) to the target: blind segment observed by the reflector %s (%d of %d probes recorded there, compared with what was sent)", a.last, a.syn.addr(a.last), a.name, arrived, len(walks))
+			from := fmt.Sprintf("after hop %d (%v)", a.last, a.syn.addr(a.last))
+			if a.last == 0 {
+				from = fmt.Sprintf("from this host (%v)", a.src)
+			}
+			l = fmt.Sprintf("%s to the target: blind segment observed by the reflector %s (%d of %d probes recorded there, compared with what was sent)", from, a.name, arrived, len(walks))
 		case arrived > 0 && strings.HasPrefix(l, "badsum:"):
 			continue
 		case arrived > 0 && strings.HasPrefix(l, "NAT is invisible"):

@@ -3,6 +3,7 @@ package trace
 import (
 	"context"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -46,6 +47,22 @@ func traceReflected(t testing.TB, b *pathlab.Bed, rf Reflector) *Result {
 	return r
 }
 
+// TestTraceReflectorBedExplore prints what trace --reflector says of
+// each box on the first router; it only runs with TRACE_EXPLORE=1.
+func TestTraceReflectorBedExplore(t *testing.T) {
+	if os.Getenv("TRACE_EXPLORE") == "" {
+		t.Skip("set TRACE_EXPLORE=1 to print what trace --reflector says of each box on the first router")
+	}
+	b := startBed(t, pathlab.Config{})
+	rf := startReflector(t, b, 9001)
+	for _, box := range pathlab.Boxes() {
+		if err := b.SetBox(box, pathlab.First); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("=== %s on first\n%s", box, textOf(traceReflected(t, b, rf)))
+	}
+}
+
 // reflectCases: what trace --reflector says of each box on the last
 // router, where without a reflector it is blind (unobserved, a blind drop,
 // or nothing): the change or drop placed after hop 2, before the target;
@@ -78,8 +95,9 @@ var reflectCases = []struct {
 // TestTraceReflectorBed traces the bed with a reflector on the server:
 // with no box, a pass with the blind segment and the reverse path
 // observed; with each box on the last router, the box named where no
-// router quotes (after hop 2, before the target), never "unobserved".
-// One bed and one reflector; the boxes are switched.
+// router quotes (after hop 2, before the target), never "unobserved"; on
+// the first router, as the quotes place it, once. One bed and one
+// reflector; the boxes are switched.
 func TestTraceReflectorBed(t *testing.T) {
 	b := startBed(t, pathlab.Config{})
 	rf := startReflector(t, b, 9001)
@@ -113,6 +131,12 @@ func TestTraceReflectorBed(t *testing.T) {
 				}
 				w := fs[0].Where
 				switch {
+				case k == NAT:
+					// No quote shows a NAT: it is placed between this host
+					// and the target.
+					if w.AfterHop != 0 || w.AtHop != last+1 || !w.Reflector {
+						t.Errorf("%s: got where %+v, want after this host, at %d, seen by the reflector", k, w, last+1)
+					}
 				case k == TerminatingProxy || k == SYNProxy:
 					if w.AtHop != last || !w.Reflector || !strings.Contains(strings.Join(fs[0].Evidence, "\n"), c.evidence) {
 						t.Errorf("%s: got where %+v, evidence %q; want at hop %d, the reflector's evidence %q", k, w, fs[0].Evidence, last, c.evidence)
@@ -129,6 +153,26 @@ func TestTraceReflectorBed(t *testing.T) {
 			}
 			if t.Failed() || testing.Verbose() {
 				t.Logf("%s on last:\n%s", c.box, textOf(r))
+			}
+		})
+	}
+	// On the first router the quotes place each box: the reflector adds
+	// no second finding of it after the last router (only NAT, which no
+	// quote shows, and the proxies' evidence are its own).
+	for _, c := range bedCases {
+		if c.at != pathlab.First {
+			continue
+		}
+		t.Run(string(c.box)+"/first", func(t *testing.T) {
+			if err := b.SetBox(c.box, c.at); err != nil {
+				t.Fatalf("set box: %v", err)
+			}
+			r := traceReflected(t, b, rf)
+			checkBedCase(t, b, c, r)
+			for _, f := range r.Findings {
+				if f.Where.Reflector && f.Kind != NAT && f.Kind != TerminatingProxy && f.Kind != SYNProxy {
+					t.Errorf("got %s placed by the reflector (%+v), want only the quotes' placement\n%s", f.Kind, f.Where, textOf(r))
+				}
 			}
 		})
 	}
