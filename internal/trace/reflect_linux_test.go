@@ -16,10 +16,10 @@ import (
 // startReflector runs a reflector in the bed's server namespace that
 // records the bed's application port without listening there (the
 // application answers), reporting on reportPort to the bed's networks.
-func startReflector(t testing.TB, b *pathlab.Bed, reportPort uint16) Reflector {
+func startReflector(t testing.TB, b *pathlab.Bed, target netip.AddrPort, reportPort uint16) Reflector {
 	t.Helper()
-	srv, err := reflector.Start(reflector.Config{Listen: b.Target, CaptureOnly: true, ReportPort: reportPort,
-		Allow: []netip.Prefix{netip.MustParsePrefix("10.79.0.0/16")}, NetNS: b.NSFD(pathlab.Server)})
+	srv, err := reflector.Start(reflector.Config{Listen: target, CaptureOnly: true, ReportPort: reportPort,
+		Allow: []netip.Prefix{netip.MustParsePrefix("10.79.0.0/16"), netip.MustParsePrefix("fd79::/16")}, NetNS: b.NSFD(pathlab.Server)})
 	if err != nil {
 		t.Fatalf("start the reflector in the server namespace: %v", err)
 	}
@@ -31,35 +31,45 @@ func startReflector(t testing.TB, b *pathlab.Bed, reportPort uint16) Reflector {
 	return NewReflectorClient(srv.Report(), reflector.Client{NetNS: b.NSFD(pathlab.Client), Timeout: 5 * time.Second})
 }
 
-func traceReflected(t testing.TB, b *pathlab.Bed, rf Reflector) *Result {
+func traceReflected(t testing.TB, b *pathlab.Bed, target netip.AddrPort, rf Reflector) *Result {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := probe.Dial(ctx, b.Target.Addr(), probe.DialConfig{NetNS: b.NSFD(pathlab.Client), AnyQuotedPort: true})
+	p, err := probe.Dial(ctx, target.Addr(), probe.DialConfig{NetNS: b.NSFD(pathlab.Client), AnyQuotedPort: true})
 	if err != nil {
-		t.Fatalf("dial %v from the client namespace: %v", b.Target, err)
+		t.Fatalf("dial %v from the client namespace: %v", target, err)
 	}
 	defer p.Close()
-	r, err := Run(ctx, p, Config{Target: b.Target, ClosedPort: b.ClosedPort, AltPort: b.AltPort, MaxHops: 8, Wait: 500 * time.Millisecond, Rate: 100, Reflector: rf})
+	r, err := Run(ctx, p, Config{Target: target, ClosedPort: b.ClosedPort, AltPort: b.AltPort, MaxHops: 8, Wait: 500 * time.Millisecond, Rate: 100, Reflector: rf})
 	if err != nil {
-		t.Fatalf("trace %v: %v", b.Target, err)
+		t.Fatalf("trace %v: %v", target, err)
 	}
 	return r
 }
 
 // TestTraceReflectorBedExplore prints what trace --reflector says of
-// each box on the first router; it only runs with TRACE_EXPLORE=1.
+// each box on the first router (TRACE_LAST=1: the last, TRACE_V6=1:
+// IPv6); it only runs with TRACE_EXPLORE=1.
 func TestTraceReflectorBedExplore(t *testing.T) {
 	if os.Getenv("TRACE_EXPLORE") == "" {
 		t.Skip("set TRACE_EXPLORE=1 to print what trace --reflector says of each box on the first router")
 	}
-	b := startBed(t, pathlab.Config{})
-	rf := startReflector(t, b, 9001)
-	for _, box := range pathlab.Boxes() {
-		if err := b.SetBox(box, pathlab.First); err != nil {
+	v6 := os.Getenv("TRACE_V6") != ""
+	b := startBed(t, pathlab.Config{IPv6: v6})
+	target := b.Target
+	if v6 {
+		target = b.Target6
+	}
+	rf := startReflector(t, b, target, 9001)
+	at := pathlab.First
+	if os.Getenv("TRACE_LAST") != "" {
+		at = pathlab.Last
+	}
+	for _, box := range append([]pathlab.Box{pathlab.BoxNone}, pathlab.Boxes()...) {
+		if err := b.SetBox(box, at); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("=== %s on first\n%s", box, textOf(traceReflected(t, b, rf)))
+		t.Logf("=== %s on %s\n%s", box, at, textOf(traceReflected(t, b, target, rf)))
 	}
 }
 
@@ -67,13 +77,15 @@ func TestTraceReflectorBedExplore(t *testing.T) {
 // router, where without a reflector it is blind (unobserved, a blind drop,
 // or nothing): the change or drop placed after hop 2, before the target;
 // the proxies at hop 2 as before, with what the reflector saw as evidence.
-var reflectCases = []struct {
+type reflectCase struct {
 	box   pathlab.Box
 	kinds []Kind
 	// evidence must be in the first kind's evidence (proxies).
 	evidence string
 	fail     bool
-}{
+}
+
+var reflectCases = []reflectCase{
 	{box: pathlab.BoxMSSClamp, kinds: []Kind{MSSClamp}},
 	{box: pathlab.BoxStripTS, kinds: []Kind{OptionStripped.With("ts")}},
 	{box: pathlab.BoxStripSACK, kinds: []Kind{OptionStripped.With("sack")}},
@@ -100,9 +112,39 @@ var reflectCases = []struct {
 // reflector; the boxes are switched.
 func TestTraceReflectorBed(t *testing.T) {
 	b := startBed(t, pathlab.Config{})
-	rf := startReflector(t, b, 9001)
+	rf := startReflector(t, b, b.Target, 9001)
+	checkReflectLast(t, b, b.Target, rf, reflectCases)
+	// On the first router the quotes place each box: the reflector adds
+	// no second finding of it after the last router (only NAT, which no
+	// quote shows, and the proxies' evidence are its own).
+	for _, c := range bedCases {
+		if c.at != pathlab.First {
+			continue
+		}
+		t.Run(string(c.box)+"/first", func(t *testing.T) {
+			if err := b.SetBox(c.box, c.at); err != nil {
+				t.Fatalf("set box: %v", err)
+			}
+			r := traceReflected(t, b, b.Target, rf)
+			checkBedCase(t, b, c, r)
+			for _, f := range r.Findings {
+				if f.Where.Reflector && f.Kind != NAT && f.Kind != TerminatingProxy && f.Kind != SYNProxy {
+					t.Errorf("got %s placed by the reflector (%+v), want only the quotes' placement\n%s", f.Kind, f.Where, textOf(r))
+				}
+			}
+		})
+	}
+}
+
+// checkReflectLast traces target with no box (a pass, the blind segment
+// and the reverse path observed), then with each of cases on the last
+// router.
+func checkReflectLast(t *testing.T, b *pathlab.Bed, target netip.AddrPort, rf Reflector, cases []reflectCase) {
 	t.Run("none", func(t *testing.T) {
-		r := traceReflected(t, b, rf)
+		if err := b.SetBox(pathlab.BoxNone, pathlab.Last); err != nil {
+			t.Fatalf("set box: %v", err)
+		}
+		r := traceReflected(t, b, target, rf)
 		if r.Verdict != "pass" || len(r.Findings) > 0 {
 			t.Errorf("no box: got verdict %s with %+v, want pass\n%s", r.Verdict, r.Findings, textOf(r))
 		}
@@ -117,12 +159,12 @@ func TestTraceReflectorBed(t *testing.T) {
 		}
 	})
 	last := len(b.Hops) - 1
-	for _, c := range reflectCases {
+	for _, c := range cases {
 		t.Run(string(c.box), func(t *testing.T) {
 			if err := b.SetBox(c.box, pathlab.Last); err != nil {
 				t.Fatalf("set box: %v", err)
 			}
-			r := traceReflected(t, b, rf)
+			r := traceReflected(t, b, target, rf)
 			for _, k := range c.kinds {
 				fs := findingsOfKind(r, k)
 				if len(fs) == 0 {
@@ -156,24 +198,21 @@ func TestTraceReflectorBed(t *testing.T) {
 			}
 		})
 	}
-	// On the first router the quotes place each box: the reflector adds
-	// no second finding of it after the last router (only NAT, which no
-	// quote shows, and the proxies' evidence are its own).
-	for _, c := range bedCases {
-		if c.at != pathlab.First {
-			continue
+}
+
+// TestTraceReflectorBedIPv6: the same over IPv6 (the TTL is in the TSval,
+// no IP ID), for the boxes that change headers, translate, or drop by
+// state. (The bed's SYN proxy answers nothing over IPv6.)
+func TestTraceReflectorBedIPv6(t *testing.T) {
+	b := startBed(t, pathlab.Config{IPv6: true})
+	b.Hops = b.Hops6
+	rf := startReflector(t, b, b.Target6, 9001)
+	var cases []reflectCase
+	for _, c := range reflectCases {
+		switch c.box {
+		case pathlab.BoxMSSClamp, pathlab.BoxStripTSData, pathlab.BoxNAT, pathlab.BoxECNClear, pathlab.BoxProxy, pathlab.BoxDropOutOfState:
+			cases = append(cases, c)
 		}
-		t.Run(string(c.box)+"/first", func(t *testing.T) {
-			if err := b.SetBox(c.box, c.at); err != nil {
-				t.Fatalf("set box: %v", err)
-			}
-			r := traceReflected(t, b, rf)
-			checkBedCase(t, b, c, r)
-			for _, f := range r.Findings {
-				if f.Where.Reflector && f.Kind != NAT && f.Kind != TerminatingProxy && f.Kind != SYNProxy {
-					t.Errorf("got %s placed by the reflector (%+v), want only the quotes' placement\n%s", f.Kind, f.Where, textOf(r))
-				}
-			}
-		})
 	}
+	checkReflectLast(t, b, b.Target6, rf, cases)
 }
