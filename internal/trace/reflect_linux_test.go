@@ -114,6 +114,22 @@ func TestTraceReflectorBed(t *testing.T) {
 	b := startBed(t, pathlab.Config{})
 	rf := startReflector(t, b, b.Target, 9001)
 	checkReflectLast(t, b, b.Target, rf, reflectCases)
+	// A reflector that lost captures: what it did not record is not
+	// called a drop; the coverage says why.
+	t.Run("lossy", func(t *testing.T) {
+		if err := b.SetBox(pathlab.BoxDropSYNData, pathlab.Last); err != nil {
+			t.Fatalf("set box: %v", err)
+		}
+		r := traceReflected(t, b, b.Target, lossy{rf})
+		for _, f := range r.Findings {
+			if f.Where.Reflector {
+				t.Errorf("got %s placed by a reflector that lost captures, want none", f.Kind)
+			}
+		}
+		if cov := strings.Join(r.Coverage, "\n"); !strings.Contains(cov, "lost 3 captures") {
+			t.Errorf("coverage does not say the reflector lost captures:\n%s", cov)
+		}
+	})
 	// On the first router the quotes place each box: the reflector adds
 	// no second finding of it after the last router (only NAT, which no
 	// quote shows, and the proxies' evidence are its own).
@@ -215,4 +231,15 @@ func TestTraceReflectorBedIPv6(t *testing.T) {
 		}
 	}
 	checkReflectLast(t, b, b.Target6, rf, cases)
+}
+
+// lossy is a reflector whose capture lost 3 frames.
+type lossy struct{ Reflector }
+
+func (l lossy) Received(ctx context.Context, q ReflectorQuery) (*ReflectorAnswer, error) {
+	a, err := l.Reflector.Received(ctx, q)
+	if a != nil {
+		a.KernelDrops = 3
+	}
+	return a, err
 }
