@@ -85,7 +85,7 @@ Examples:
 			&cli.StringFlag{Name: "probes", Value: "all", Usage: "probe families, comma-separated: `LIST` of syn,ecn,exotic,syndata,badsum,conn, or all"},
 			&cli.UintFlag{Name: "closed-port", Usage: "a closed `PORT` of the target", DefaultText: "none"},
 			&cli.UintFlag{Name: "alt-port", Usage: "a `PORT` expected closed and not intercepted, where the host itself answers", DefaultText: "closed-port+1, or port+2"},
-			&cli.StringFlag{Name: "reflector", Usage: "ask the report port `HOST:PORT` of a synprobe reflect on the target host what arrived there and what the target sent"},
+			&cli.StringFlag{Name: "reflector", Usage: "compare with what a synprobe reflect on the target host recorded (its report port `HOST:PORT`)"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "give up the whole trace after `DURATION`"},
 		}, outputFlags("text", "json")...), probeFlags()...),
 		Action: runTrace,
