@@ -67,6 +67,11 @@ func (t *tracer) reflect(ctx context.Context, r *Result, started time.Time, cw *
 	}
 	ans, err := rf.Received(ctx, q)
 	if err != nil {
+		for i, l := range r.Coverage {
+			if l == noReflectorLine {
+				r.Coverage[i] = "reverse path not observed (the reflector did not answer): what the SYN-ACK carries is the target's or the path's"
+			}
+		}
 		r.Coverage = append(r.Coverage, fmt.Sprintf("reflector %s: %v", rf, err))
 		return
 	}
