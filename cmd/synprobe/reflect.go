@@ -28,9 +28,15 @@ what it received: the last hop before the target (which no router quotes), NAT,
 sequence number translation, option stripping and the reverse direction become
 visible.
 
-Example (on the target 10.1.2.3, then on the client 10.9.8.7):
+With --capture-only it does not listen: a server of the host already answers on
+the port, and the reflector records that service's traffic.
+
+Examples (on the target 10.1.2.3, then on the client 10.9.8.7):
   synprobe reflect --listen 10.1.2.3:8080 --allow 10.9.8.7
   synprobe trace --reflector 10.1.2.3:8081 10.1.2.3:8080
+  synprobe reflect --listen 10.1.2.3:443 --capture-only --report 9001 --allow 10.9.8.7
+  synprobe trace --reflector 10.1.2.3:9001 10.1.2.3:443
+Behind a NAT the reflector sees the NAT's address: allow that one.
 
 Protocol (port --report, default the listen port + 1): the client sends one JSON
 line, such as
@@ -53,6 +59,7 @@ interrupted (Ctrl-C, SIGTERM).`,
 			&cli.StringSliceFlag{Name: "allow", Usage: "answer queries from `CIDR` (or one address); repeat for more; required"},
 			&cli.IntFlag{Name: "max-records", Value: reflector.DefaultMaxRecords, Usage: "keep at most `N` records (the oldest are overwritten)"},
 			&cli.DurationFlag{Name: "expiry", Value: reflector.DefaultExpiry, Usage: "forget records older than `DURATION`"},
+			&cli.BoolFlag{Name: "capture-only", Usage: "record --listen without listening there: a server of this host already answers on it"},
 			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "capture on `IFACE`", DefaultText: "the interface holding the listen address"},
 			&cli.StringFlag{Name: "netns", Usage: "run in the network namespace `NAME` (ip netns) or a path such as /proc/PID/ns/net"},
 		},
@@ -113,6 +120,7 @@ func reflectConfig(c *cli.Context) (reflector.Config, error) {
 	}
 	cfg.Expiry = c.Duration("expiry")
 	cfg.Interface = c.String("interface")
+	cfg.CaptureOnly = c.Bool("capture-only")
 	return cfg, nil
 }
 

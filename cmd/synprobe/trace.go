@@ -11,13 +11,17 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"synprobe/conformance/report"
+	"synprobe/internal/reflector"
 	"synprobe/internal/trace"
 	"synprobe/probe"
 )
 
 // newReflector makes the client of a cooperating reflector (synprobe
-// reflect) for --reflector; nil until a build has one.
-var newReflector func(ctx context.Context, addr netip.AddrPort) (trace.Reflector, error)
+// reflect) for --reflector: it asks from the probes' namespace and
+// source address (the one the reflector's --allow names).
+var newReflector = func(addr netip.AddrPort, netNS int, source netip.Addr) trace.Reflector {
+	return trace.NewReflectorClient(addr, reflector.Client{NetNS: netNS, Source: source, Timeout: 10 * time.Second})
+}
 
 func traceCommand() *cli.Command {
 	return &cli.Command{
@@ -51,6 +55,18 @@ What the last router forwards nobody quotes: a box there is "blind", reported
 from its symptoms at the target (e.g. "unobserved": the SYN-ACK lacks TS) and
 named in the coverage lines.
 
+--reflector HOST:PORT names the report port of a 'synprobe reflect' on the
+target host that records HOST:PORT's port (the target's). After the walks,
+trace asks it once what arrived in the last seconds of its own clock (the
+hosts' clocks are never compared), by the probes' ISNs and payloads, and
+compares: each probe as it arrived with the probe as sent and the last
+router's quote (changes, NAT, seq translation and drops after the last
+router, "seen by the reflector"), and the target's SYN-ACK as its host sent
+it with what arrived here (the reverse path). A probe the reflector did not
+record while it recorded the control is a drop, unless the reflector reports
+lost captures. The query leaves from the probes' namespace and source
+address: the reflector's --allow must name it (or, behind a NAT, the NAT's).
+
 Exit codes: 0 pass, info or warn; 1 a finding fails (TS stripped from data
 after it was negotiated, a checksum left invalid); 2 usage; 3 environment.
 
@@ -58,6 +74,7 @@ Examples:
   synprobe trace 192.0.2.10:80
   synprobe trace --probes syn --format json 192.0.2.10:443
   synprobe trace --netns client --pcap trace.pcap 10.79.3.1:8080
+  synprobe trace --reflector 10.79.3.1:9001 10.79.3.1:8080
   synprobe lab trace                (a disposable target; no routers in between)`,
 		Flags: append(append([]cli.Flag{
 			&cli.IntFlag{Name: "max-hops", Value: trace.DefaultMaxHops, Usage: "walk up to `N` hops"},
@@ -68,7 +85,7 @@ Examples:
 			&cli.StringFlag{Name: "probes", Value: "all", Usage: "probe families, comma-separated: `LIST` of syn,ecn,exotic,syndata,badsum,conn, or all"},
 			&cli.UintFlag{Name: "closed-port", Usage: "a closed `PORT` of the target", DefaultText: "none"},
 			&cli.UintFlag{Name: "alt-port", Usage: "a `PORT` expected closed and not intercepted, where the host itself answers", DefaultText: "closed-port+1, or port+2"},
-			&cli.StringFlag{Name: "reflector", Usage: "ask a cooperating endpoint (synprobe reflect) at `HOST:PORT` what reached the target"},
+			&cli.StringFlag{Name: "reflector", Usage: "compare with what a synprobe reflect on the target host recorded (its report port `HOST:PORT`)"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "give up the whole trace after `DURATION`"},
 		}, outputFlags("text", "json")...), probeFlags()...),
 		Action: runTrace,
@@ -164,8 +181,8 @@ func runTrace(c *cli.Context) error {
 		if reflAddr, err = netip.ParseAddrPort(s); err != nil {
 			return usageErr("--reflector %q: want HOST:PORT with a numeric address", s)
 		}
-		if newReflector == nil {
-			return usageErr("--reflector: this build has no reflector client")
+		if reflAddr.Addr().Is4() != target.Addr().Is4() {
+			return usageErr("--reflector %q: want an address of the target's family (%v)", s, target.Addr())
 		}
 	}
 	s, err := dial(c, target, func(d *probe.DialConfig) { d.AnyQuotedPort = true })
@@ -173,11 +190,7 @@ func runTrace(c *cli.Context) error {
 		return err
 	}
 	if reflAddr.IsValid() {
-		if cfg.Reflector, err = newReflector(c.Context, reflAddr); err != nil {
-			s.close()
-			s.out.discard()
-			return envErr(fmt.Errorf("--reflector %v: %w", reflAddr, err))
-		}
+		cfg.Reflector = newReflector(reflAddr, s.netns, s.prober.Path().Source)
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()

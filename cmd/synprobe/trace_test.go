@@ -30,6 +30,7 @@ func TestTraceFlagsRefused(t *testing.T) {
 		{[]string{"trace", "--alt-port", "70000", target}, "--alt-port 70000"},
 		{[]string{"trace", "--format", "junit", target}, `--format "junit"`},
 		{[]string{"trace", "--reflector", "nohost", target}, "--reflector"},
+		{[]string{"trace", "--reflector", "[fd00::1]:9001", target}, "want an address of the target's family"},
 	} {
 		refused(t, tt.args, tt.want)
 	}

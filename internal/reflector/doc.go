@@ -11,6 +11,11 @@
 // sent: the last segment before the target, which no router quotes, NAT,
 // sequence translation and the reverse direction become visible.
 //
+// With Config.CaptureOnly (synprobe reflect --capture-only) it does not
+// listen: a server of the host's own answers on the port, and the
+// reflector records that service's segments (trace then probes the real
+// service, and a box that intercepts only that port is seen).
+//
 // # Report protocol (version 1)
 //
 // TCP on the report port (default: the listen port + 1, on the same address

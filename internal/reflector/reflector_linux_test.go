@@ -451,3 +451,32 @@ func TestRecordsIPv6(t *testing.T) {
 		t.Errorf("IPv6 data record: version %d hop limit %d, %d bytes, %v > %v; want 6, 64, %d bytes, from %v to %v", r.IP.Version, r.IP.TTL, r.PayloadLen, r.Src(), r.Dst(), len(payload), cli6, l6)
 	}
 }
+
+// TestCaptureOnly: with CaptureOnly the reflector does not listen (the
+// port stays free for the host's own server, here none: the kernel
+// resets) and still records what arrives and what the host sends back.
+func TestCaptureOnly(t *testing.T) {
+	b := newBed(t, reflector.Config{CaptureOnly: true})
+	// The port is free: the reflector does not hold it.
+	err := netns.Do(b.pair.Target.NS, func() error {
+		l, err := net.Listen("tcp4", listen.String())
+		if err == nil {
+			l.Close()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listen on %v next to a capture-only reflector: %v, want the port free", listen, err)
+	}
+	p := b.dialProbe(t)
+	const isn = probe.Seq(0xc0ffee)
+	sendSYN(t, p, isn, 7, 64, nil)
+	a := b.await(t, reflector.Request{Seq: []probe.Seq{isn}}, "SYN and the kernel's RST", func(a *reflector.Answer) bool {
+		return len(a.Records) >= 2
+	})
+	in := find(a, func(r *reflector.Record) bool { return r.Direction == reflector.In })
+	out := find(a, func(r *reflector.Record) bool { return r.Direction == reflector.Out })
+	if in == nil || out == nil || in.TCP.Seq != isn || out.TCP.Flags&probe.RST == 0 {
+		t.Errorf("got %s; want the SYN in and the kernel's RST out", describe(a))
+	}
+}

@@ -60,6 +60,11 @@ type Config struct {
 	MaxRecords int
 	// Expiry is how long a record is kept; 0 means DefaultExpiry.
 	Expiry time.Duration
+	// CaptureOnly records Listen without listening there: a server of
+	// the host's own answers on it (the reflector then sees the real
+	// service's traffic). Without it the reflector listens itself, and the
+	// port must be free.
+	CaptureOnly bool
 	// Interface captures on this interface instead of the one holding
 	// Listen's address.
 	Interface string
@@ -185,8 +190,10 @@ func Start(cfg Config) (*Server, error) {
 	}
 	err = netns.Do(cfg.NetNS, func() error {
 		var err error
-		if s.probeLn, err = listenTCP(s.listen); err != nil {
-			return err
+		if !cfg.CaptureOnly {
+			if s.probeLn, err = listenTCP(s.listen); err != nil {
+				return err
+			}
 		}
 		s.reportLn, err = listenTCP(s.report)
 		return err
@@ -198,10 +205,13 @@ func Start(cfg Config) (*Server, error) {
 		s.link.Close()
 		return nil, fmt.Errorf("start reflector: %w", err)
 	}
-	s.wg.Add(3)
+	s.wg.Add(2)
 	go s.capture()
-	go s.acceptProbes()
 	go s.acceptReports()
+	if s.probeLn != nil {
+		s.wg.Add(1)
+		go s.acceptProbes()
+	}
 	return s, nil
 }
 
@@ -288,7 +298,10 @@ func (s *Server) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
 		close(s.closed)
-		err = errors.Join(s.probeLn.Close(), s.reportLn.Close())
+		err = s.reportLn.Close()
+		if s.probeLn != nil {
+			err = errors.Join(s.probeLn.Close(), err)
+		}
 		s.mu.Lock()
 		for c := range s.conns {
 			c.Close()

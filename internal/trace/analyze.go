@@ -219,7 +219,7 @@ type findings struct {
 func (fs *findings) add(k Kind, v report.Verdict, w Where, probe string, evidence ...string) *Finding {
 	for i := range fs.list {
 		f := &fs.list[i]
-		if f.Kind == k && f.Where.AfterHop == w.AfterHop && f.Where.AtHop == w.AtHop && f.Where.Blind == w.Blind {
+		if f.Kind == k && f.Where.AfterHop == w.AfterHop && f.Where.AtHop == w.AtHop && f.Where.Blind == w.Blind && f.Where.Reverse == w.Reverse {
 			f.Probes = appendNew(f.Probes, probe)
 			for _, e := range evidence {
 				f.Evidence = appendNew(f.Evidence, e)

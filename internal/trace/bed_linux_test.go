@@ -258,55 +258,6 @@ func TestTraceBedQuick(t *testing.T) {
 	checkBedCase(t, b, bedCase{box: pathlab.BoxMSSClamp, kinds: []Kind{MSSClamp}, after: 1, atHop: 2}, r)
 }
 
-// fakeReflector answers as a reflector would if a box after the last
-// router clamped the MSS to 1200: it hands back each family's SYN so.
-type fakeReflector struct {
-	target netip.AddrPort
-	asked  int
-}
-
-func (f *fakeReflector) String() string { return "fake" }
-
-func (f *fakeReflector) Received(_ context.Context, q ReflectorQuery) ([]Reflected, error) {
-	f.asked++
-	fr := probe.Frame{
-		IP:  probe.IP{Src: pathlab.Client4, Dst: f.target.Addr(), TTL: 1, ID: ipIDTag | 3, Flags: probe.IPFlagDF},
-		TCP: probe.TCP{SrcPort: 1, DstPort: q.Port, Seq: q.ISN, Flags: probe.SYN, Window: synWindow, Payload: q.Payload},
-	}
-	fr.TCP.Options = []probe.Option{probe.MSSOption(1200), probe.SACKPermittedOption(), probe.TimestampsOption(q.TSval, 0), probe.NOPOption(), probe.WScaleOption(synWScale)}
-	b, err := fr.EncodeIP()
-	if err != nil {
-		return nil, err
-	}
-	var d probe.Frame
-	if err := d.DecodeIP(b); err != nil {
-		return nil, err
-	}
-	return []Reflected{{Time: time.Now(), Frame: d}}, nil
-}
-
-// TestTraceReflectorHook: with a reflector, what it received is compared
-// with what was sent and attributed to the segment after the last router.
-func TestTraceReflectorHook(t *testing.T) {
-	b := startBed(t, pathlab.Config{})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	p, err := probe.Dial(ctx, b.Target.Addr(), probe.DialConfig{NetNS: b.NSFD(pathlab.Client), AnyQuotedPort: true})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer p.Close()
-	rf := &fakeReflector{target: b.Target}
-	r, err := Run(ctx, p, Config{Target: b.Target, AltPort: b.AltPort, Families: QuickFamilies, Reflector: rf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fs := findingsOfKind(r, MSSClamp)
-	if rf.asked != 2 || len(fs) != 1 || fs[0].Where.AfterHop != 2 || fs[0].Where.AtHop != 3 {
-		t.Errorf("asked %d times, got mss-clamp %+v; want 2 questions and a clamp between hop 2 and hop 3\n%s", rf.asked, fs, textOf(r))
-	}
-}
-
 // TestTraceBedNoHost: a target nobody answers (an address of the server's
 // network with no host) is walked to the last router that answers and no
 // further, and nothing is called a drop (no control was answered).

@@ -90,10 +90,36 @@
 //
 // # Reflector
 //
-// Config.Reflector is the hook for synprobe reflect (package reflector):
-// when set, what the target received of each SYN family is compared with
-// what was sent, and changes are attributed to the segment after the last
-// router. The command fills it through newReflector in cmd/synprobe.
+// Config.Reflector is a synprobe reflect on the target host
+// (NewReflectorClient wraps package reflector's client; --reflector in
+// cmd/synprobe). After the walks, one query asks it for the segments to
+// the target port whose seq is one of the walks' ISNs (and the conn
+// walks' seqs) or whose payload is one of theirs, recorded in the trace's
+// duration plus a margin, measured on the reflector's clock (the clocks
+// are never compared), and what the target's host sent on their 4-tuples.
+// A segment is a walk's by its seq and flags, its TTL by the IP ID
+// (IPv6: the TSval); the in-window data also by its payload alone, when
+// it arrived no earlier than it was sent (a proxy's own connection).
+//
+// Each arrival is compared as one more hop after the last router's quote
+// (Attribute): a change no quote showed is placed after the last router
+// that quoted, before the target, with Where.Reflector set; NAT (addresses
+// and ports), seq translation, DSCP, ECN (SYN flags and the data's IP
+// field), options (TS stripped from data fails as with quotes) and
+// payloads. A walk the reflector did not record while it recorded the
+// control (another SYN family; the in-window data for the conn walks) is
+// a drop there, unless a quote placed it already or the reflector reports
+// lost captures, overwritten records or a truncated answer (a coverage
+// line instead). The target's answers (SYN-ACKs; the data's ACK) as its
+// host sent them are compared with what arrived here: a change of a kind
+// already found is added to that finding (the same box, most likely),
+// another is placed on the reverse path (Where.Reverse). Blind findings
+// of a kind the reflector placed, and "unobserved" symptoms of walks it
+// saw arrive, are removed. Behind a proxy or SYN proxy what the reflector
+// saw (no SYN probe; the box's own connection; the handshake's SYN after
+// the ACK and the SYN-ACK's seq translated) is evidence of that finding.
+// The coverage says the blind segment and the reverse path were observed,
+// or why not.
 //
 // Findings are about the path, never about the target.
 package trace

@@ -83,6 +83,14 @@ type Where struct {
 	// Blind: the change happened after the last hop that quoted, where
 	// only the target (or a reflector) sees.
 	Blind bool `json:"blind,omitempty"`
+	// Reflector: the change or drop was seen by the reflector on the
+	// target host, in the segment after hop AfterHop that no router
+	// quotes.
+	Reflector bool `json:"reflector,omitempty"`
+	// Reverse: seen on the way back (what the reflector's host sent
+	// against what arrived here), somewhere between the target and this
+	// host: nothing quotes the reverse path.
+	Reverse bool `json:"reverse,omitempty"`
 }
 
 // Finding is one thing the path does to TCP.

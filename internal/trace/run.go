@@ -276,7 +276,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg Config) (*Result, error) {
 	r := t.result(conn)
 	r.Duration = time.Since(started)
 	if cfg.Reflector != nil {
-		t.reflect(ctx, r)
+		t.reflect(ctx, r, started, conn)
 	}
 	r.finish()
 	return r, ctx.Err()

@@ -176,12 +176,17 @@ func whereString(f Finding) string {
 		return fmt.Sprintf("hop %d%s", n, addr(i))
 	}
 	switch {
+	case w.Reverse:
+		return "on the way back (between the target and this host; seen by the reflector)"
 	case w.Blind:
 		return fmt.Sprintf("after %s (blind)", hop(w.AfterHop, 0))
 	case f.Kind == TerminatingProxy || f.Kind == SYNProxy:
 		return "at " + hop(w.AtHop, 1)
 	case w.AtHop == 0:
 		return "somewhere on the path"
+	}
+	if w.Reflector {
+		return fmt.Sprintf("after %s, before the target%s (seen by the reflector)", hop(w.AfterHop, 0), addr(1))
 	}
 	return fmt.Sprintf("between %s and %s", hop(w.AfterHop, 0), hop(w.AtHop, 1))
 }

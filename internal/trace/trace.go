@@ -56,30 +56,57 @@ type Config struct {
 }
 
 // Reflector asks a cooperating endpoint (synprobe reflect) what it
-// received. The integration fills it from package reflector's client; the
-// trace only asks it questions.
+// recorded. NewReflectorClient makes one from package reflector's client;
+// the trace only asks it questions.
 type Reflector interface {
-	// Received returns the segments the reflector recorded that match q.
-	Received(ctx context.Context, q ReflectorQuery) ([]Reflected, error)
-	// String names the reflector for the report ("10.79.3.1:9999").
+	// Received returns the segments the reflector recorded that match q,
+	// and what its host sent back on their connections.
+	Received(ctx context.Context, q ReflectorQuery) (*ReflectorAnswer, error)
+	// String names the reflector for the report ("10.79.3.1:9001").
 	String() string
 }
 
-// ReflectorQuery names the segments of one probe family: the port they
-// went to, when, and what identifies them across NAT and seq translation.
+// ReflectorQuery names the segments of a trace: the port they went to,
+// how long ago, and what identifies them across NAT and seq translation.
 type ReflectorQuery struct {
-	Port         uint16
-	Since, Until time.Time
-	ISN          probe.Seq
-	TSval        uint32 // with IPv6 the TTL is added to it
-	Payload      []byte
+	Port uint16
+	// Within is how far back to look, measured by the reflector on its own
+	// clock (the two hosts' clocks are never compared): the trace's own
+	// duration and a margin.
+	Within time.Duration
+	// Seq, TSval and Payloads are the keys: a segment whose seq, TSval or
+	// payload is one of them is selected.
+	Seq      []probe.Seq
+	TSval    []uint32
+	Payloads [][]byte
 }
 
-// Reflected is a segment as the reflector received it (IP header and TCP
-// segment, decoded).
+// ReflectorAnswer is what a reflector recorded.
+type ReflectorAnswer struct {
+	// Segments are the selected segments, oldest first.
+	Segments []Reflected
+	// KernelDrops and Overwritten count captures the reflector lost and
+	// records it overwrote; Truncated is set when it answered only the
+	// newest. With any of them, a segment it did not record may be its own
+	// loss, not the path's.
+	KernelDrops, Overwritten uint64
+	Truncated                bool
+}
+
+// Reflected is a segment as the reflector recorded it: arrived (Out false)
+// or sent by the target's host (Out true).
 type Reflected struct {
-	Time  time.Time
-	Frame probe.Frame
+	Out bool
+	// Age is how long before the reflector's answer it was recorded (the
+	// reflector's clock measures it).
+	Age time.Duration
+	// Frame is the IP header and the TCP header with options, as
+	// captured; the payload is only its length and digest.
+	Frame         probe.Frame
+	PayloadLen    int
+	PayloadSHA256 [32]byte
+	// Checksum is the TCP checksum's status as the reflector found it.
+	Checksum probe.ChecksumStatus
 }
 
 // Result is what a trace found.
