@@ -19,7 +19,6 @@ import (
 	"synprobe/internal/exclude"
 	"synprobe/internal/netns"
 	"synprobe/internal/sweep"
-	"synprobe/probe"
 )
 
 // Bounds of sweep's flags.
@@ -229,21 +228,12 @@ func runSweep(c *cli.Context) error {
 	return nil
 }
 
-// sweepError sorts a sweep's errors as dialError does: the host's
-// configuration or privileges are the environment (3), bad input 2.
+// sweepError: a sweep that fails after its arguments were checked was
+// stopped by the environment (privileges, routes, the guard): exit 3.
 func sweepError(err error) error {
 	var ee *exitError
-	switch {
-	case errors.As(err, &ee):
+	if errors.As(err, &ee) || errors.Is(err, context.Canceled) {
 		return err
-	case errors.Is(err, context.Canceled):
-		return err
-	case errors.Is(err, probe.ErrPermission), errors.Is(err, os.ErrPermission),
-		errors.Is(err, probe.ErrGuardUnavailable), errors.Is(err, probe.ErrNoRoute),
-		errors.Is(err, probe.ErrNoInterface), errors.Is(err, probe.ErrNeighborUnresolved),
-		errors.Is(err, probe.ErrUnsupportedLink), errors.Is(err, probe.ErrLocalTarget),
-		errors.Is(err, probe.ErrSourceNotLocal):
-		return envErr(err)
 	}
 	return envErr(err)
 }
