@@ -58,14 +58,17 @@ swept. --exclude takes a CIDR or a file in zmap's blocklist format (one CIDR or
 address per line, # comments); the run says how many addresses were excluded
 and why.
 
-All targets must be reached through one gateway (one next-hop MAC address).
+All targets must be reached through one route (one interface, one gateway).
+Targets on the local link are resolved one by one (ARP; at most 256); those
+that do not answer are reported silent without a SYN (attempt 0).
 Needs root (CAP_NET_RAW and CAP_NET_ADMIN).
 
 Examples:
   synprobe sweep --ports 22,80,443 10.0.0.0/16 > hosts.jsonl
   synprobe sweep --ports 1-65535 --rate 100000 10.1.2.3
   synprobe sweep --ports 80 --exclude blocklist.conf --exclude 10.9.0.0/16 10.0.0.0/8
-  synprobe sweep --netns lab --ports 8000-8100 --retries 2 --wait 500ms -o out.jsonl 10.200.0.0/24`,
+  synprobe sweep --netns lab --ports 8000-8100 --retries 2 --wait 500ms -o out.jsonl 10.200.0.0/24
+  synprobe lab sweep                   (the lab's target, its open and closed port)`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ports", Aliases: []string{"p"}, Usage: "the `LIST` of ports: 80,443,8000-8100 (required)"},
 			&cli.IntFlag{Name: "rate", Value: 10000, Usage: "send `N` SYNs per second"},
@@ -194,6 +197,14 @@ func runSweep(c *cli.Context) error {
 		a.cfg.NetNS = fd
 	}
 	if t := labTarget(c.Context); t != nil {
+		if t.Probe.Link != nil {
+			return usageErr("lab sweep: the %s lab has no interface to sweep on; use --stack linux (needs root)", t.Stack)
+		}
+		for _, p := range a.cfg.Targets {
+			if p != netip.PrefixFrom(t.Open.Addr(), 32) {
+				return usageErr("lab sweep: %s is not in the lab; the lab's target is %s", p, t.Open.Addr())
+			}
+		}
 		a.cfg.NetNS = t.Probe.NetNS
 	}
 	out := c.App.Writer

@@ -66,3 +66,24 @@ func TestSweepExcludeScaleLab(t *testing.T) {
 		}
 	}
 }
+
+// TestLabSweep: under synprobe lab, sweep probes the lab's target, its open
+// and its closed port (a documentation address: allowed under the lab),
+// and nothing outside the lab.
+func TestLabSweep(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the linux lab")
+	}
+	code, out, errOut := synprobe(t, "lab", "--stack", "linux", "sweep")
+	want := []string{`{"addr":"192.0.2.2","port":80,"state":"open"`, `{"addr":"192.0.2.2","port":81,"state":"closed"`}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 2 {
+		t.Fatalf("exit %d, stdout %q, stderr %q; want exit 0 and two lines", code, out, errOut)
+	}
+	for _, w := range want {
+		if !strings.HasPrefix(lines[0], w) && !strings.HasPrefix(lines[1], w) {
+			t.Errorf("stdout %q lacks a line starting %s", out, w)
+		}
+	}
+	refused(t, []string{"lab", "--stack", "linux", "sweep", "10.0.0.1"}, "not in the lab")
+}

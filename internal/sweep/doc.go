@@ -17,7 +17,9 @@
 // The local kernel would answer every SYN-ACK with a RST (it has no socket
 // for the source port): the probe package's RST guard drops those.
 //
-// Limits: IPv4 only; every target must be reached through one next hop (a
-// gateway), since frames go to its MAC address: targets on the local link
-// would need a neighbour resolution each, and are refused.
+// Targets reached through a gateway all get its MAC address. Targets on
+// the local link are each resolved (ARP, a few at a time; at most 256 of
+// them), and those that do not answer are reported silent without a SYN.
+//
+// Limits: IPv4 only; one route per sweep (one interface, one gateway).
 package sweep

@@ -30,6 +30,7 @@ const (
 	rxPoll     = 50 * time.Millisecond
 	maxProbes  = 1 << 34 // the answered bitmap is 2 GiB at this size
 	pathChecks = 16      // targets whose route is checked for the one next hop
+	maxOnLink  = 256     // on-link targets resolved one by one
 )
 
 // Run sweeps cfg.Targets x cfg.Ports. Results go to cfg.Emit as they come;
@@ -57,9 +58,17 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 	if st.Total > maxProbes {
 		return st, fmt.Errorf("sweep: %d probes are more than the %d one run keeps track of; split the targets", st.Total, uint64(maxProbes))
 	}
-	path, err := checkPath(ctx, cfg, sp)
+	path, onLink, err := checkPath(ctx, cfg, sp)
 	if err != nil {
 		return st, err
+	}
+	var macs map[uint32][6]byte
+	if onLink {
+		macs = resolveOnLink(ctx, cfg, sp)
+		if err := ctx.Err(); err != nil {
+			return st, err
+		}
+		st.Notes = append(st.Notes, fmt.Sprintf("the targets are on the local link of %s: %d of %d answered ARP; the others are reported silent without a SYN (attempt 0)", path.Interface, len(macs), sp.nAddrs))
 	}
 	st.Interface, st.NextHopMAC = path.Interface, path.NextHopMAC.String()
 	if cfg.Key == (siphash.Key{}) {
@@ -123,6 +132,18 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 		txfd:  txfd,
 		rxfd:  rxfd,
 		total: st.Total,
+		macs:  macs,
+	}
+	if macs != nil {
+		// Unresolved targets are not probed: their bits are set now, and
+		// they are reported silent at the end.
+		for i := range st.Total {
+			if a, _ := sp.probe(i); !hasMAC(macs, a) {
+				s.done[i/64] |= 1 << (i % 64)
+				s.unresolved = append(s.unresolved, i)
+			}
+		}
+		s.answered.Store(uint64(len(s.unresolved)))
 	}
 	s.pass.Store(1)
 
@@ -197,41 +218,98 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 		st.Silent++
 		cfg.Emit(Result{Addr: addrOf(a), Port: p, State: Silent, Attempt: attempts})
 	}
+	for _, i := range s.unresolved {
+		a, p := sp.probe(i)
+		st.Silent++
+		cfg.Emit(Result{Addr: addrOf(a), Port: p, State: Silent, Attempt: 0})
+	}
 	st.Duration = time.Since(start)
 	return st, nil
 }
 
+func hasMAC(m map[uint32][6]byte, a uint32) bool { _, ok := m[a]; return ok }
+
 // checkPath resolves the path to the first target and checks that the
 // others (a sample of them) go out through the same interface to the same
-// next hop: one MAC address serves the whole sweep.
-func checkPath(ctx context.Context, cfg Config, sp *space) (probe.Path, error) {
+// next hop: one MAC address serves the whole sweep. Targets on the local
+// link are each their own next hop: onLink says so, and they must all be
+// on the same link.
+func checkPath(ctx context.Context, cfg Config, sp *space) (first probe.Path, onLink bool, err error) {
 	opts := probe.PathOptions{Interface: cfg.Interface, Source: cfg.Source, NetNS: cfg.NetNS}
-	var first probe.Path
+	var lastErr error
 	step := max(len(sp.prefixes)/pathChecks, 1)
 	for k := 0; k < len(sp.prefixes); k += step {
 		for _, a := range []uint32{sp.first[k], sp.first[k] + uint32(1<<(32-sp.prefixes[k].Bits())-1)} {
 			target := addrOf(a)
-			p, err := probe.ResolvePath(ctx, target, opts)
-			if err != nil {
-				return p, fmt.Errorf("sweep: %w", err)
-			}
-			if p.NextHop == target {
-				return p, fmt.Errorf("sweep: %s is on the local link of %s: sweep sends every frame to one next hop and does not resolve each on-link address; route the targets through a gateway", target, p.Interface)
-			}
-			if !first.Source.IsValid() {
-				first = p
+			p, err := probe.ResolvePath(ctx, target, onLinkOpts(opts))
+			if errors.Is(err, probe.ErrNeighborUnresolved) {
+				// An on-link address with no host: the others tell.
+				lastErr = err
 				continue
 			}
-			if p.Interface != first.Interface || p.NextHop != first.NextHop || p.Source != first.Source {
-				return p, fmt.Errorf("sweep: %s goes through %s via %s from %s, but %s through %s via %s from %s: sweep one route at a time",
+			if err != nil {
+				return p, false, fmt.Errorf("sweep: %w", err)
+			}
+			direct := p.NextHop == target
+			if !first.Source.IsValid() {
+				first, onLink = p, direct
+				continue
+			}
+			if direct != onLink || p.Interface != first.Interface || p.Source != first.Source || (!onLink && p.NextHop != first.NextHop) {
+				return p, false, fmt.Errorf("sweep: %s goes through %s via %s from %s, but %s through %s via %s from %s: sweep one route at a time",
 					target, p.Interface, p.NextHop, p.Source, addrOf(sp.first[0]), first.Interface, first.NextHop, first.Source)
 			}
 		}
 	}
-	if !first.Source.Is4() {
-		return first, fmt.Errorf("sweep: source %s is not IPv4", first.Source)
+	if !first.Source.IsValid() {
+		return first, false, fmt.Errorf("sweep: %w", lastErr)
 	}
-	return first, nil
+	if !first.Source.Is4() {
+		return first, false, fmt.Errorf("sweep: source %s is not IPv4", first.Source)
+	}
+	if onLink && sp.nAddrs > maxOnLink {
+		return first, false, fmt.Errorf("sweep: %s is on the local link of %s: on-link targets are resolved one by one (ARP), at most %d of them, not %d; route larger sets through a gateway",
+			addrOf(sp.first[0]), first.Interface, maxOnLink, sp.nAddrs)
+	}
+	return first, onLink, nil
+}
+
+// onLinkOpts bounds neighbour resolution for the path checks: an on-link
+// target that does not answer ARP is found out by resolveOnLink.
+func onLinkOpts(o probe.PathOptions) probe.PathOptions {
+	o.Timeout = time.Second
+	return o
+}
+
+// resolveOnLink finds the MAC address of every target on the local link,
+// a few at a time. Targets that do not answer ARP are missing from the
+// map: they are silent without a SYN.
+func resolveOnLink(ctx context.Context, cfg Config, sp *space) map[uint32][6]byte {
+	opts := onLinkOpts(probe.PathOptions{Interface: cfg.Interface, Source: cfg.Source, NetNS: cfg.NetNS})
+	macs := map[uint32][6]byte{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for k, p := range sp.prefixes {
+		for off := uint32(0); off < 1<<(32-p.Bits()); off++ {
+			a := sp.first[k] + off
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				path, err := probe.ResolvePath(ctx, addrOf(a), opts)
+				if err != nil || path.NextHop != addrOf(a) {
+					return
+				}
+				mu.Lock()
+				macs[a] = path.NextHopMAC
+				mu.Unlock()
+			}()
+		}
+	}
+	wg.Wait()
+	return macs
 }
 
 func openTx(ifindex int) (int, error) {
@@ -337,14 +415,19 @@ func linkDrops(ns int, ifName string) [2]uint64 {
 }
 
 type sweeper struct {
-	cfg   Config
-	sp    *space
-	tmpl  *template
-	cls   *classifier
-	done  []uint64 // one bit per probe: answered
-	txfd  int
-	rxfd  int
-	total uint64
+	cfg  Config
+	sp   *space
+	tmpl *template
+	cls  *classifier
+	done []uint64 // one bit per probe: answered
+	// macs are the targets' MAC addresses when they are on the local
+	// link (nil: all go to the template's next hop); unresolved are the
+	// probes of targets that did not answer ARP.
+	macs       map[uint32][6]byte
+	unresolved []uint64
+	txfd       int
+	rxfd       int
+	total      uint64
 
 	pass                    atomic.Int32
 	start                   atomic.Int64 // unix nanoseconds of the first SYN
@@ -385,10 +468,14 @@ func (s *sweeper) send(ctx context.Context, perm *permutation, retry bool) error
 			if !ok {
 				break
 			}
-			if retry && s.isDone(i) {
+			if (retry || s.macs != nil) && s.isDone(i) {
 				continue
 			}
 			a, p := s.sp.probe(i)
+			if s.macs != nil {
+				mac := s.macs[a]
+				copy(frames[k*frameLen:], mac[:])
+			}
 			s.tmpl.patch(frames[k*frameLen:(k+1)*frameLen], a, p, ISN(s.cls.key, s.cls.src, a, s.cls.sport, p))
 			k++
 		}

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -103,5 +104,35 @@ func TestSweepScaleLab(t *testing.T) {
 	}
 	if st.Invalid != 0 {
 		t.Errorf("%d replies failed validation, want 0", st.Invalid)
+	}
+}
+
+// TestSweepOnLink sweeps the target namespace's own address, on the probe
+// side's link: it is resolved by ARP, not sent to a gateway.
+func TestSweepOnLink(t *testing.T) {
+	needRoot(t)
+	lab := startLab(t, "10.200.0.0/24", []uint16{80})
+	var got []Result
+	st, err := Run(context.Background(), Config{
+		Targets: []netip.Prefix{netip.PrefixFrom(scalelab.TargetAddr, 32)},
+		Ports:   []uint16{80, 81},
+		Rate:    1000,
+		Retries: 1,
+		Wait:    300 * time.Millisecond,
+		NetNS:   lab.ProbeFD(),
+		Emit:    func(r Result) { got = append(got, r) },
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	states := map[uint16]State{}
+	for _, r := range got {
+		states[r.Port] = r.State
+	}
+	if len(got) != 2 || states[80] != Open || states[81] != Closed {
+		t.Errorf("results %+v: want port 80 open, 81 closed", got)
+	}
+	if len(st.Notes) == 0 || !strings.Contains(st.Notes[0], "on the local link") {
+		t.Errorf("notes %q: want one saying the targets are on the local link", st.Notes)
 	}
 }
