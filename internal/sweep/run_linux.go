@@ -497,15 +497,26 @@ func (s *sweeper) send(ctx context.Context, perm *permutation, retry bool) error
 	}
 }
 
+// txStall is how long sendmmsg may keep refusing frames (ENOBUFS) before
+// the sweep gives up: a queue that stays full is a link that is down.
+const txStall = 2 * time.Second
+
 func (s *sweeper) sendmmsg(msgs []unix.Mmsghdr) error {
+	var stalled time.Time
 	for len(msgs) > 0 {
 		r, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(s.txfd), uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
 		switch errno {
 		case 0:
 			msgs = msgs[r:]
+			stalled = time.Time{}
 		case unix.EINTR:
 		case unix.ENOBUFS, unix.EAGAIN:
 			// The device's queue is full: give it a moment.
+			if stalled.IsZero() {
+				stalled = time.Now()
+			} else if time.Since(stalled) > txStall {
+				return fmt.Errorf("send SYNs (sendmmsg): the interface refused frames for %v: %w", txStall, errno)
+			}
 			s.txRetries.Add(1)
 			time.Sleep(100 * time.Microsecond)
 		default:
