@@ -13,6 +13,11 @@
 #   scripts/bench-sweep.sh
 #   SWEEP_RATE=500000 SWEEP_WAIT=250ms scripts/bench-sweep.sh
 #
+# synprobe runs twice per job: with masscan's wait (1 s, one retry), for
+# reference, and with SWEEP_WAIT (250 ms) and SWEEP_RETRIES (2), the row
+# the goal is checked against: the lab answers in well under a millisecond,
+# and the retries, not a long wait, are what makes every probe count.
+#
 # Accuracy: a probe is right when the tool's class is the plan's. masscan
 # reports open and closed ports only (-oL, --show closed): a filtered or
 # silent probe it does not report counts as right for it. masscan sometimes
@@ -77,21 +82,30 @@ now() { date +%s.%N; }
 rows=()
 row() { rows+=("$(printf '%-22s %-9s %10s %9s %11s %9s  %s' "$@")"); }
 
+# run_synprobe NAME TARGET PORTS WAIT RETRIES: one synprobe row; sets
+# sweep_wall and sweep_acc.
+run_synprobe() {
+	local name=$1 target=$2 ports=$3 wait=$4 retries=$5 t0 t1 pps
+	sleep 2 # the target's half-open connections of the last run expire (1 s)
+	t0=$(now)
+	"$work/synprobe" sweep --netns "$PNS" --ports "$ports" --rate "$SWEEP_RATE" --retries "$retries" \
+		--wait "$wait" --progress never -o "$work/sweep.jsonl" "$target" 2>"$work/sweep.log"
+	t1=$(now)
+	sweep_wall=$(calc "$t1 - $t0")
+	sweep_acc=$("$work/scalelabctl" check "$PREFIX" "$target" "$ports" synprobe "$work/sweep.jsonl" | awk '{print $3}')
+	pps=$(sed -n 's/.* at \([0-9]*\) pps.*/\1/p' "$work/sweep.log")
+	row "$name" synprobe "$SWEEP_RATE" "$(printf %.2f "$sweep_wall")" "$pps" "$sweep_acc%" "--wait $wait --retries $retries"
+	sed 's/^/    /' "$work/sweep.log"
+}
+
 # run_job NAME TARGET PORTS PROBES
 run_job() {
 	local name=$1 target=$2 ports=$3 probes=$4
-	local t0 t1 wall acc pps
-	sleep 2 # the target's half-open connections of the last run expire (1 s)
-	t0=$(now)
-	"$work/synprobe" sweep --netns "$PNS" --ports "$ports" --rate "$SWEEP_RATE" --retries "$SWEEP_RETRIES" \
-		--wait "$SWEEP_WAIT" --progress never -o "$work/sweep.jsonl" "$target" 2>"$work/sweep.log"
-	t1=$(now)
-	wall=$(calc "$t1 - $t0")
-	acc=$("$work/scalelabctl" check "$PREFIX" "$target" "$ports" synprobe "$work/sweep.jsonl" | awk '{print $3}')
-	pps=$(sed -n 's/.* at \([0-9]*\) pps.*/\1/p' "$work/sweep.log")
-	row "$name" synprobe "$SWEEP_RATE" "$(printf %.2f "$wall")" "$pps" "$acc%" "--wait $SWEEP_WAIT --retries $SWEEP_RETRIES"
-	sed 's/^/    /' "$work/sweep.log"
-	local sweep_wall=$wall sweep_acc=$acc
+	local t0 t1 wall acc sweep_wall sweep_acc
+	# First with masscan's own wait, for reference; the goal is checked
+	# against the second, the sweep's benchmark setting.
+	run_synprobe "$name" "$target" "$ports" 1s 1
+	run_synprobe "$name" "$target" "$ports" "$SWEEP_WAIT" "$SWEEP_RETRIES"
 	[ "$have_masscan" = 1 ] || return 0
 	local best_acc=-1 best_wall=0 best_rate= note
 	for rate in $MASSCAN_RATES; do
