@@ -49,8 +49,10 @@ type Result struct {
 	MSS     *uint16 `json:"mss,omitempty"`
 	WScale  *uint8  `json:"wscale,omitempty"`
 	Options *string `json:"options,omitempty"`
-	// Attempt is the pass (1 = first send) whose SYN got the answer; a
-	// Silent result has the number of SYNs sent.
+	// Attempt is the pass (1 = the first send, 2 = the first retry...)
+	// during which the answer arrived; a Silent result has the number of
+	// SYNs sent to the probe (0 for an on-link address that did not
+	// answer ARP).
 	Attempt int `json:"attempt"`
 }
 
