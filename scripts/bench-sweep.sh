@@ -82,10 +82,10 @@ now() { date +%s.%N; }
 rows=()
 row() { rows+=("$(printf '%-22s %-9s %10s %9s %11s %9s  %s' "$@")"); }
 
-# run_synprobe NAME TARGET PORTS WAIT RETRIES: one synprobe row; sets
-# sweep_wall and sweep_acc.
+# run_synprobe NAME TARGET PORTS PROBES WAIT RETRIES: one synprobe row;
+# sets sweep_wall and sweep_acc.
 run_synprobe() {
-	local name=$1 target=$2 ports=$3 wait=$4 retries=$5 t0 t1 pps
+	local name=$1 target=$2 ports=$3 probes=$4 wait=$5 retries=$6 t0 t1 pps
 	sleep 2 # the target's half-open connections of the last run expire (1 s)
 	t0=$(now)
 	"$work/synprobe" sweep --netns "$PNS" --ports "$ports" --rate "$SWEEP_RATE" --retries "$retries" \
@@ -94,7 +94,7 @@ run_synprobe() {
 	sweep_wall=$(calc "$t1 - $t0")
 	sweep_acc=$("$work/scalelabctl" check "$PREFIX" "$target" "$ports" synprobe "$work/sweep.jsonl" | awk '{print $3}')
 	pps=$(sed -n 's/.* at \([0-9]*\) pps.*/\1/p' "$work/sweep.log")
-	row "$name" synprobe "$SWEEP_RATE" "$(printf %.2f "$sweep_wall")" "$pps" "$sweep_acc%" "--wait $wait --retries $retries"
+	row "$name" synprobe "$SWEEP_RATE" "$(printf %.2f "$sweep_wall")" "$(calc "int($probes / $sweep_wall)")" "$sweep_acc%" "--wait $wait --retries $retries; sent at $pps pps"
 	sed 's/^/    /' "$work/sweep.log"
 }
 
@@ -104,8 +104,8 @@ run_job() {
 	local t0 t1 wall acc sweep_wall sweep_acc
 	# First with masscan's own wait, for reference; the goal is checked
 	# against the second, the sweep's benchmark setting.
-	run_synprobe "$name" "$target" "$ports" 1s 1
-	run_synprobe "$name" "$target" "$ports" "$SWEEP_WAIT" "$SWEEP_RETRIES"
+	run_synprobe "$name" "$target" "$ports" "$probes" 1s 1
+	run_synprobe "$name" "$target" "$ports" "$probes" "$SWEEP_WAIT" "$SWEEP_RETRIES"
 	[ "$have_masscan" = 1 ] || return 0
 	local best_acc=-1 best_wall=0 best_rate= note
 	for rate in $MASSCAN_RATES; do
@@ -137,5 +137,6 @@ run_job "65536 addrs x 1 port" "$PREFIX" 80 65536
 run_job "1 host x 65535 ports" "$HOST" 1-65535 65535
 
 echo
+echo "(rate: asked, pps; probes/s: probes over the whole wall time, start-up and waits included)"
 printf '%-22s %-9s %10s %9s %11s %9s  %s\n' job tool "rate" "wall s" "probes/s" accuracy notes
 printf '%s\n' "${rows[@]}"
