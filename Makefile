@@ -30,11 +30,14 @@ lint:
 
 # Go benchmarks (codec, pcap, analysis, the runner's throughput, the
 # audit's wall time against the lab), then synprobe analyze against tshark
-# on a large capture (installs Debian's tshark if missing).
+# on a large capture (installs Debian's tshark if missing), synprobe trace
+# against traceroute -T on the path bed, and synprobe
+# sweep against masscan on the scale lab (installs masscan if missing).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	./scripts/bench-analyze.sh
 	./scripts/bench-trace.sh
+	./scripts/bench-sweep.sh
 
 # A short run of every fuzz target (FUZZTIME each).
 FUZZTIME ?= 20s

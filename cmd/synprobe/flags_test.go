@@ -29,7 +29,7 @@ func isolated(t *testing.T, args ...string) []string {
 		return args
 	}
 	switch args[0] {
-	case "handshake", "run", "audit", "trace":
+	case "handshake", "run", "audit", "trace", "sweep":
 		ns := vethtest.Namespace(t)
 		return append([]string{args[0], "--netns", fmt.Sprintf("/proc/self/fd/%d", ns)}, args[1:]...)
 	}

@@ -30,6 +30,8 @@ func FuzzCommandLine(f *testing.F) {
 		{"lab", "handshake", "[2001:db8::2]:81"},
 		{"lab", "--stack", "bsd"},
 		{"lab", "lab"},
+		{"sweep", "--ports", "1-65535,0", "--rate", "0", "--exclude", "bl.conf", "--wait", "-1s", "192.0.2.0/24"},
+		{"sweep", "-p", "80", "--progress", "always", "--allow-documentation", "10.0.0.0/8", "127.0.0.1"},
 		{"scenarios", "--format", "json"},
 		{"reflect", "--listen", "10.1.2.3:8080", "--allow", "10.9.8.0/24", "--report", "9", "--max-records", "0", "--expiry", "1h"},
 		{"scenarios", "--causes"},

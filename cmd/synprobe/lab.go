@@ -101,6 +101,31 @@ func labOptions(command string) lab.Options {
 	return lab.Options{}
 }
 
+// labSweepArgs gives sweep the lab's IPv4 address and its two ports,
+// unless the arguments name targets or --ports (sweep refuses targets
+// outside the lab).
+func labSweepArgs(args []string) []string {
+	hasTarget, hasPorts := false, false
+	for _, a := range args {
+		if _, err := netip.ParsePrefix(a); err == nil {
+			hasTarget = true
+		}
+		if _, err := netip.ParseAddr(a); err == nil {
+			hasTarget = true
+		}
+		if a == "--ports" || a == "-p" || strings.HasPrefix(a, "--ports=") || strings.HasPrefix(a, "-p=") {
+			hasPorts = true
+		}
+	}
+	if !hasPorts {
+		args = append([]string{"--ports", fmt.Sprintf("%d,%d", lab.OpenPort, lab.ClosedPort)}, args...)
+	}
+	if !hasTarget {
+		args = append(args, lab.TargetAddr4.String())
+	}
+	return args
+}
+
 // labArgs gives a command the lab's target in the form it takes one. An
 // address the user gives must be one of the lab's (to see the closed port,
 // or IPv6): synprobe lab never sends anywhere else.
@@ -134,6 +159,8 @@ func labArgs(name string, rest []string) ([]string, error) {
 		return append(append([]string{"--closed-port", closed}, args...), target), nil
 	case "run":
 		return append([]string{"--target", target, "--closed-port", closed}, args...), nil
+	case "sweep":
+		return labSweepArgs(args), nil
 	}
 	return nil, usageErr("lab: %s does not run against a target", name)
 }

@@ -105,6 +105,7 @@ Exit codes: 0 everything passed; 1 some check failed; 2 bad usage or bad input;
 			reflectCommand(),
 			scenariosCommand(),
 			labCommand(),
+			sweepCommand(),
 		},
 		OnUsageError: func(c *cli.Context, err error, _ bool) error {
 			return usageErr("%s (see 'synprobe --help')", printable(err.Error()))

@@ -1,0 +1,336 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"synprobe/internal/exclude"
+	"synprobe/internal/netns"
+	"synprobe/internal/sweep"
+)
+
+// Bounds of sweep's flags.
+const (
+	sweepMaxRate    = 10_000_000
+	sweepMaxRetries = 10
+	sweepMaxWait    = time.Minute
+)
+
+func sweepCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "sweep",
+		Usage:     "stateless SYN sweep of addresses and ports",
+		ArgsUsage: "TARGET...",
+		Description: `Sends one SYN to every address of TARGET (an address or a CIDR prefix, IPv4)
+on every port of --ports, and prints one JSON line per (address, port) as soon
+as it is classified:
+
+  open      a SYN-ACK came back; the line has its TTL, window, MSS, window scale
+            and options (M1460,S,T,N,W7: MSS, SACK permitted, timestamps, NOP,
+            window scale)
+  closed    a RST came back
+  filtered  an ICMP destination unreachable came back (icmp_type, icmp_code;
+            icmp_from when a router sent it)
+  silent    nothing, after --retries more SYNs and --wait after each pass
+
+The output is valid --targets input. No state is kept per probe: each SYN's ISN
+is a keyed hash of its 4-tuple, and a reply counts only if it acknowledges it.
+Probes unanswered after a pass are sent again (their lines say "attempt": N).
+A summary goes to standard error: counts per state, the rate achieved, the
+drops of the receive socket and the interface; progress too, when standard
+error is a terminal.
+
+Never swept: 0/8, 127/8, 169.254/16, 224/4, 240/4, ::1, fe80::/10, ff00::/8,
+and the documentation ranges unless --allow-documentation. Private ranges are
+swept. --exclude takes a CIDR or a file in zmap's blocklist format (one CIDR or
+address per line, # comments); the run says how many addresses were excluded
+and why.
+
+All targets must be reached through one route (one interface, one gateway).
+Targets on the local link are resolved one by one (ARP; at most 256); those
+that do not answer are reported silent without a SYN (attempt 0).
+Needs root (CAP_NET_RAW and CAP_NET_ADMIN).
+
+Examples:
+  synprobe sweep --ports 22,80,443 10.0.0.0/16 > hosts.jsonl
+  synprobe sweep --ports 1-65535 --rate 100000 10.1.2.3
+  synprobe sweep --ports 80 --exclude blocklist.conf --exclude 10.9.0.0/16 10.0.0.0/8
+  synprobe sweep --netns lab --ports 8000-8100 --retries 2 --wait 500ms -o out.jsonl 10.200.0.0/24
+  synprobe lab sweep                   (the lab's target, its open and closed port)`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "ports", Aliases: []string{"p"}, Usage: "the `LIST` of ports: 80,443,8000-8100 (required)"},
+			&cli.IntFlag{Name: "rate", Value: 10000, Usage: "send `N` SYNs per second"},
+			&cli.IntFlag{Name: "retries", Value: 1, Usage: "send `N` more SYNs to a probe that got no answer"},
+			&cli.DurationFlag{Name: "wait", Value: time.Second, Usage: "wait `DURATION` for replies after each pass"},
+			&cli.StringSliceFlag{Name: "exclude", Usage: "never sweep `CIDR|FILE` (a zmap blocklist); repeatable"},
+			&cli.BoolFlag{Name: "allow-documentation", Usage: "sweep the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the JSON lines to `FILE` instead of standard output"},
+			&cli.StringFlag{Name: "netns", Usage: "sweep from the network namespace `NAME` (of ip netns, or a path)"},
+			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "send from interface `IFACE`"},
+			&cli.StringFlag{Name: "source", Usage: "send from address `ADDR` (one of this host's)"},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on standard error: `auto` (when a terminal), always or never"},
+		},
+		Action: runSweep,
+	}
+}
+
+// sweepArgs are sweep's checked flags and arguments.
+type sweepArgs struct {
+	cfg      sweep.Config
+	set      exclude.Set
+	progress bool
+}
+
+func parseSweepArgs(c *cli.Context) (*sweepArgs, error) {
+	a := &sweepArgs{}
+	if !c.IsSet("ports") {
+		return nil, usageErr("sweep: --ports is required (e.g. --ports 80,443,8000-8100)")
+	}
+	ports, err := sweep.ParsePorts(c.String("ports"))
+	if err != nil {
+		return nil, usageErr("--ports: %v", printable(err.Error()))
+	}
+	if r := c.Int("rate"); r < 1 || r > sweepMaxRate {
+		return nil, usageErr("--rate %d: want 1 to %d SYNs per second", r, sweepMaxRate)
+	}
+	if r := c.Int("retries"); r < 0 || r > sweepMaxRetries {
+		return nil, usageErr("--retries %d: want 0 to %d", r, sweepMaxRetries)
+	}
+	if w := c.Duration("wait"); w < 0 || w > sweepMaxWait {
+		return nil, usageErr("--wait %v: want a duration from 0 to %v, such as 1s", w, sweepMaxWait)
+	}
+	switch c.String("progress") {
+	case "auto":
+		f, ok := c.App.ErrWriter.(*os.File)
+		a.progress = ok && isTerminal(f)
+	case "always":
+		a.progress = true
+	case "never":
+	default:
+		return nil, usageErr("--progress %q: want auto, always or never", printable(c.String("progress")))
+	}
+	a.cfg = sweep.Config{
+		Ports:     ports,
+		Rate:      c.Int("rate"),
+		Retries:   c.Int("retries"),
+		Wait:      c.Duration("wait"),
+		Interface: c.String("interface"),
+	}
+	if s := c.String("source"); s != "" {
+		addr, err := netip.ParseAddr(s)
+		if err != nil || !addr.Unmap().Is4() {
+			return nil, usageErr("--source %q: not an IPv4 address", printable(s))
+		}
+		a.cfg.Source = addr.Unmap()
+	}
+	if c.NArg() == 0 {
+		return nil, usageErr("sweep: no targets (give addresses or CIDR prefixes, e.g. 10.0.0.0/24)")
+	}
+	var targets []netip.Prefix
+	for _, arg := range c.Args().Slice() {
+		p, err := exclude.ParsePrefix(arg)
+		if err != nil {
+			return nil, usageErr("sweep: target %v", printable(err.Error()))
+		}
+		if !p.Addr().Is4() {
+			return nil, usageErr("sweep: target %s: sweep supports IPv4 only", p)
+		}
+		targets = append(targets, p)
+	}
+	list := exclude.Default(c.Bool("allow-documentation") || labTarget(c.Context) != nil)
+	for _, e := range c.StringSlice("exclude") {
+		if p, err := exclude.ParsePrefix(e); err == nil {
+			list.Add(p, "excluded by --exclude "+p.String())
+			continue
+		}
+		if stopIfCheckOnly(c) != nil {
+			continue // a file: not read in a check-only run
+		}
+		f, err := os.Open(e)
+		if err != nil {
+			return nil, fileErr("--exclude", e, err)
+		}
+		err = list.ReadBlocklist(f, e)
+		f.Close()
+		if err != nil {
+			return nil, usageErr("--exclude: %v", printable(err.Error()))
+		}
+	}
+	a.set = list.Apply(targets)
+	a.cfg.Targets = a.set.Prefixes
+	return a, nil
+}
+
+func runSweep(c *cli.Context) error {
+	a, err := parseSweepArgs(c)
+	if err != nil {
+		return err
+	}
+	if err := stopIfCheckOnly(c); err != nil {
+		return err
+	}
+	stderr := c.App.ErrWriter
+	if n := a.set.ExcludedTotal(); n > 0 {
+		fmt.Fprintf(stderr, "sweep: excluded %d addresses: %s\n", n, excludedSummary(a.set.Excluded))
+	}
+	if a.set.Size() == 0 {
+		return usageErr("sweep: every target is excluded")
+	}
+	if name := c.String("netns"); name != "" {
+		fd, err := openNetNS(name)
+		if err != nil {
+			return err
+		}
+		defer netns.Close(fd)
+		a.cfg.NetNS = fd
+	}
+	if t := labTarget(c.Context); t != nil {
+		if t.Probe.Link != nil {
+			return usageErr("lab sweep: the %s lab has no interface to sweep on; use --stack linux (needs root)", t.Stack)
+		}
+		for _, p := range a.cfg.Targets {
+			if p != netip.PrefixFrom(t.Open.Addr(), 32) {
+				return usageErr("lab sweep: %s is not in the lab; the lab's target is %s", p, t.Open.Addr())
+			}
+		}
+		a.cfg.NetNS = t.Probe.NetNS
+	}
+	out := c.App.Writer
+	if name := c.String("output"); name != "" && name != "-" {
+		f, err := os.Create(name)
+		if err != nil {
+			return fileErr("--output", name, err)
+		}
+		defer f.Close()
+		out = f
+	}
+	w := &lineWriter{w: bufio.NewWriterSize(out, 1<<16)}
+	a.cfg.Emit = w.emit
+	var prog *progressLine
+	if a.progress {
+		prog = &progressLine{w: stderr}
+		a.cfg.Progress = func(p sweep.Progress) { prog.show(p); w.flush() }
+		a.cfg.ProgressEvery = 250 * time.Millisecond
+	} else {
+		// Lines reach a pipe within a second even without progress.
+		a.cfg.Progress = func(sweep.Progress) { w.flush() }
+	}
+	st, err := sweep.Run(c.Context, a.cfg)
+	prog.end()
+	if ferr := w.flush(); ferr != nil && err == nil {
+		err = envErr(fmt.Errorf("sweep: write results: %w", ferr))
+	}
+	if err != nil {
+		return sweepError(err)
+	}
+	printSweepSummary(stderr, a, st)
+	return nil
+}
+
+// sweepError: a sweep that fails after its arguments were checked was
+// stopped by the environment (privileges, routes, the guard): exit 3.
+func sweepError(err error) error {
+	var ee *exitError
+	if errors.As(err, &ee) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return envErr(err)
+}
+
+func excludedSummary(m map[string]uint64) string {
+	reasons := make([]string, 0, len(m))
+	for r := range m {
+		reasons = append(reasons, r)
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		return m[reasons[i]] > m[reasons[j]] || m[reasons[i]] == m[reasons[j]] && reasons[i] < reasons[j]
+	})
+	parts := make([]string, len(reasons))
+	for i, r := range reasons {
+		parts[i] = fmt.Sprintf("%d %s", m[r], r)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func printSweepSummary(w io.Writer, a *sweepArgs, st sweep.Stats) {
+	fmt.Fprintf(w, "sweep: %d probes (%d addresses x %d ports) in %v: %d open, %d closed, %d filtered, %d silent\n",
+		st.Total, a.set.Size(), len(a.cfg.Ports), st.Duration.Round(time.Millisecond), st.Open, st.Closed, st.Filtered, st.Silent)
+	fmt.Fprintf(w, "sweep: sent %d SYNs from %s port %d at %.0f pps (%v sending); %d probes were answered only on a retry (\"attempt\" > 1)\n",
+		st.Sent, st.Interface, st.SourcePort, st.SendRate(), st.SendTime.Round(time.Millisecond), st.Retried)
+	fmt.Fprintf(w, "sweep: drops: receive socket %d, interface %d sent, %d received; %d replies failed validation, %d duplicates\n",
+		st.RxDrops, st.LinkTxDrops, st.LinkRxDrops, st.Invalid, st.Duplicates)
+	if drops := st.RxDrops + st.LinkTxDrops + st.LinkRxDrops; drops > 0 && st.Retried > 0 {
+		fmt.Fprintf(w, "sweep: frames were dropped; the %d probes answered on a retry are marked with their attempt\n", st.Retried)
+	}
+	for _, n := range st.Notes {
+		fmt.Fprintf(w, "sweep: %s\n", n)
+	}
+}
+
+// lineWriter writes results as JSON lines, from the sweep's goroutine,
+// and is flushed from the progress one.
+type lineWriter struct {
+	mu  sync.Mutex
+	w   *bufio.Writer
+	err error
+}
+
+func (l *lineWriter) emit(r sweep.Result) {
+	b, _ := json.Marshal(r) // a Result always encodes
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		b = append(b, '\n')
+		_, l.err = l.w.Write(b)
+	}
+}
+
+func (l *lineWriter) flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err == nil {
+		l.err = l.w.Flush()
+	}
+	return l.err
+}
+
+// progressLine redraws one line of progress on a terminal.
+type progressLine struct {
+	w     io.Writer
+	shown bool
+}
+
+func (p *progressLine) show(s sweep.Progress) {
+	if p == nil {
+		return
+	}
+	pct := 0.0
+	if s.Total > 0 {
+		pct = 100 * float64(s.Done) / float64(s.Total)
+	}
+	eta := "-"
+	if s.ETA > 0 {
+		eta = s.ETA.Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "\r\x1b[Ksweep: pass %d, %d/%d answered (%.1f%%), %d sent, %.0f pps, ETA %s, drops %d",
+		s.Pass, s.Done, s.Total, pct, s.Sent, s.Rate, eta, s.RxDrops)
+	p.shown = true
+}
+
+func (p *progressLine) end() {
+	if p != nil && p.shown {
+		fmt.Fprintln(p.w)
+	}
+}
