@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -39,16 +40,20 @@ Examples:
 		Flags: append(append([]cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for each expected segment"},
 			&cli.UintFlag{Name: "source-port", Usage: "send from `PORT`", DefaultText: "a free port outside the kernel's ephemeral range"},
-		}, outputFlags("text", "json", "junit")...), probeFlags()...),
+			&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to a target (0: no limit); one handshake sends one"},
+		}, outputFlags("text", "json", "junit", "jsonl")...), append(probeFlags(), fleetFlags()...)...),
 		Action: runHandshake,
 	}
 }
 
 func runHandshake(c *cli.Context) error {
+	if many, err := fleetMode(c, runHandshakeTargets); many {
+		return err
+	}
 	if c.NArg() != 1 {
 		return usageErr("handshake needs one HOST:PORT (flags go before it), got %d arguments", c.NArg())
 	}
-	if err := checkFormat(c, "text", "json", "junit"); err != nil {
+	if err := checkFormat(c, "text", "json", "junit", "jsonl"); err != nil {
 		return err
 	}
 	if err := checkTimeout(c.Duration("timeout")); err != nil {
@@ -61,16 +66,26 @@ func runHandshake(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	started := time.Now()
 	s, err := dial(c, target)
 	if err != nil {
 		return err
 	}
+	rep, err := handshakeReport(c, s, target)
+	if err != nil {
+		s.out.discard()
+		return err
+	}
+	return s.writeReport(c, rep, report.TextOptions{Steps: true, Passes: true})
+}
+
+// handshakeReport runs the handshake against target over s and returns
+// the finished report; s is closed.
+func handshakeReport(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error) {
+	started := time.Now()
 	sess, err := s.prober.Open(probe.SessionConfig{Remote: target, LocalPort: uint16(c.Uint("source-port"))})
 	if err != nil {
 		s.close()
-		s.out.discard()
-		return usageErr("%v", err)
+		return nil, usageErr("%v", err)
 	}
 	res := conformance.Handshake(c.Context, sess, conformance.HandshakeOptions{Timeout: c.Duration("timeout")})
 	sess.Close()
@@ -92,5 +107,5 @@ func runHandshake(c *cli.Context) error {
 	}
 	rep.DurationMS = report.Millis(time.Since(started))
 	rep.Finish()
-	return s.writeReport(c, rep, report.TextOptions{Steps: true, Passes: true})
+	return rep, nil
 }

@@ -102,6 +102,7 @@ Exit codes: 0 everything passed; 1 some check failed; 2 bad usage or bad input;
 			handshakeCommand(),
 			runCommand(),
 			scenariosCommand(),
+			summarizeCommand(),
 			labCommand(),
 			sweepCommand(),
 		},

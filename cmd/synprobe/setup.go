@@ -75,7 +75,13 @@ type session struct {
 // 'synprobe lab'. Every file is opened before anything is sent (resolving
 // the next hop may already send an ARP request), so that a report that
 // cannot be written is found before the target sees a packet.
-func dial(c *cli.Context, target netip.AddrPort) (_ *session, err error) {
+func dial(c *cli.Context, target netip.AddrPort) (*session, error) {
+	return dialWith(c, target, true)
+}
+
+// dialWith is dial; withOutput false opens nowhere for the report (a
+// --targets run writes every target's report to one output of its own).
+func dialWith(c *cli.Context, target netip.AddrPort, withOutput bool) (_ *session, err error) {
 	if err := stopIfCheckOnly(c); err != nil {
 		return nil, err
 	}
@@ -95,8 +101,10 @@ func dial(c *cli.Context, target netip.AddrPort) (_ *session, err error) {
 		}
 		cfg.Source = a
 	}
-	if s.out, err = openOutput(c); err != nil {
-		return nil, err
+	if withOutput {
+		if s.out, err = openOutput(c); err != nil {
+			return nil, err
+		}
 	}
 	if name := c.String("netns"); name != "" {
 		fd, err := openNetNS(name)
@@ -263,6 +271,8 @@ func (s *session) writeReport(c *cli.Context, rep *report.Report, textOpt report
 		err = report.WriteJSON(out.w, rep)
 	case "junit":
 		err = report.WriteJUnit(out.w, rep)
+	case "jsonl":
+		err = writeJSONLine(out.w, rep)
 	default:
 		err = report.WriteText(out.w, rep, textOpt)
 	}
