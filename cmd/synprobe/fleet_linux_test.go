@@ -9,12 +9,16 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
 	"synprobe/internal/summary"
@@ -25,7 +29,7 @@ import (
 // fleetBed is three targets on one stock Linux kernel in a namespace of
 // the test's own (10.77.0.2-4, port 80 open, 81 closed), reached from a
 // probe namespace; it returns that namespace as --netns takes it.
-func fleetBed(t *testing.T) string {
+func fleetBed(t testing.TB) string {
 	t.Helper()
 	pfx := func(s ...string) []netip.Prefix {
 		var out []netip.Prefix
@@ -67,6 +71,13 @@ func fleetBed(t *testing.T) string {
 		}
 	}()
 	return fmt.Sprintf("/proc/self/fd/%d", pair.Probe.NS)
+}
+
+// fleetBedNS is fleetBed's probe namespace descriptor, from its path.
+func fleetBedNS(path string) int {
+	var fd int
+	fmt.Sscanf(path, "/proc/self/fd/%d", &fd)
+	return fd
 }
 
 // fleetRun runs synprobe with args and returns exit code and stderr.
@@ -237,3 +248,56 @@ func TestTargetsResume(t *testing.T) {
 		t.Errorf("nothing left: exit %d, stderr:\n%s", code, errOut)
 	}
 }
+
+// benchmarkTargetsRSS runs synprobe handshake --targets as a process of
+// its own over a list of n targets (the bed's three addresses, ports 1
+// up: a RST, or on port 80 a handshake) of which it probes those in shard
+// 0 of shards, and reports the process's peak RSS: a run's memory must
+// not grow with the number of targets it reads, nor with those it probes.
+func benchmarkTargetsRSS(b *testing.B, n, shards int) {
+	ns := fleetBed(b)
+	dir := b.TempDir()
+	var list bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&list, "10.77.0.%d:%d\n", 2+i%3, 1+i/3)
+	}
+	file := filepath.Join(dir, "targets.txt")
+	os.WriteFile(file, list.Bytes(), 0o644)
+	fd, err := unix.Dup(fleetBedNS(ns))
+	if err != nil {
+		b.Fatal(err)
+	}
+	nsFile := os.NewFile(uintptr(fd), "netns")
+	defer nsFile.Close()
+	b.ResetTimer()
+	for range b.N {
+		cmd := exec.Command(os.Args[0], "handshake", "--netns", "/proc/self/fd/3", "--timeout", "200ms",
+			"--targets", file, "--shard", fmt.Sprintf("0/%d", shards), "-o", filepath.Join(dir, "out.jsonl"))
+		cmd.Env = append(os.Environ(), subprocessEnv+"=1")
+		cmd.ExtraFiles = []*os.File{nsFile}
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Run(); err != nil && cmd.ProcessState.ExitCode() != exitEnv {
+			b.Fatalf("%v\n%s", err, stderr.String())
+		}
+		out, _ := os.ReadFile(filepath.Join(dir, "out.jsonl"))
+		for _, l := range strings.Split(string(out), "\n") {
+			if strings.Contains(l, `"verdict":"error"`) {
+				var rep struct {
+					Target  struct{ Address string }
+					Results []struct{ Reason string }
+				}
+				json.Unmarshal([]byte(l), &rep)
+				b.Logf("error: %s: %+v", rep.Target.Address, rep.Results)
+			}
+		}
+		b.ReportMetric(float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss), "maxRSS-KB")
+		b.Logf("%s", strings.TrimSpace(stderr.String()))
+	}
+	b.ReportMetric(float64(n), "targets-read")
+	b.ReportMetric(float64(n/shards), "targets-probed~")
+}
+
+func BenchmarkTargetsRSS1kProbe1k(b *testing.B)   { benchmarkTargetsRSS(b, 1000, 1) }
+func BenchmarkTargetsRSS100kProbe1k(b *testing.B) { benchmarkTargetsRSS(b, 100_000, 100) }
+func BenchmarkTargetsRSS10kProbe10k(b *testing.B) { benchmarkTargetsRSS(b, 10_000, 1) }

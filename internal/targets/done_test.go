@@ -71,10 +71,16 @@ func benchmarkReader(b *testing.B, n int) {
 	for i := 0; i < n; i += 10 {
 		fmt.Fprintf(&done, "{\"target\":\"10.%d.%d.%d:443\"}\n", i>>16&255, i>>8&255, i&255)
 	}
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
 	d, err := ReadDone(strings.NewReader(done.String()), "done")
 	if err != nil {
 		b.Fatal(err)
 	}
+	runtime.GC()
+	runtime.ReadMemStats(&m1)
+	perDone := max(float64(int64(m1.HeapInuse)-int64(m0.HeapInuse)), 0) / float64(d.Len()) // noisy for a small set
 	b.ReportAllocs()
 	b.ResetTimer()
 	var heap uint64
@@ -106,6 +112,7 @@ func benchmarkReader(b *testing.B, n int) {
 	}
 	b.ReportMetric(float64(heap), "heap-held-B")
 	b.ReportMetric(float64(n), "targets")
+	b.ReportMetric(perDone, "resume-B/target-done")
 }
 
 func BenchmarkReader1k(b *testing.B)   { benchmarkReader(b, 1000) }
