@@ -237,7 +237,7 @@ func countTargets(name string, opt targetsrc.Options) (int, error) {
 
 func openTargets(c *cli.Context, name string) (io.Reader, func(), error) {
 	if name == "-" {
-		return os.Stdin, func() {}, nil
+		return c.App.Reader, func() {}, nil
 	}
 	f, err := os.Open(name)
 	if err != nil {

@@ -167,7 +167,8 @@ func TestTargetsShardsMerge(t *testing.T) {
 		t.Run(cmd[0], func(t *testing.T) {
 			base := append(append([]string{}, cmd...), "--netns", ns, "--targets", list, "--port", "80")
 			all := filepath.Join(dir, cmd[0]+"-all.jsonl")
-			code, errOut := fleetRun(t, append(base, "-o", all)...)
+			// --shard 0/1: a batch system's environment must not shard it.
+			code, errOut := fleetRun(t, append(base, "--shard", "0/1", "-o", all)...)
 			if code != exitOK && code != exitFail {
 				t.Fatalf("unsharded: exit %d\n%s", code, errOut)
 			}
@@ -225,7 +226,7 @@ func TestTargetsResume(t *testing.T) {
 	list := filepath.Join(dir, "targets.txt")
 	os.WriteFile(list, []byte("10.77.0.2:80\n10.77.0.3:80\n10.77.0.4:80\n"), 0o644)
 	out := filepath.Join(dir, "out.jsonl")
-	args := []string{"handshake", "--netns", ns, "--targets", list, "--resume", out, "-o", out}
+	args := []string{"handshake", "--netns", ns, "--targets", list, "--shard", "0/1", "--resume", out, "-o", out}
 	if code, errOut := fleetRun(t, args...); code != exitOK {
 		t.Fatalf("first run (no file to resume yet): exit %d\n%s", code, errOut)
 	}
@@ -271,7 +272,7 @@ func benchmarkTargetsRSS(b *testing.B, n, shards int) {
 	defer nsFile.Close()
 	b.ResetTimer()
 	for range b.N {
-		cmd := exec.Command(os.Args[0], "handshake", "--netns", "/proc/self/fd/3", "--timeout", "200ms",
+		cmd := exec.Command(os.Args[0], "handshake", "--netns", "/proc/self/fd/3", "--timeout", "200ms", "--concurrency", "16",
 			"--targets", file, "--shard", fmt.Sprintf("0/%d", shards), "-o", filepath.Join(dir, "out.jsonl"))
 		cmd.Env = append(os.Environ(), subprocessEnv+"=1")
 		cmd.ExtraFiles = []*os.File{nsFile}

@@ -314,12 +314,14 @@ func (r *Reader) parseHostPort(s string) error {
 		}
 	} else {
 		host = s
-		if port, err = r.defaultPort(fmt.Sprintf("%q", s)); err != nil {
-			return err
-		}
 	}
 	if !isHostName(host) {
 		return fmt.Errorf("%q is not HOST:PORT, HOST, CIDR or a line of masscan, nmap -oG, zmap or synprobe sweep output", s)
+	}
+	if port == 0 {
+		if port, err = r.defaultPort(fmt.Sprintf("%q", s)); err != nil {
+			return err
+		}
 	}
 	if r.opt.Lookup == nil {
 		return fmt.Errorf("%q: host names are not resolved here; give an address", host)
@@ -411,7 +413,7 @@ func (r *Reader) parseNmap(s string) error {
 	fields := strings.Split(s, "\t")
 	hostField := strings.Fields(strings.TrimPrefix(fields[0], "Host:"))
 	if len(hostField) == 0 {
-		return errors.New("nmap -oG line: no address after Host:")
+		return errors.New("nmap -oG line: no address after \"Host:\"")
 	}
 	a, err := parseAddr(hostField[0])
 	if err != nil {
@@ -425,7 +427,7 @@ func (r *Reader) parseNmap(s string) error {
 		for _, entry := range strings.Split(ports, ",") {
 			parts := strings.Split(strings.TrimSpace(entry), "/")
 			if len(parts) < 3 {
-				return fmt.Errorf("nmap -oG line: port entry %q is not PORT/STATE/PROTO/...", strings.TrimSpace(entry))
+				return fmt.Errorf("nmap -oG line: port entry %q is not PORT/STATE/PROTO/... (nmap's form)", strings.TrimSpace(entry))
 			}
 			port, err := parsePort(parts[0])
 			if err != nil {

@@ -104,7 +104,7 @@ func TestReaderBadLines(t *testing.T) {
 		{"what is this?\n", 80, `f:1: "what is this?" is not HOST:PORT, HOST, CIDR or a line of masscan`},
 		{"open tcp http 10.0.0.1 0\n", 0, `f:1: masscan line: port "http"`},
 		{"open tcp 80 ten 0\n", 0, `f:1: masscan line: "ten" is not an IP address`},
-		{"Host: \tPorts: 80/open/tcp\n", 0, "f:1: nmap -oG line: no address after Host:"},
+		{"Host: \tPorts: 80/open/tcp\n", 0, `f:1: nmap -oG line: no address after "Host:"`},
 		{"Host: 10.0.0.1 ()\tPorts: 80-open\n", 0, `f:1: nmap -oG line: port entry "80-open" is not PORT/STATE/PROTO`},
 		{"10.0.0.1,80\n", 0, "f:1: a CSV line with no zmap header naming saddr"},
 		{"saddr,sport\n10.0.0.1\n", 0, "f:2: \"10.0.0.1\" names no port"},

@@ -106,7 +106,7 @@ func ShardFromEnv(getenv func(string) string, count int) (Shard, string, error) 
 		}
 		s, err := checkShard(id-lo, n)
 		if err != nil {
-			return Shard{}, "", fmt.Errorf("Slurm array task %d (from %d, %d tasks): %v", id, lo, n, err)
+			return Shard{}, "", fmt.Errorf("array task %d of Slurm (from %d, %d tasks): %v", id, lo, n, err)
 		}
 		return s, "Slurm array task", nil
 	}
@@ -126,7 +126,7 @@ func ShardFromEnv(getenv func(string) string, count int) (Shard, string, error) 
 		}
 		s, err := checkShard(idx, n)
 		if err != nil {
-			return Shard{}, "", fmt.Errorf("Kubernetes job index: %v", err)
+			return Shard{}, "", fmt.Errorf("job completion index of Kubernetes: %v", err)
 		}
 		return s, "Kubernetes job index", nil
 	}
