@@ -1,10 +1,14 @@
 package main
 
 import (
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"synprobe/internal/fleet"
 )
 
 // TestTargetsFlagsRefused: a --targets run with flags it cannot honour is
@@ -89,5 +93,22 @@ func TestSummarizeCommand(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d", tt.args, code, exitUsage)
 		}
 		oneErrorLine(t, stderr, tt.want)
+	}
+}
+
+func TestFleetProgressLine(t *testing.T) {
+	var b strings.Builder
+	p := &fleetProgress{on: true, w: &b, command: "audit", total: 200}
+	p.show(fleet.Progress{Done: 50, Elapsed: 10 * time.Second, Last: netip.MustParseAddrPort("10.0.0.1:80")})
+	p.end()
+	want := "\r\x1b[Kaudit: 50/200 targets done (25.0%), 5.00/s, ETA 30s, last 10.0.0.1:80\r\x1b[K"
+	if b.String() != want {
+		t.Errorf("progress %q, want %q", b.String(), want)
+	}
+	b.Reset()
+	p = &fleetProgress{on: true, w: &b, command: "handshake", total: -1}
+	p.show(fleet.Progress{Done: 3, Elapsed: time.Second, Last: netip.MustParseAddrPort("10.0.0.2:22")})
+	if want := "\r\x1b[Khandshake: 3 targets done, 3.00/s, last 10.0.0.2:22"; b.String() != want {
+		t.Errorf("progress of standard input %q, want %q", b.String(), want)
 	}
 }
