@@ -81,7 +81,7 @@ func runHandshake(c *cli.Context) error {
 // handshakeReport runs the handshake against target over s and returns
 // the finished report; s is closed.
 func handshakeReport(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error) {
-	started := time.Now()
+	started := s.started
 	sess, err := s.prober.Open(probe.SessionConfig{Remote: target, LocalPort: uint16(c.Uint("source-port"))})
 	if err != nil {
 		s.close()

@@ -146,7 +146,7 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 // scenarioReport runs items against target over s, at most rate SYNs per
 // second (0: no limit), and returns the finished report; s is closed.
 func scenarioReport(c *cli.Context, s *session, command string, target netip.AddrPort, items []scenarios.Scenario, audit bool, rate float64) (*report.Report, error) {
-	started := time.Now()
+	started := s.started
 	var err error
 	if rate == 0 {
 		rate = -1 // no limit

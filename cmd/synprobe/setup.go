@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -68,6 +69,8 @@ type session struct {
 	netns  int
 	// lab names the lab stack when the target is one.
 	lab string
+	// started is when dialling began: a report's time includes it.
+	started time.Time
 }
 
 // dial sets up probing of target from the command's flags: where the
@@ -86,7 +89,7 @@ func dialWith(c *cli.Context, target netip.AddrPort, withOutput bool) (_ *sessio
 		return nil, err
 	}
 	ctx := c.Context
-	s := &session{target: target}
+	s := &session{target: target, started: time.Now()}
 	defer func() {
 		if err != nil {
 			s.close()
