@@ -476,6 +476,11 @@ func fleetMode(c *cli.Context, many func(*cli.Context) error) (bool, error) {
 			return true, usageErr("--%s needs --targets (many targets); a single HOST:PORT takes none", f)
 		}
 	}
+	// handshake's --rate paces nothing for one target, but a value that
+	// could not be honoured is still refused.
+	if err := checkRate(c.Float64("rate")); err != nil {
+		return true, err
+	}
 	return false, nil
 }
 

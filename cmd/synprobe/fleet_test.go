@@ -35,6 +35,8 @@ func TestTargetsFlagsRefused(t *testing.T) {
 		{[]string{"handshake", "--targets", list, "--concurrency", "0"}, "--concurrency 0: want 1 to 4096"},
 		{[]string{"handshake", "--targets", list, "--port", "70000"}, "--port 70000: want 1 to 65535"},
 		{[]string{"handshake", "--targets", list, "--source-port", "4000"}, "--source-port with --targets"},
+		{[]string{"handshake", "--rate", "NaN", "10.77.9.3:80"}, "--rate NaN: want a number"},
+		{[]string{"handshake", "--targets", list, "--rate", "1e-9"}, "--rate 1e-09: below 0.01"},
 		{[]string{"audit", "--targets", list, "--exclude", filepath.Join(dir, "none")}, "--exclude"},
 		{[]string{"handshake", "--targets", filepath.Join(dir, "missing.txt")}, "--targets"},
 		{[]string{"handshake", "--targets", bad, "-o", out}, "--targets " + bad + ":3: \"not a target line\" is not HOST:PORT"},
