@@ -27,8 +27,9 @@ import (
 )
 
 // fleetBed is three targets on one stock Linux kernel in a namespace of
-// the test's own (10.77.0.2-4, port 80 open, 81 closed), reached from a
-// probe namespace; it returns that namespace as --netns takes it.
+// the test's own (10.77.0.2-4, port 80 open, 81 closed, 8080 open with an
+// application that never closes), reached from a probe namespace; it
+// returns that namespace as --netns takes it.
 func fleetBed(t testing.TB) string {
 	t.Helper()
 	pfx := func(s ...string) []netip.Prefix {
@@ -42,15 +43,37 @@ func fleetBed(t testing.TB) string {
 		Probe:  veth.End{Name: "fl-probe", Addrs: pfx("10.77.0.1/24")},
 		Target: veth.End{Name: "fl-target", Addrs: pfx("10.77.0.2/24", "10.77.0.3/24", "10.77.0.4/24")},
 	})
-	var ln net.Listener
+	var ln, holder net.Listener
 	if err := netns.Do(pair.Target.NS, func() (err error) {
-		ln, err = net.Listen("tcp4", "0.0.0.0:80")
+		if ln, err = net.Listen("tcp4", "0.0.0.0:80"); err != nil {
+			return err
+		}
+		holder, err = net.Listen("tcp4", "0.0.0.0:8080")
 		return err
 	}); err != nil {
 		t.Fatalf("listen in the target namespace: %v", err)
 	}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	held := make(chan struct{})
+	t.Cleanup(func() { ln.Close(); holder.Close(); close(held); wg.Wait() })
+	// Port 8080 accepts and never closes: a handshake waits there for
+	// the target's FIN until its --timeout.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := holder.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-held
+				c.Close()
+			}()
+		}
+	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -302,3 +325,43 @@ func benchmarkTargetsRSS(b *testing.B, n, shards int) {
 func BenchmarkTargetsRSS1kProbe1k(b *testing.B)   { benchmarkTargetsRSS(b, 1000, 1) }
 func BenchmarkTargetsRSS100kProbe1k(b *testing.B) { benchmarkTargetsRSS(b, 100_000, 100) }
 func BenchmarkTargetsRSS10kProbe10k(b *testing.B) { benchmarkTargetsRSS(b, 10_000, 1) }
+
+// TestTargetsInterrupted: Ctrl-C (the end of the run's context) stops a
+// --targets run: the targets running are written marked interrupted, none
+// starts after, every line is whole, and a resumed run does the
+// interrupted ones again.
+func TestTargetsInterrupted(t *testing.T) {
+	ns := fleetBed(t)
+	dir := t.TempDir()
+	list := filepath.Join(dir, "targets.txt")
+	os.WriteFile(list, []byte("10.77.0.2:8080\n10.77.0.3:8080\n10.77.0.4:8080\n10.77.0.2:80\n"), 0o644)
+	out := filepath.Join(dir, "out.jsonl")
+	args := []string{"synprobe", "handshake", "--netns", ns, "--targets", list, "--shard", "0/1", "--concurrency", "2", "--timeout", "20s", "--resume", out, "-o", out}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(time.Second, cancel)
+	var stdout, stderr bytes.Buffer
+	if code := run(ctx, args, &stdout, &stderr); code != 130 || !strings.Contains(stderr.String(), "synprobe: interrupted") {
+		t.Errorf("interrupted run: exit %d, stderr:\n%s\nwant 130 and 'interrupted'", code, stderr.String())
+	}
+	b, _ := os.ReadFile(out)
+	lines := strings.Split(strings.TrimSuffix(string(b), "\n"), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d lines, want the 2 targets running:\n%s", len(lines), b)
+	}
+	for _, l := range lines {
+		var rep struct {
+			Target      struct{ Address string }
+			Interrupted bool
+		}
+		if err := json.Unmarshal([]byte(l), &rep); err != nil || !rep.Interrupted || !strings.HasSuffix(rep.Target.Address, ":8080") {
+			t.Errorf("line %.120s: %v; want an interrupted target on port 8080", l, err)
+		}
+	}
+	// Resumed with a short timeout: every target is done, the two
+	// interrupted ones again.
+	args[len(args)-5] = "1s" // --timeout
+	code, errOut := fleetRun(t, args[1:]...)
+	if code != exitOK || !strings.Contains(errOut, "4 targets checked") {
+		t.Errorf("resumed: exit %d, stderr:\n%s\nwant all 4 targets checked", code, errOut)
+	}
+}
