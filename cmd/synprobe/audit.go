@@ -65,16 +65,19 @@ Examples:
 			jitterFlag(),
 			pathCheckFlag(),
 			&cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, Usage: "show every step of every scenario"},
-		}, append(applicationFlags(), outputFlags("text", "json", "junit")...)...), probeFlags()...),
+		}, append(applicationFlags(), outputFlags("text", "json", "junit", "jsonl")...)...), append(probeFlags(), fleetFlags()...)...),
 		Action: runAudit,
 	}
 }
 
 func runAudit(c *cli.Context) error {
+	if many, err := fleetMode(c, runAuditTargets); many {
+		return err
+	}
 	if c.NArg() != 1 {
 		return usageErr("audit needs one HOST:PORT (flags go before it), got %d arguments", c.NArg())
 	}
-	if err := checkFormat(c, "text", "json", "junit"); err != nil {
+	if err := checkFormat(c, "text", "json", "junit", "jsonl"); err != nil {
 		return err
 	}
 	if err := checkRunFlags(c); err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -40,24 +41,30 @@ Examples:
 		Flags: append(append([]cli.Flag{
 			&cli.DurationFlag{Name: "timeout", Value: 2 * time.Second, Usage: "wait up to `DURATION` for each expected segment"},
 			&cli.UintFlag{Name: "source-port", Usage: "send from `PORT`", DefaultText: "a free port outside the kernel's ephemeral range"},
+			&cli.Float64Flag{Name: "rate", Value: conformance.DefaultRate, Usage: "send at most `N` SYNs per second to a target (0: no limit); one handshake sends one"},
 			pathCheckFlag(),
-		}, outputFlags("text", "json", "junit")...), probeFlags()...),
+		}, outputFlags("text", "json", "junit", "jsonl")...), append(probeFlags(), fleetFlags()...)...),
 		Action: runHandshake,
 	}
 }
 
 func runHandshake(c *cli.Context) error {
+	if many, err := fleetMode(c, runHandshakeTargets); many {
+		return err
+	}
 	if c.NArg() != 1 {
 		return usageErr("handshake needs one HOST:PORT (flags go before it), got %d arguments", c.NArg())
 	}
-	if err := checkFormat(c, "text", "json", "junit"); err != nil {
+	if err := checkFormat(c, "text", "json", "junit", "jsonl"); err != nil {
 		return err
 	}
 	if err := checkTimeout(c.Duration("timeout")); err != nil {
 		return err
 	}
-	mode, err := pathCheckMode(c)
-	if err != nil {
+	if err := checkRate(c.Float64("rate")); err != nil {
+		return err
+	}
+	if _, err := pathCheckMode(c); err != nil {
 		return err
 	}
 	if c.Uint("source-port") > 65535 {
@@ -67,20 +74,31 @@ func runHandshake(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	started := time.Now()
 	s, err := dial(c, target)
 	if err != nil {
 		return err
 	}
+	rep, err := handshakeReport(c, s, target)
+	if err != nil {
+		s.out.discard()
+		return err
+	}
+	return s.writeReport(c, rep, report.TextOptions{Steps: true, Passes: true})
+}
+
+// handshakeReport runs the handshake against target over s and returns
+// the finished report; s is closed.
+func handshakeReport(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error) {
+	started := s.started
 	sess, err := s.prober.Open(probe.SessionConfig{Remote: target, LocalPort: uint16(c.Uint("source-port"))})
 	if err != nil {
 		s.close()
-		s.out.discard()
-		return usageErr("%v", err)
+		return nil, usageErr("%v", err)
 	}
 	// The path's quick walks go beside the handshake; what could explain
 	// a handshake that failed is walked after it.
-	pc := scenarios.StartPathCheck(c.Context, s.prober, scenarios.PathCheckConfig{Mode: mode, Target: target, Rate: conformance.DefaultRate})
+	mode, _ := pathCheckMode(c) // checked with the other flags
+	pc := scenarios.StartPathCheck(c.Context, s.prober, scenarios.PathCheckConfig{Mode: mode, Target: target, Rate: c.Float64("rate")})
 	res := conformance.Handshake(c.Context, sess, conformance.HandshakeOptions{Timeout: c.Duration("timeout")})
 	sess.Close()
 	rep := &report.Report{
@@ -102,5 +120,5 @@ func runHandshake(c *cli.Context) error {
 	}
 	rep.DurationMS = report.Millis(time.Since(started))
 	rep.Finish()
-	return s.writeReport(c, rep, report.TextOptions{Steps: true, Passes: true})
+	return rep, nil
 }

@@ -104,6 +104,7 @@ Exit codes: 0 everything passed; 1 some check failed; 2 bad usage or bad input;
 			runCommand(),
 			reflectCommand(),
 			scenariosCommand(),
+			summarizeCommand(),
 			labCommand(),
 			sweepCommand(),
 		},

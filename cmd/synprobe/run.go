@@ -132,12 +132,23 @@ func runScripts(c *cli.Context) error {
 
 // runScenarios dials the target, runs items and writes the report.
 func runScenarios(c *cli.Context, command string, target netip.AddrPort, items []scenarios.Scenario, audit bool) error {
-	started := time.Now()
 	s, err := dial(c, target)
 	if err != nil {
 		return err
 	}
-	rate := c.Float64("rate")
+	rep, err := scenarioReport(c, s, command, target, items, audit, c.Float64("rate"))
+	if err != nil {
+		return err
+	}
+	// A run lists every script; an audit is a summary of what did not pass.
+	return s.writeReport(c, rep, report.TextOptions{Steps: c.Bool("verbose"), Passes: !audit, Fingerprint: writeFingerprint})
+}
+
+// scenarioReport runs items against target over s, at most rate SYNs per
+// second (0: no limit), and returns the finished report; s is closed.
+func scenarioReport(c *cli.Context, s *session, command string, target netip.AddrPort, items []scenarios.Scenario, audit bool, rate float64) (*report.Report, error) {
+	started := s.started
+	var err error
 	if rate == 0 {
 		rate = -1 // no limit
 	}
@@ -162,7 +173,7 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 	cfg.Profile = c.Bool("profile")
 	if cfg.Request, err = requestFlag(c); err != nil {
 		s.close()
-		return err
+		return nil, err
 	}
 	progress := newProgress(c, len(items))
 	cfg.Progress = progress.update
@@ -178,8 +189,7 @@ func runScenarios(c *cli.Context, command string, target netip.AddrPort, items [
 		rep.Notes = append(rep.Notes, "closing: "+err.Error())
 	}
 	rep.DurationMS = report.Millis(time.Since(started))
-	// A run lists every script; an audit is a summary of what did not pass.
-	return s.writeReport(c, rep, report.TextOptions{Steps: c.Bool("verbose"), Passes: !audit, Fingerprint: writeFingerprint})
+	return rep, nil
 }
 
 // defineFlag is -D/--define NAME=VALUE, repeatable. A value may hold

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -68,6 +69,8 @@ type session struct {
 	netns  int
 	// lab names the lab stack when the target is one.
 	lab string
+	// started is when dialling began: a report's time includes it.
+	started time.Time
 }
 
 // dial sets up probing of target from the command's flags: where the
@@ -75,12 +78,18 @@ type session struct {
 // 'synprobe lab'. Every file is opened before anything is sent (resolving
 // the next hop may already send an ARP request), so that a report that
 // cannot be written is found before the target sees a packet.
-func dial(c *cli.Context, target netip.AddrPort, opts ...func(*probe.DialConfig)) (_ *session, err error) {
+func dial(c *cli.Context, target netip.AddrPort, opts ...func(*probe.DialConfig)) (*session, error) {
+	return dialWith(c, target, true, opts...)
+}
+
+// dialWith is dial; withOutput false opens nowhere for the report (a
+// --targets run writes every target's report to one output of its own).
+func dialWith(c *cli.Context, target netip.AddrPort, withOutput bool, opts ...func(*probe.DialConfig)) (_ *session, err error) {
 	if err := stopIfCheckOnly(c); err != nil {
 		return nil, err
 	}
 	ctx := c.Context
-	s := &session{target: target}
+	s := &session{target: target, started: time.Now()}
 	defer func() {
 		if err != nil {
 			s.close()
@@ -95,8 +104,10 @@ func dial(c *cli.Context, target netip.AddrPort, opts ...func(*probe.DialConfig)
 		}
 		cfg.Source = a
 	}
-	if s.out, err = openOutput(c); err != nil {
-		return nil, err
+	if withOutput {
+		if s.out, err = openOutput(c); err != nil {
+			return nil, err
+		}
 	}
 	if name := c.String("netns"); name != "" {
 		fd, err := openNetNS(name)
@@ -266,6 +277,8 @@ func (s *session) writeReport(c *cli.Context, rep *report.Report, textOpt report
 		err = report.WriteJSON(out.w, rep)
 	case "junit":
 		err = report.WriteJUnit(out.w, rep)
+	case "jsonl":
+		err = writeJSONLine(out.w, rep)
 	default:
 		err = report.WriteText(out.w, rep, textOpt)
 	}

@@ -1,0 +1,537 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"synprobe/conformance/report"
+	"synprobe/internal/exclude"
+	"synprobe/internal/fleet"
+	"synprobe/internal/netns"
+	targetsrc "synprobe/internal/targets"
+	"synprobe/probe"
+	"synprobe/scenarios"
+)
+
+// Bounds of the --targets flags.
+const (
+	defaultConcurrency = 16
+	maxConcurrency     = 4096
+	maxPPS             = 1e6
+)
+
+// fleetFlags are the flags of a many-target run (audit and handshake).
+func fleetFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "targets", Usage: "check every target of `FILE` ('-': standard input): HOST:PORT, HOST or CIDR lines (with --port), or the output of masscan -oL/-oJ, nmap -oG, zmap (CSV) or synprobe sweep; writes --format jsonl"},
+		&cli.UintFlag{Name: "port", Usage: "the `PORT` of --targets lines that name none (HOST, CIDR)"},
+		&cli.IntFlag{Name: "concurrency", Value: defaultConcurrency, Usage: "check up to `N` targets at once (--targets)"},
+		&cli.Float64Flag{Name: "pps", Usage: "send at most `N` SYNs per second in the whole run (--targets; 0: no cap beyond --rate per target); fewer targets run at once to keep it"},
+		&cli.StringFlag{Name: "shard", Usage: "check only shard `I/N` of the targets (I from 0), partitioned by a hash of HOST:PORT", DefaultText: "from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, else all"},
+		&cli.IntFlag{Name: "shard-count", Usage: "the number of shards `N` for JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's completions; or SYNPROBE_SHARDS)"},
+		&cli.StringFlag{Name: "resume", Usage: "skip the targets already in `FILE`, the JSON lines of an earlier run (the same file as --output appends to it)"},
+		&cli.StringSliceFlag{Name: "exclude", Usage: "never check `CIDR|FILE` (a zmap blocklist); repeatable"},
+		&cli.BoolFlag{Name: "allow-documentation", Usage: "check targets in the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20), excluded by default"},
+	}
+}
+
+// fleetArgs are the checked flags of a --targets run.
+type fleetArgs struct {
+	command   string
+	opt       targetsrc.Options
+	shardFrom string
+	workers   int
+	perTarget float64 // SYNs per second per target
+	startRate float64 // targets started per second
+}
+
+// parseFleetArgs checks the flags of a --targets run; rate is the
+// command's SYNs per second per target (0: no limit), synsPerTarget how
+// many SYNs one target costs when the command has no pacing of its own
+// (handshake: 1), 0 when it paces itself.
+func parseFleetArgs(c *cli.Context, command string, rate float64) (*fleetArgs, error) {
+	a := &fleetArgs{command: command}
+	if c.NArg() > 0 {
+		return nil, usageErr("%s: --targets names the targets; drop the argument %q", command, printable(c.Args().First()))
+	}
+	if c.IsSet("format") && c.String("format") != "jsonl" {
+		return nil, usageErr("%s: --targets writes --format jsonl, one line per target (got --format %s)", command, printable(c.String("format")))
+	}
+	if c.String("pcap") != "" {
+		return nil, usageErr("%s: --pcap records one target; with --targets, record with tcpdump", command)
+	}
+	if p := c.Uint("port"); p > 65535 {
+		return nil, usageErr("--port %d: want 1 to 65535", p)
+	}
+	a.opt.DefaultPort = uint16(c.Uint("port"))
+	if n := c.Int("concurrency"); n < 1 || n > maxConcurrency {
+		return nil, usageErr("--concurrency %d: want 1 to %d", n, maxConcurrency)
+	}
+	pps := c.Float64("pps")
+	if math.IsNaN(pps) || math.IsInf(pps, 0) || pps < 0 || pps > maxPPS || pps > 0 && pps < minRate {
+		return nil, usageErr("--pps %v: want %v to %v SYNs per second, 0 for no cap", pps, minRate, maxPPS)
+	}
+	a.workers, a.perTarget = fleet.Plan(c.Int("concurrency"), rate, pps)
+	a.startRate = pps
+	if c.Int("shard-count") < 0 || c.Int("shard-count") > targetsrc.MaxShards {
+		return nil, usageErr("--shard-count %d: want 1 to %d", c.Int("shard-count"), targetsrc.MaxShards)
+	}
+	if s := c.String("shard"); s != "" {
+		sh, err := targetsrc.ParseShard(s)
+		if err != nil {
+			return nil, usageErr("--shard %v", printable(err.Error()))
+		}
+		a.opt.Shard, a.shardFrom = sh, "--shard"
+	} else {
+		sh, from, err := targetsrc.ShardFromEnv(os.Getenv, c.Int("shard-count"))
+		if err != nil {
+			return nil, usageErr("shard from the environment: %v (or give --shard I/N)", printable(err.Error()))
+		}
+		a.opt.Shard, a.shardFrom = sh, from
+	}
+	list := exclude.Default(c.Bool("allow-documentation") || labTarget(c.Context) != nil)
+	for _, e := range c.StringSlice("exclude") {
+		if p, err := exclude.ParsePrefix(e); err == nil {
+			list.Add(p, "excluded by --exclude "+p.String())
+			continue
+		}
+		if stopIfCheckOnly(c) != nil {
+			continue // a file: not read in a check-only run
+		}
+		f, err := os.Open(e)
+		if err != nil {
+			return nil, fileErr("--exclude", e, err)
+		}
+		err = list.ReadBlocklist(f, e)
+		f.Close()
+		if err != nil {
+			return nil, usageErr("--exclude: %v", printable(err.Error()))
+		}
+	}
+	a.opt.Exclude = list
+	a.opt.Lookup = targetsrc.LookupFunc(lookupFrom(c.Context))
+	a.opt.Context = c.Context
+	return a, nil
+}
+
+// runFleet checks every target of --targets with check and writes one
+// JSON line per target.
+func runFleet(c *cli.Context, a *fleetArgs, check fleet.Func) error {
+	if err := stopIfCheckOnly(c); err != nil {
+		return err
+	}
+	if ns := c.String("netns"); ns != "" {
+		// Each target opens it again; a bad name is found once, here.
+		fd, err := openNetNS(ns)
+		if err != nil {
+			return err
+		}
+		netns.Close(fd)
+	}
+	stderr := c.App.ErrWriter
+	name := c.String("targets")
+	a.opt.Name = name
+	if name == "-" {
+		a.opt.Name = "standard input"
+	}
+	if r := c.String("resume"); r != "" {
+		f, err := os.Open(r)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			// Nothing done yet: the first run of a job that is resumed
+			// with the same command line.
+		case err != nil:
+			return fileErr("--resume", r, err)
+		default:
+			done, err := targetsrc.ReadDone(f, r)
+			f.Close()
+			if err != nil {
+				return usageErr("--resume: %v", printable(err.Error()))
+			}
+			a.opt.Done = done
+		}
+	}
+	// A file is read twice: once to count the targets and find a bad
+	// line before anything is sent, then to run them. Standard input is
+	// read once: a bad line stops the run where it is.
+	total := -1
+	if name != "-" {
+		n, err := countTargets(name, a.opt)
+		if err != nil {
+			return err
+		}
+		total = n
+	}
+	in, closeIn, err := openTargets(c, name)
+	if err != nil {
+		return err
+	}
+	defer closeIn()
+	out, closeOut, err := openFleetOutput(c)
+	if err != nil {
+		return err
+	}
+	src := targetsrc.NewReader(in, a.opt)
+	prog := newFleetProgress(c, a.command, total)
+	st, runErr := fleet.Run(c.Context, src, check, fleet.Config{
+		Workers: a.workers, StartRate: a.startRate, Out: out, Progress: prog.show,
+	})
+	prog.end()
+	if cerr := closeOut(); cerr != nil && runErr == nil {
+		runErr = fmt.Errorf("write %s: %w", c.String("output"), cerr)
+	}
+	printFleetSummary(stderr, a, src.Stats(), st)
+	var le *targetsrc.LineError
+	switch {
+	case errors.As(runErr, &le):
+		return usageErr("%s: %v (the %d targets before it are written)", a.command, printable(le.Error()), st.Done)
+	case errors.Is(runErr, context.Canceled):
+		return runErr
+	case runErr != nil:
+		return envErr(fmt.Errorf("%s: %w", a.command, runErr))
+	}
+	if code := st.ExitCode(); code != 0 {
+		return exitCode(code)
+	}
+	return nil
+}
+
+// countTargets reads the file once with the filters, for the total and
+// its bad lines.
+func countTargets(name string, opt targetsrc.Options) (int, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return 0, fileErr("--targets", name, err)
+	}
+	defer f.Close()
+	r := targetsrc.NewReader(f, opt)
+	n := 0
+	for {
+		_, err := r.Next()
+		if err == io.EOF {
+			return n, nil
+		}
+		var le *targetsrc.LineError
+		if errors.As(err, &le) {
+			return 0, usageErr("--targets %s", printable(err.Error()))
+		}
+		if err != nil {
+			return 0, envErr(fmt.Errorf("--targets: %w", err))
+		}
+		n++
+	}
+}
+
+func openTargets(c *cli.Context, name string) (io.Reader, func(), error) {
+	if name == "-" {
+		return c.App.Reader, func() {}, nil
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, nil, fileErr("--targets", name, err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// openFleetOutput opens where the lines go: --output, appended to when
+// it is the --resume file (after cutting a last line a killed run left
+// unfinished), else emptied; or standard output.
+func openFleetOutput(c *cli.Context) (io.Writer, func() error, error) {
+	name := c.String("output")
+	if name == "" || name == "-" {
+		return c.App.Writer, func() error { return nil }, nil
+	}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_TRUNC
+	if r := c.String("resume"); r != "" {
+		if rs, err := os.Stat(r); err == nil {
+			if os.SameFile(rs, statOrNil(name)) {
+				flags = os.O_WRONLY | os.O_APPEND
+				if err := trimPartialLine(name); err != nil {
+					return nil, nil, fileErr("--output", name, err)
+				}
+			}
+		}
+	}
+	f, err := os.OpenFile(name, flags, 0o666)
+	if err != nil {
+		return nil, nil, fileErr("--output", name, err)
+	}
+	return f, f.Close, nil
+}
+
+func statOrNil(name string) os.FileInfo {
+	st, err := os.Stat(name)
+	if err != nil {
+		return nil
+	}
+	return st
+}
+
+// trimPartialLine cuts a file after its last newline: a run killed while
+// writing may leave half a line, which the next line must not join.
+func trimPartialLine(name string) error {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return err
+	}
+	// Lines are reports of a few kilobytes; look back far enough for one.
+	const back = 1 << 20
+	off := max(st.Size()-back, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return err
+	}
+	if buf[len(buf)-1] == '\n' {
+		return nil
+	}
+	i := bytes.LastIndexByte(buf, '\n')
+	if i < 0 && off > 0 {
+		return fmt.Errorf("its last line is longer than %d bytes", back)
+	}
+	return f.Truncate(off + int64(i+1))
+}
+
+// fleetProgress draws one line of progress on a terminal's stderr.
+type fleetProgress struct {
+	mu      sync.Mutex
+	on      bool
+	w       io.Writer
+	command string
+	total   int
+}
+
+func newFleetProgress(c *cli.Context, command string, total int) *fleetProgress {
+	f, ok := c.App.ErrWriter.(*os.File)
+	return &fleetProgress{on: ok && isTerminal(f), w: c.App.ErrWriter, command: command, total: total}
+}
+
+func (p *fleetProgress) show(pr fleet.Progress) {
+	if !p.on {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rate := float64(pr.Done) / pr.Elapsed.Seconds()
+	line := fmt.Sprintf("%s: %d targets done", p.command, pr.Done)
+	if p.total >= 0 {
+		line = fmt.Sprintf("%s: %d/%d targets done (%.1f%%)", p.command, pr.Done, p.total, 100*float64(pr.Done)/float64(max(p.total, 1)))
+	}
+	line += fmt.Sprintf(", %.2f/s", rate)
+	if p.total > pr.Done && rate > 0 {
+		eta := time.Duration(float64(p.total-pr.Done) / rate * float64(time.Second))
+		line += ", ETA " + eta.Round(time.Second).String()
+	}
+	fmt.Fprintf(p.w, "\r\x1b[K%s, last %v", line, pr.Last)
+}
+
+func (p *fleetProgress) end() {
+	if p.on {
+		fmt.Fprint(p.w, "\r\x1b[K")
+	}
+}
+
+// printFleetSummary says on stderr what the run did and what it left
+// out, and why.
+func printFleetSummary(w io.Writer, a *fleetArgs, rs targetsrc.Stats, st fleet.Stats) {
+	fmt.Fprintf(w, "%s: %d targets checked in %v (%d failed a check, %d had an error, %d interrupted); %d at once, %s\n",
+		a.command, st.Done, st.Duration.Round(time.Millisecond), st.Failed, st.Errored, st.Interrupted, a.workers, rateText(a))
+	var left []string
+	if n := rs.ExcludedTotal(); n > 0 {
+		left = append(left, fmt.Sprintf("excluded %d (%s)", n, excludedSummary(rs.Excluded)))
+	}
+	if rs.OtherShard > 0 {
+		left = append(left, fmt.Sprintf("%d in other shards (shard %v, from %s)", rs.OtherShard, a.opt.Shard, a.shardFrom))
+	}
+	if rs.Done > 0 {
+		left = append(left, fmt.Sprintf("%d done before (--resume)", rs.Done))
+	}
+	if rs.NotOpen > 0 {
+		left = append(left, fmt.Sprintf("%d scan results not open TCP ports", rs.NotOpen))
+	}
+	if len(left) > 0 {
+		fmt.Fprintf(w, "%s: left out: %s\n", a.command, strings.Join(left, "; "))
+	}
+}
+
+func rateText(a *fleetArgs) string {
+	s := "no SYN rate limit per target"
+	if a.perTarget > 0 {
+		s = fmt.Sprintf("at most %.4g SYNs/s per target", a.perTarget)
+	}
+	if a.startRate > 0 {
+		s += fmt.Sprintf(", %.4g/s in all", a.startRate)
+	}
+	return s
+}
+
+// fleetErrorReport is the report of a target that could not be probed
+// (no route, no neighbour): an error of the local host's, and the run
+// goes on.
+func fleetErrorReport(command string, target netip.AddrPort, err error) *report.Report {
+	rep := &report.Report{
+		Command: command,
+		Target:  report.Target{Address: target.String(), Host: target.Addr().String(), Port: int(target.Port())},
+		Started: time.Now(),
+		Results: []report.Result{{Name: command, Verdict: report.Error, Cause: report.CauseLocalFailure, Reason: err.Error()}},
+	}
+	rep.Finish()
+	return rep
+}
+
+// fatalDialError reports whether a dial error will be the same for every
+// target (privileges, the guard, a bad --source or --interface): the run
+// stops rather than write it for each. No route, no neighbour, a target
+// that is this host are the target's.
+func fatalDialError(c *cli.Context, err error) bool {
+	return errors.Is(err, probe.ErrPermission) || errors.Is(err, probe.ErrGuardUnavailable) ||
+		errors.Is(err, probe.ErrSourceNotLocal) || errors.Is(err, probe.ErrUnsupportedLink) ||
+		errors.Is(err, probe.ErrNoInterface) && c.String("interface") != ""
+}
+
+// fleetCheck makes the check of one target from a command's report
+// function: dial, run, close. A dial error that every target would meet
+// ends the run (fatal is set and the run's context cancelled).
+type fleetCheck struct {
+	c       *cli.Context
+	command string
+	run     func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error)
+
+	mu     sync.Mutex
+	fatal  error
+	cancel context.CancelFunc
+}
+
+func (f *fleetCheck) check(ctx context.Context, target netip.AddrPort) *report.Report {
+	if ctx.Err() != nil {
+		return nil
+	}
+	s, err := dialWith(f.c, target, false)
+	if err == nil {
+		var rep *report.Report
+		rep, err = f.run(f.c, s, target)
+		if err == nil {
+			return rep
+		}
+	}
+	if fatalDialError(f.c, err) {
+		f.mu.Lock()
+		if f.fatal == nil {
+			f.fatal = err
+		}
+		f.mu.Unlock()
+		f.cancel()
+		return nil
+	}
+	return fleetErrorReport(f.command, target, err)
+}
+
+// runFleetCommand runs a command's report function over --targets.
+func runFleetCommand(c *cli.Context, a *fleetArgs, run func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error)) error {
+	ctx, cancel := context.WithCancel(c.Context)
+	defer cancel()
+	fc := &fleetCheck{c: c, command: a.command, run: run, cancel: cancel}
+	parent := c.Context
+	c.Context = ctx
+	err := runFleet(c, a, fc.check)
+	c.Context = parent
+	if fc.fatal != nil {
+		return fc.fatal
+	}
+	if errors.Is(err, context.Canceled) && parent.Err() == nil {
+		return nil
+	}
+	return err
+}
+
+// fleetOnly are the flags that mean something only with --targets.
+var fleetOnly = []string{"port", "concurrency", "pps", "shard", "shard-count", "resume", "exclude", "allow-documentation"}
+
+// fleetMode runs many (a command's --targets run) when --targets is
+// given and reports true; otherwise it refuses the flags that need
+// --targets (true and the error), or reports false: one target.
+func fleetMode(c *cli.Context, many func(*cli.Context) error) (bool, error) {
+	if c.IsSet("targets") {
+		return true, many(c)
+	}
+	for _, f := range fleetOnly {
+		if c.IsSet(f) {
+			return true, usageErr("--%s needs --targets (many targets); a single HOST:PORT takes none", f)
+		}
+	}
+	// handshake's --rate paces nothing for one target, but a value that
+	// could not be honoured is still refused.
+	if err := checkRate(c.Float64("rate")); err != nil {
+		return true, err
+	}
+	return false, nil
+}
+
+// writeJSONLine writes rep as one line of JSON, as a --targets run does
+// (--format jsonl of one target).
+func writeJSONLine(w io.Writer, rep *report.Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return enc.Encode(rep)
+}
+
+// runAuditTargets is audit --targets.
+func runAuditTargets(c *cli.Context) error {
+	if err := checkRunFlags(c); err != nil {
+		return err
+	}
+	if _, err := requestFlag(c); err != nil {
+		return err
+	}
+	items, err := scenarios.Select(c.StringSlice("only"), c.StringSlice("skip"), c.String("level"))
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	a, err := parseFleetArgs(c, "audit", c.Float64("rate"))
+	if err != nil {
+		return err
+	}
+	return runFleetCommand(c, a, func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error) {
+		return scenarioReport(c, s, "audit", target, items, true, a.perTarget)
+	})
+}
+
+// runHandshakeTargets is handshake --targets. A handshake sends one SYN:
+// the per-target rate holds by itself, and the global cap is kept by
+// starting targets no faster than --pps.
+func runHandshakeTargets(c *cli.Context) error {
+	if err := checkTimeout(c.Duration("timeout")); err != nil {
+		return err
+	}
+	if err := checkRate(c.Float64("rate")); err != nil {
+		return err
+	}
+	if _, err := pathCheckMode(c); err != nil {
+		return err
+	}
+	if c.IsSet("source-port") {
+		return usageErr("handshake: --source-port with --targets would reuse one port for every target; drop it")
+	}
+	a, err := parseFleetArgs(c, "handshake", 0)
+	if err != nil {
+		return err
+	}
+	return runFleetCommand(c, a, handshakeReport)
+}

@@ -1,0 +1,177 @@
+package summary
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"synprobe/conformance/report"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+func readFiles(t *testing.T, names ...string) *Summary {
+	t.Helper()
+	s := New()
+	for _, n := range names {
+		f, err := os.Open(filepath.Join("testdata", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Read(f, n)
+		f.Close()
+		if err != nil {
+			t.Fatalf("read %s: %v", n, err)
+		}
+	}
+	s.Finish()
+	return s
+}
+
+// TestSummaryCounts: two shards and a sweep; a duplicate counts once, an
+// interrupted line only when nothing finished came, a last line cut short
+// is skipped.
+func TestSummaryCounts(t *testing.T) {
+	s := readFiles(t, "shard0.jsonl", "shard1.jsonl", "sweep.jsonl")
+	checks := []struct {
+		what      string
+		got, want int
+	}{
+		{"targets", s.Targets, 4 + 1 + 4}, // audits 10.0.0.1-4, handshake .5, four swept ports
+		{"duplicates", s.Duplicates, 1},   // 10.0.0.1 again in shard1
+		{"interrupted", s.Interrupted, 1}, // 10.0.0.6 only interrupted
+		{"audits", s.Commands["audit"], 4},
+		{"handshakes", s.Commands["handshake"], 1},
+		{"swept", s.Commands["sweep"], 4},
+		{"worst fail", s.Worst[report.Fail], 1},
+		{"worst warn", s.Worst[report.Warn], 3},
+		{"worst pass", s.Worst[report.Pass], 1},
+		{"sweep open", s.Sweep["open"], 2},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %d, want %d", c.what, c.got, c.want)
+		}
+	}
+	var synFin *Scenario
+	for _, sc := range s.Scenarios {
+		if sc.Name == "listen-syn-fin" {
+			synFin = sc
+		}
+	}
+	if synFin == nil || synFin.Targets != 4 || synFin.Counts[report.Fail] != 1 || synFin.Counts[report.Info] != 3 {
+		t.Fatalf("listen-syn-fin: %+v; want 4 targets, 1 fail, 3 info", synFin)
+	}
+	if c := synFin.Causes; len(c) != 2 || c[0].Verdict != report.Info || c[0].Count != 3 || c[1].Cause != report.CauseStack || c[1].Example == "" {
+		t.Errorf("listen-syn-fin causes: %+v; want info 3 then fail 1 with its reason", c)
+	}
+	if len(s.Fingerprints) != 3 || s.Fingerprints[0].Count != 3 || s.Fingerprints[0].Options != "M,S,T,N,W8" || s.Fingerprints[0].Timestamps != "1kHz" {
+		t.Errorf("fingerprints %+v; want 3 clusters, the Linux one (M,S,T,N,W8, 1kHz) with 3 targets", s.Fingerprints)
+	}
+	if len(s.Paths) != 2 || s.Paths[0].Kind != "mss-clamp" || s.Paths[0].Count != 2 {
+		t.Errorf("paths %+v; want mss-clamp on 2 targets, option-stripped(ts) on 1", s.Paths)
+	}
+}
+
+// TestSummaryShardsEqualWhole: the shards summarised together give the
+// tables of their lines in one file.
+func TestSummaryShardsEqualWhole(t *testing.T) {
+	var whole bytes.Buffer
+	for _, n := range []string{"shard0.jsonl", "shard1.jsonl"} {
+		b, err := os.ReadFile(filepath.Join("testdata", n))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The cut last line of shard1 would not be last in one file.
+		if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
+			b = b[:i+1]
+		}
+		whole.Write(b)
+	}
+	one := New()
+	if err := one.Read(&whole, "whole"); err != nil {
+		t.Fatal(err)
+	}
+	one.Finish()
+	shards := readFiles(t, "shard0.jsonl", "shard1.jsonl")
+	var a, b bytes.Buffer
+	one.Files, shards.Files = 0, 0
+	one.Lines, shards.Lines = 0, 0
+	one.WriteJSON(&a)
+	shards.WriteJSON(&b)
+	if a.String() != b.String() {
+		t.Errorf("shards summarised apart differ from together:\n%s\nvs\n%s", b.String(), a.String())
+	}
+}
+
+func TestSummaryGolden(t *testing.T) {
+	s := readFiles(t, "shard0.jsonl", "shard1.jsonl", "sweep.jsonl")
+	for _, f := range []struct {
+		name  string
+		write func(*bytes.Buffer) error
+	}{
+		{"summary.txt", func(b *bytes.Buffer) error { return s.WriteText(b) }},
+		{"summary.csv", func(b *bytes.Buffer) error { return s.WriteCSV(b) }},
+		{"summary.json", func(b *bytes.Buffer) error { return s.WriteJSON(b) }},
+	} {
+		var b bytes.Buffer
+		if err := f.write(&b); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join("testdata", f.name)
+		if *update {
+			os.WriteFile(path, b.Bytes(), 0o644)
+			continue
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.String() != string(want) {
+			t.Errorf("%s differs (go test -update to accept):\ngot:\n%s\nwant:\n%s", f.name, b.String(), want)
+		}
+	}
+	var j map[string]any
+	b, _ := os.ReadFile("testdata/summary.json")
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Errorf("summary.json is not JSON: %v", err)
+	}
+}
+
+func TestSummaryBadLines(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"{\"command\":\"audit\",\"target\":\"10.0.0.1:80\"}\nnot json\n{}\n", "f:2: not a JSON line of synprobe"},
+		{"{\"x\":1}\n", "f:1: neither a report (command, target) nor a sweep line (addr, state)"},
+		{"{\"command\":\"audit\",\"target\":{\"address\":\"h\"}}\n", `f:1: target "h" is not ADDRESS:PORT`},
+		{"{\"addr\":\"x\",\"port\":1,\"state\":\"open\"}\n", `f:1: sweep line: addr "x" port 1 is not a target`},
+	} {
+		if err := New().Read(strings.NewReader(tt.in), "f"); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: error %v; want %q", tt.in, err, tt.want)
+		}
+	}
+}
+
+func TestLayouts(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"<mss 1460,sackOK,TS val 1 ecr 2,nop,wscale 7>", "M,S,T,N,W7"},
+		{"<mss 536>", "M"},
+		{"", "-"},
+		{"<mss 1460,nop,nop,sackOK,eol>", "M,N,N,S,E"},
+	} {
+		if got := layoutOfText(tt.in); got != tt.want {
+			t.Errorf("layoutOfText(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := layoutOfList("M1460,S,T,N,W7"); got != "M,S,T,N,W7" {
+		t.Errorf("layoutOfList = %q, want M,S,T,N,W7", got)
+	}
+	for in, want := range map[int]int{62: 64, 64: 64, 1: 32, 120: 128, 200: 255} {
+		if got := initialTTL(in); got != want {
+			t.Errorf("initialTTL(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
