@@ -94,6 +94,11 @@ const (
 	CausePathNATLeak         Cause = "path:nat-leak"
 	CausePathProxy           Cause = "path:terminating-proxy"
 	CausePathSYNProxy        Cause = "path:syn-proxy"
+	// CausePathUnobserved: the target's answer lacks what it took up (TS
+	// on data after the handshake negotiated it) and no router quoted a
+	// change: a box after the last router, or the target itself; only a
+	// reflector on the target host tells them apart.
+	CausePathUnobserved Cause = "path:unobserved"
 
 	// CauseLocalDrops: this host's socket dropped frames while the check
 	// ran: silence or a missing reply cannot be told from local loss.
@@ -121,7 +126,7 @@ var Causes = []Cause{
 	CausePathTSStripped, CausePathSACKStripped, CausePathWSStripped, CausePathUnknownStripped, CausePathTFOStripped,
 	CausePathMSSClamp, CausePathECNCleared, CausePathECNBleached,
 	CausePathDropSYNData, CausePathDropExotic, CausePathDropBadSum, CausePathDropOutOfWindow, CausePathDropNoConn,
-	CausePathNAT, CausePathNATLeak, CausePathProxy, CausePathSYNProxy,
+	CausePathNAT, CausePathNATLeak, CausePathProxy, CausePathSYNProxy, CausePathUnobserved,
 	CauseLocalDrops, CauseLocalKernelRST, CauseLocalInterrupted, CauseLocalFailure,
 	CauseInputScript,
 }
@@ -161,6 +166,7 @@ var meanings = map[Cause]string{
 	CausePathNATLeak:         "an out-of-state segment passed a NAT untranslated and the host's answer came from its real address",
 	CausePathProxy:           "a box on the path terminates the connection: what answered is the box's TCP, not the target's",
 	CausePathSYNProxy:        "a SYN proxy on the path answers the SYNs: the handshake is the box's, not the target's",
+	CausePathUnobserved:      "what the target's answers lack (TS on data after it was negotiated) may be a box after the last router that quotes, or the target: synprobe reflect on the target host tells them apart",
 	CauseLocalDrops:          "this host's socket dropped frames while the check ran",
 	CauseLocalKernelRST:      "this host's kernel answered on synprobe's port (no RST guard)",
 	CauseLocalInterrupted:    "the run was interrupted",

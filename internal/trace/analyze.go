@@ -366,7 +366,7 @@ func (t *tracer) result(cw *connWalks) *Result {
 			ctls, detail = synCtl, v.w.name
 		case connOutOfWin, connAckAbove:
 			ctls, detail = nonNil(views[connData]), "out-of-window"
-		case connNoConn:
+		case connNoConn, connFIN, connNull, connSYNACK:
 			ctls, detail = nonNil(views[connData]), "no-connection"
 		case string(FamilySYN):
 			// The port itself filtered: the alt port's walk is the control.

@@ -211,6 +211,44 @@ type row struct {
 	premise report.Cause
 	// fingerprint are the fields it makes unknown (fingerprint.Path*).
 	fingerprint []string
+	// walks, when set, are the walks a finding must have been made by to
+	// explain a scenario (by glob; "*" for the rest): a box that drops a
+	// bare ACK of no connection says nothing of a FIN.
+	walks map[string][]string
+}
+
+// findFor returns the first finding of res that rw can use for the
+// result named name: of one of rw's kinds, made by a walk rw accepts.
+func findFor(res *Result, rw row, name string) *Finding {
+	if rw.walks == nil {
+		return find(res, rw.kinds)
+	}
+	want, ok := rw.walks[name]
+	if !ok {
+		for g, ws := range rw.walks {
+			if g != "*" && matches([]string{g}, name) {
+				want, ok = ws, true
+				break
+			}
+		}
+	}
+	if !ok {
+		want = rw.walks["*"]
+	}
+	for _, k := range rw.kinds {
+		for i := range res.Findings {
+			f := &res.Findings[i]
+			if f.Kind != k {
+				continue
+			}
+			for _, p := range f.Probes {
+				if slices.Contains(want, p) {
+					return f
+				}
+			}
+		}
+	}
+	return nil
 }
 
 // connFields are what a segment the path changed or dropped can change in
@@ -226,6 +264,13 @@ var rows = []row{
 		names: []string{"options-ts-*", "established-paws"}, fields: append([]string{"options", "ts-*", "paws"}, connFields...),
 		generic: []string{"options", "ts-present"}, token: "TS", premise: report.CausePremiseTimestamps,
 		fingerprint: []string{fingerprint.PathTimestamps}},
+	// TS missing from the target's segments after the handshake took it,
+	// with no router quoting a change: a box after the last router, or
+	// the target (reason says so; a reflector tells them apart).
+	{kinds: []Kind{Unobserved}, families: []Family{FamilyConn},
+		names: []string{"options-ts-*", "established-paws"}, fields: append([]string{"options", "ts-*", "paws"}, connFields...),
+		generic: []string{"options", "ts-present"}, token: "TS",
+		walks: map[string][]string{"*": {connData}}},
 	{kinds: []Kind{OptionStripped.With("sack")}, families: []Family{FamilySYN},
 		names: []string{"options-sack-*"}, fields: append([]string{"options", "sack-*"}, connFields...),
 		generic: []string{"options"}, token: "sackOK", premise: report.CausePremiseSACK,
@@ -241,7 +286,14 @@ var rows = []row{
 	{kinds: []Kind{Drop.With("out-of-window"), Drop.With("no-connection")}, families: []Family{FamilyConn},
 		names: []string{"closed-ack", "closed-fin", "closed-null", "listen-ack", "listen-synack", "listen-bad-ack-in-syn-received",
 			"established-ack-above-sndnxt", "established-out-of-window-data"},
-		fields: []string{"reply"}, fingerprint: []string{fingerprint.PathRSTTTL}},
+		fields: []string{"reply"}, fingerprint: []string{fingerprint.PathRSTTTL},
+		walks: map[string][]string{
+			"closed-fin": {connFIN}, "closed-null": {connNull}, "listen-synack": {connSYNACK},
+			"closed-ack": {connNoConn}, "listen-ack": {connNoConn},
+			"listen-bad-ack-in-syn-received": {connNoConn, connAckAbove},
+			"established-ack-above-sndnxt":   {connAckAbove}, "established-out-of-window-data": {connOutOfWin},
+			"*": {connNoConn, connOutOfWin, connAckAbove, connFIN, connNull, connSYNACK},
+		}},
 	{kinds: []Kind{NATLeak, NAT}, families: []Family{FamilyConn},
 		names: []string{"established-ack-above-sndnxt"}, fields: []string{"segment", "flags", "seq", "ack", "rst-*"},
 		fingerprint: []string{fingerprint.PathISN}},
@@ -438,6 +490,9 @@ func Explain(rep *report.Report, res *Result, host string) (explained int, answe
 // stripped between hop 1 10.79.1.254 and hop 2 10.79.2.254".
 func reason(f *Finding) string {
 	r := "path: " + describe(f.Kind) + " " + f.Where.String()
+	if f.Kind == Unobserved && len(f.Evidence) > 0 {
+		return "path: unobserved " + f.Where.String() + ": " + strings.Join(f.Evidence, "; ") + " (synprobe reflect tells them apart)"
+	}
 	if f.Where.Blind {
 		// What only the target's answer shows may be the target's own
 		// doing: the result is not judged (skip), and says so.
@@ -451,7 +506,7 @@ func reason(f *Finding) string {
 // whether it did.
 func ExplainResult(r *report.Result, res *Result) bool {
 	for _, rw := range rows {
-		f := find(res, rw.kinds)
+		f := findFor(res, rw, r.Name)
 		if f == nil {
 			continue
 		}

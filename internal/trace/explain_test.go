@@ -19,7 +19,13 @@ var (
 var exBetween = Where{AfterHop: 1, AtHop: 2, Between: []netip.Addr{exHop1, exHop2}}
 
 func exFinding(k Kind) Finding {
-	return Finding{Kind: k, Verdict: VerdictOf(k), Where: exBetween, Probes: []string{"syn"}}
+	probes := []string{"syn"}
+	switch k.Base() {
+	case Drop, Unobserved:
+		// Made by every walk that could (Explain asks which made it).
+		probes = []string{"syn", connData, connOutOfWin, connAckAbove, connNoConn, connFIN, connNull, connSYNACK}
+	}
+	return Finding{Kind: k, Verdict: VerdictOf(k), Where: exBetween, Probes: probes}
 }
 
 // exFailed is a result whose deciding step broke rules fields.
@@ -132,9 +138,49 @@ func TestExplainTable(t *testing.T) {
 // another failure of the same report.
 // A blind finding (seen only in the target's answer) explains, and its
 // reason says the target itself cannot be ruled out.
+// TestExplainByWalk: a drop explains only the scenarios whose segment its
+// walk sent: a box that drops a bare ACK of no connection says nothing of a
+// FIN to a closed port.
+func TestExplainByWalk(t *testing.T) {
+	f := Finding{Kind: Drop.With("no-connection"), Verdict: report.Warn, Where: exBetween, Probes: []string{connNoConn}}
+	res := &Result{Findings: []Finding{f}}
+	fin := exFailed("closed-fin", report.Fail, "R. 0:0(0) ack 1", "nothing", "reply")
+	if ExplainResult(&fin, res) {
+		t.Errorf("drop of a bare ACK explained closed-fin: %s [%s] %s", fin.Verdict, fin.Cause, fin.Reason)
+	}
+	ack := exFailed("closed-ack", report.Fail, "R 1000:1000(0)", "nothing", "reply")
+	if !ExplainResult(&ack, res) || ack.Cause != report.CausePathDropNoConn {
+		t.Errorf("drop of a bare ACK: closed-ack got %s [%s], want skip [%s]", ack.Verdict, ack.Cause, report.CausePathDropNoConn)
+	}
+	f.Probes = append(f.Probes, connFIN)
+	fin = exFailed("closed-fin", report.Fail, "R. 0:0(0) ack 1", "nothing", "reply")
+	if !ExplainResult(&fin, &Result{Findings: []Finding{f}}) {
+		t.Errorf("drop of the FIN walk did not explain closed-fin: %s [%s]", fin.Verdict, fin.Cause)
+	}
+}
+
+// TestExplainUnobservedTS: TS missing from the target's data ACKs where no
+// router quotes (a box after the last router, or the target) explains a TS
+// result as skip, naming both; a symptom of the SYN-ACK does not.
+func TestExplainUnobservedTS(t *testing.T) {
+	blind := Where{AfterHop: 2, Blind: true, Between: []netip.Addr{exHop2}}
+	data := Finding{Kind: Unobserved, Verdict: report.Info, Where: blind, Probes: []string{connData},
+		Evidence: []string{"the target's . 1:1(0) ack 9 carries no TS though TS was negotiated (the target's choice, or a box after hop 2)"}}
+	r := exFailed("options-ts-on-every-segment", report.Fail, ". 1:1(0) ack 9 <nop,nop,TS val * ecr *>", ". 1:1(0) ack 9", "ts-present")
+	if !ExplainResult(&r, &Result{Findings: []Finding{data}}) || r.Verdict != report.Skip || !strings.Contains(r.Reason, "the target's choice, or a box") {
+		t.Errorf("got %s [%s] %q; want skip naming the target or a box", r.Verdict, r.Cause, r.Reason)
+	}
+	syn := data
+	syn.Probes = []string{"syn"}
+	r = exFailed("options-ts-on-every-segment", report.Fail, ". 1:1(0) ack 9 <nop,nop,TS val * ecr *>", ". 1:1(0) ack 9", "ts-present")
+	if ExplainResult(&r, &Result{Findings: []Finding{syn}}) {
+		t.Errorf("a SYN-ACK symptom explained TS missing from data: %s [%s]", r.Verdict, r.Cause)
+	}
+}
+
 func TestExplainBlind(t *testing.T) {
 	r := exFailed("listen-ack", report.Fail, "R 1:1(0)", "nothing", "reply")
-	f := Finding{Kind: Drop.With("no-connection"), Verdict: report.Warn, Where: Where{AfterHop: 2, Blind: true, Between: []netip.Addr{exHop2}}}
+	f := Finding{Kind: Drop.With("no-connection"), Verdict: report.Warn, Where: Where{AfterHop: 2, Blind: true, Between: []netip.Addr{exHop2}}, Probes: []string{connNoConn}}
 	if !ExplainResult(&r, &Result{Findings: []Finding{f}}) || r.Verdict != report.Skip {
 		t.Fatalf("got %s [%s]; want skip", r.Verdict, r.Cause)
 	}

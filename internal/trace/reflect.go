@@ -86,7 +86,11 @@ func (t *tracer) reflect(ctx context.Context, r *Result, started time.Time, cw *
 			a.syn = view(w)
 		case w.name == connData:
 			a.data = w
-		case w.name == "conn":
+		}
+	}
+	// The handshake of the data's connection (conn has one per walk).
+	for _, w := range walks {
+		if w.name == "conn" && (a.hs == nil || a.data != nil && w.sess == a.data.sess) {
 			a.hs = w
 		}
 	}
@@ -175,6 +179,14 @@ func (w *walk) owns(s *Reflected) bool {
 		return false
 	}
 	if w.fam == FamilyConn && w.name != "conn" {
+		// The handshake's ACK shares the seq of a walk on its connection:
+		// its IPv4 ID or its TSval tell it apart.
+		if !w.v6 && s.Frame.IP.ID == handshakeACKID {
+			return false
+		}
+		if v, _, ok := ft.Timestamps(); ok && w.handshakeTSval != 0 && v == w.handshakeTSval {
+			return false
+		}
 		return ft.Flags&probe.ACK == wt.Flags&probe.ACK && (s.PayloadLen > 0) == (len(wt.Payload) > 0)
 	}
 	return true
@@ -283,8 +295,8 @@ func (a *reflectAnalysis) walk(w *walk) {
 	if w.name == "conn" {
 		// The handshake's SYN is the syn family's; only its SYN-ACK
 		// (seq translation) is compared.
-		if got != nil && a.cw != nil && a.cw.synack != nil {
-			a.compareBack(w, got, a.cw.synack, "conn")
+		if got != nil && len(w.tcp) > 0 {
+			a.compareBack(w, got, w.tcp[0], "conn")
 		}
 		return
 	}
@@ -374,9 +386,9 @@ func (a *reflectAnalysis) missing(w *walk) {
 				break
 			}
 		}
-	case connOutOfWin, connAckAbove, connNoConn:
+	case connOutOfWin, connAckAbove, connNoConn, connFIN, connNull, connSYNACK:
 		detail = "out-of-window"
-		if w.name == connNoConn {
+		if w.name != connOutOfWin && w.name != connAckAbove {
 			detail = "no-connection"
 		}
 		if a.data != nil && a.got[a.data] != nil && !a.got[a.data].byPayload {

@@ -170,6 +170,10 @@ type walk struct {
 	// controlReplies is how many TCP answers came before the walk: the
 	// walk waits for answers of its own.
 	controlReplies int
+	// handshakeTSval is the TSval of the handshake's ACK on a conn walk's
+	// connection (0: none): that ACK has the walk's seq and no data, and
+	// a reflector must not take it for the walk's probe.
+	handshakeTSval uint32
 }
 
 func (w *walk) frameFor(ttl int) probe.Frame {
