@@ -6,6 +6,8 @@ import (
 	"net/netip"
 
 	"golang.org/x/net/bpf"
+
+	"synprobe/internal/bpfasm"
 )
 
 // PortRange is an inclusive range of TCP ports.
@@ -94,17 +96,17 @@ func (f FlowFilter) Program() ([]bpf.Instruction, error) {
 	if err := f.check(); err != nil {
 		return nil, err
 	}
-	a := &asm{labels: map[string]int{}}
+	a := bpfasm.New()
 	if f.Remote.Is4() {
 		f.program4(a)
 	} else {
 		f.program6(a)
 	}
-	a.label("accept")
-	a.emit(bpf.RetConstant{Val: snapLen})
-	a.label("reject")
-	a.emit(bpf.RetConstant{Val: 0})
-	prog, err := a.resolve()
+	a.Label("accept")
+	a.Emit(bpf.RetConstant{Val: snapLen})
+	a.Label("reject")
+	a.Emit(bpf.RetConstant{Val: 0})
+	prog, err := a.Resolve()
 	if err != nil {
 		return nil, fmt.Errorf("flow filter %v: %w", f, err)
 	}
@@ -133,197 +135,132 @@ func (f FlowFilter) check() error {
 // program4 emits the IPv4 program. X holds the outer IPv4 header length from
 // the TCP check on; for ICMP it becomes the outer plus the quoted header
 // length, so that the quoted TCP ports sit at a constant offset from X.
-func (f FlowFilter) program4(a *asm) {
+func (f FlowFilter) program4(a *bpfasm.Program) {
 	remote := be32(f.Remote.AsSlice())
-	a.emit(bpf.LoadAbsolute{Off: offEtherType, Size: 2})
-	a.jumpIf(bpf.JumpEqual, uint32(EtherTypeIPv4), "", "reject")
+	a.Emit(bpf.LoadAbsolute{Off: offEtherType, Size: 2})
+	a.JumpIf(bpf.JumpEqual, uint32(EtherTypeIPv4), "", "reject")
 	// Version 4 and a header length of at least 20 bytes.
-	a.emit(bpf.LoadAbsolute{Off: offV4VerIHL, Size: 1})
-	a.jumpIf(bpf.JumpLessThan, 0x45, "reject", "")
-	a.jumpIf(bpf.JumpGreaterThan, 0x4f, "reject", "")
+	a.Emit(bpf.LoadAbsolute{Off: offV4VerIHL, Size: 1})
+	a.JumpIf(bpf.JumpLessThan, 0x45, "reject", "")
+	a.JumpIf(bpf.JumpGreaterThan, 0x4f, "reject", "")
 	// A non-first fragment has no transport header.
-	a.emit(bpf.LoadAbsolute{Off: offV4Frag, Size: 2})
-	a.jumpIf(bpf.JumpBitsSet, 0x1fff, "reject", "")
-	a.emit(bpf.LoadMemShift{Off: offV4VerIHL}) // X = outer header length
-	a.emit(bpf.LoadAbsolute{Off: offV4Protocol, Size: 1})
-	a.jumpIf(bpf.JumpEqual, uint32(ProtocolTCP), "tcp4", "")
-	a.jumpIf(bpf.JumpEqual, uint32(ProtocolICMP), "icmp4", "reject")
+	a.Emit(bpf.LoadAbsolute{Off: offV4Frag, Size: 2})
+	a.JumpIf(bpf.JumpBitsSet, 0x1fff, "reject", "")
+	a.Emit(bpf.LoadMemShift{Off: offV4VerIHL}) // X = outer header length
+	a.Emit(bpf.LoadAbsolute{Off: offV4Protocol, Size: 1})
+	a.JumpIf(bpf.JumpEqual, uint32(ProtocolTCP), "tcp4", "")
+	a.JumpIf(bpf.JumpEqual, uint32(ProtocolICMP), "icmp4", "reject")
 
-	a.label("tcp4")
-	a.emit(bpf.LoadAbsolute{Off: offV4Src, Size: 4})
-	a.jumpIf(bpf.JumpEqual, remote, "", "tcp4-leaving")
-	a.emit(bpf.LoadIndirect{Off: offIP + 2, Size: 2}) // destination port
+	a.Label("tcp4")
+	a.Emit(bpf.LoadAbsolute{Off: offV4Src, Size: 4})
+	a.JumpIf(bpf.JumpEqual, remote, "", "tcp4-leaving")
+	a.Emit(bpf.LoadIndirect{Off: offIP + 2, Size: 2}) // destination port
 	f.ports(a)
-	a.label("tcp4-leaving")
-	a.emit(bpf.LoadAbsolute{Off: offV4Dst, Size: 4})
-	a.jumpIf(bpf.JumpEqual, remote, "", "reject")
-	a.emit(bpf.LoadIndirect{Off: offIP, Size: 2}) // source port
+	a.Label("tcp4-leaving")
+	a.Emit(bpf.LoadAbsolute{Off: offV4Dst, Size: 4})
+	a.JumpIf(bpf.JumpEqual, remote, "", "reject")
+	a.Emit(bpf.LoadIndirect{Off: offIP, Size: 2}) // source port
 	f.ports(a)
 
 	// ICMP: header at X+14, the quoted IPv4 header at X+22.
 	const quoted = offIP + ICMPHeaderLen
-	a.label("icmp4")
-	a.emit(bpf.LoadIndirect{Off: offIP, Size: 1}) // type
-	a.jumpIf(bpf.JumpEqual, uint32(ICMPv4DestUnreachable), "icmp4-error", "")
-	a.jumpIf(bpf.JumpEqual, uint32(ICMPv4SourceQuench), "icmp4-error", "")
-	a.jumpIf(bpf.JumpEqual, uint32(ICMPv4TimeExceeded), "icmp4-error", "")
-	a.jumpIf(bpf.JumpEqual, uint32(ICMPv4ParamProblem), "icmp4-error", "reject")
-	a.label("icmp4-error")
-	a.emit(bpf.LoadIndirect{Off: quoted + 9, Size: 1})
-	a.jumpIf(bpf.JumpEqual, uint32(ProtocolTCP), "", "reject")
-	a.emit(bpf.LoadIndirect{Off: quoted + 16, Size: 4})
-	a.jumpIf(bpf.JumpEqual, remote, "", "reject")
-	a.emit(bpf.LoadIndirect{Off: quoted + 6, Size: 2})
-	a.jumpIf(bpf.JumpBitsSet, 0x1fff, "reject", "")
-	a.emit(bpf.LoadIndirect{Off: quoted, Size: 1})
-	a.jumpIf(bpf.JumpLessThan, 0x45, "reject", "")
-	a.jumpIf(bpf.JumpGreaterThan, 0x4f, "reject", "")
+	a.Label("icmp4")
+	a.Emit(bpf.LoadIndirect{Off: offIP, Size: 1}) // type
+	a.JumpIf(bpf.JumpEqual, uint32(ICMPv4DestUnreachable), "icmp4-error", "")
+	a.JumpIf(bpf.JumpEqual, uint32(ICMPv4SourceQuench), "icmp4-error", "")
+	a.JumpIf(bpf.JumpEqual, uint32(ICMPv4TimeExceeded), "icmp4-error", "")
+	a.JumpIf(bpf.JumpEqual, uint32(ICMPv4ParamProblem), "icmp4-error", "reject")
+	a.Label("icmp4-error")
+	a.Emit(bpf.LoadIndirect{Off: quoted + 9, Size: 1})
+	a.JumpIf(bpf.JumpEqual, uint32(ProtocolTCP), "", "reject")
+	a.Emit(bpf.LoadIndirect{Off: quoted + 16, Size: 4})
+	a.JumpIf(bpf.JumpEqual, remote, "", "reject")
+	a.Emit(bpf.LoadIndirect{Off: quoted + 6, Size: 2})
+	a.JumpIf(bpf.JumpBitsSet, 0x1fff, "reject", "")
+	a.Emit(bpf.LoadIndirect{Off: quoted, Size: 1})
+	a.JumpIf(bpf.JumpLessThan, 0x45, "reject", "")
+	a.JumpIf(bpf.JumpGreaterThan, 0x4f, "reject", "")
 	// X += 4 * quoted IHL. Classic BPF has no "ldx msh" relative to X, so
 	// the length is computed in A (which holds the quoted first byte) and
 	// added to X.
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
-	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
-	a.emit(bpf.TAX{})
-	a.emit(bpf.LoadIndirect{Off: quoted, Size: 2}) // quoted source port
+	a.Emit(bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: 0x0f})
+	a.Emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftLeft, Val: 2})
+	a.Emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	a.Emit(bpf.TAX{})
+	a.Emit(bpf.LoadIndirect{Off: quoted, Size: 2}) // quoted source port
 	f.quotedPort(a)
 }
 
 // program6 emits the IPv6 program: fixed offsets, since a packet with
 // extension headers is rejected.
-func (f FlowFilter) program6(a *asm) {
-	a.emit(bpf.LoadAbsolute{Off: offEtherType, Size: 2})
-	a.jumpIf(bpf.JumpEqual, uint32(EtherTypeIPv6), "", "reject")
-	a.emit(bpf.LoadAbsolute{Off: offIP, Size: 1})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})
-	a.jumpIf(bpf.JumpEqual, 6, "", "reject")
-	a.emit(bpf.LoadAbsolute{Off: offV6Next, Size: 1})
-	a.jumpIf(bpf.JumpEqual, uint32(ProtocolTCP), "tcp6", "")
-	a.jumpIf(bpf.JumpEqual, uint32(ProtocolICMPv6), "icmp6", "reject")
+func (f FlowFilter) program6(a *bpfasm.Program) {
+	a.Emit(bpf.LoadAbsolute{Off: offEtherType, Size: 2})
+	a.JumpIf(bpf.JumpEqual, uint32(EtherTypeIPv6), "", "reject")
+	a.Emit(bpf.LoadAbsolute{Off: offIP, Size: 1})
+	a.Emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})
+	a.JumpIf(bpf.JumpEqual, 6, "", "reject")
+	a.Emit(bpf.LoadAbsolute{Off: offV6Next, Size: 1})
+	a.JumpIf(bpf.JumpEqual, uint32(ProtocolTCP), "tcp6", "")
+	a.JumpIf(bpf.JumpEqual, uint32(ProtocolICMPv6), "icmp6", "reject")
 
-	a.label("tcp6")
+	a.Label("tcp6")
 	f.addr6(a, offV6Src, "tcp6-leaving")
-	a.emit(bpf.LoadAbsolute{Off: offV6L4 + 2, Size: 2}) // destination port
+	a.Emit(bpf.LoadAbsolute{Off: offV6L4 + 2, Size: 2}) // destination port
 	f.ports(a)
-	a.label("tcp6-leaving")
+	a.Label("tcp6-leaving")
 	f.addr6(a, offV6Dst, "reject")
-	a.emit(bpf.LoadAbsolute{Off: offV6L4, Size: 2}) // source port
+	a.Emit(bpf.LoadAbsolute{Off: offV6L4, Size: 2}) // source port
 	f.ports(a)
 
 	// ICMPv6: header at 54, the quoted IPv6 header at 62.
 	const quoted = offV6L4 + ICMPHeaderLen
-	a.label("icmp6")
-	a.emit(bpf.LoadAbsolute{Off: offV6L4, Size: 1}) // type
-	a.jumpIf(bpf.JumpLessThan, uint32(ICMPv6DestUnreachable), "reject", "")
-	a.jumpIf(bpf.JumpGreaterThan, uint32(ICMPv6ParamProblem), "reject", "")
-	a.emit(bpf.LoadAbsolute{Off: quoted, Size: 1})
-	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})
-	a.jumpIf(bpf.JumpEqual, 6, "", "reject")
-	a.emit(bpf.LoadAbsolute{Off: quoted + 6, Size: 1})
-	a.jumpIf(bpf.JumpEqual, uint32(ProtocolTCP), "", "reject")
+	a.Label("icmp6")
+	a.Emit(bpf.LoadAbsolute{Off: offV6L4, Size: 1}) // type
+	a.JumpIf(bpf.JumpLessThan, uint32(ICMPv6DestUnreachable), "reject", "")
+	a.JumpIf(bpf.JumpGreaterThan, uint32(ICMPv6ParamProblem), "reject", "")
+	a.Emit(bpf.LoadAbsolute{Off: quoted, Size: 1})
+	a.Emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 4})
+	a.JumpIf(bpf.JumpEqual, 6, "", "reject")
+	a.Emit(bpf.LoadAbsolute{Off: quoted + 6, Size: 1})
+	a.JumpIf(bpf.JumpEqual, uint32(ProtocolTCP), "", "reject")
 	f.addr6(a, quoted+24, "reject")
-	a.emit(bpf.LoadAbsolute{Off: quoted + IPv6HeaderLen, Size: 2}) // quoted source port
+	a.Emit(bpf.LoadAbsolute{Off: quoted + IPv6HeaderLen, Size: 2}) // quoted source port
 	f.quotedPort(a)
 }
 
 // quotedPort tests the quoted source port in A: against LocalPorts, or not
 // at all with AnyQuotedPort (the load before it still rejects a quote too
 // short to hold the port).
-func (f FlowFilter) quotedPort(a *asm) {
+func (f FlowFilter) quotedPort(a *bpfasm.Program) {
 	if !f.AnyQuotedPort {
 		f.ports(a)
 		return
 	}
-	a.emit(bpf.Jump{}) // patched to accept
-	a.fixups = append(a.fixups, fixup{at: len(a.prog) - 1, t: "accept"})
+	a.Jump("accept")
 }
 
 // addr6 compares the 16 bytes at off with Remote and jumps to miss when they
 // differ; it falls through on a match.
-func (f FlowFilter) addr6(a *asm, off uint32, miss string) {
+func (f FlowFilter) addr6(a *bpfasm.Program, off uint32, miss string) {
 	b := f.Remote.As16()
 	for i := uint32(0); i < 16; i += 4 {
-		a.emit(bpf.LoadAbsolute{Off: off + i, Size: 4})
-		a.jumpIf(bpf.JumpEqual, be32(b[i:i+4]), "", miss)
+		a.Emit(bpf.LoadAbsolute{Off: off + i, Size: 4})
+		a.JumpIf(bpf.JumpEqual, be32(b[i:i+4]), "", miss)
 	}
 }
 
 // ports tests the port in A against LocalPorts and ends in accept or reject.
-func (f FlowFilter) ports(a *asm) {
+func (f FlowFilter) ports(a *bpfasm.Program) {
 	r := f.LocalPorts
 	if r.Lo > 0 {
-		a.jumpIf(bpf.JumpLessThan, uint32(r.Lo), "reject", "")
+		a.JumpIf(bpf.JumpLessThan, uint32(r.Lo), "reject", "")
 	}
 	if r.Hi < 0xffff {
-		a.jumpIf(bpf.JumpGreaterThan, uint32(r.Hi), "reject", "")
+		a.JumpIf(bpf.JumpGreaterThan, uint32(r.Hi), "reject", "")
 	}
-	a.emit(bpf.Jump{}) // patched to accept
-	a.fixups = append(a.fixups, fixup{at: len(a.prog) - 1, t: "accept"})
+	a.Jump("accept")
 }
 
 func be32(b []byte) uint32 {
 	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
-}
-
-// asm is a tiny assembler with forward labels, so that the program reads as
-// a flow chart instead of a table of skip counts.
-type asm struct {
-	prog   []bpf.Instruction
-	labels map[string]int
-	fixups []fixup
-}
-
-// fixup names the targets of the jump at prog[at]; "" falls through.
-type fixup struct {
-	at   int
-	t, f string
-}
-
-func (a *asm) emit(ins bpf.Instruction) { a.prog = append(a.prog, ins) }
-
-func (a *asm) label(name string) { a.labels[name] = len(a.prog) }
-
-// jumpIf emits a conditional jump to label t when "A cond val" holds and to
-// label f otherwise.
-func (a *asm) jumpIf(cond bpf.JumpTest, val uint32, t, f string) {
-	a.emit(bpf.JumpIf{Cond: cond, Val: val})
-	a.fixups = append(a.fixups, fixup{at: len(a.prog) - 1, t: t, f: f})
-}
-
-func (a *asm) resolve() ([]bpf.Instruction, error) {
-	skip := func(from int, name string) (uint32, error) {
-		if name == "" {
-			return 0, nil
-		}
-		to, ok := a.labels[name]
-		if !ok {
-			return 0, fmt.Errorf("bpf: no label %q", name)
-		}
-		if to <= from {
-			return 0, fmt.Errorf("bpf: jump backwards from %d to %q", from, name)
-		}
-		return uint32(to - from - 1), nil
-	}
-	for _, fx := range a.fixups {
-		st, err := skip(fx.at, fx.t)
-		if err != nil {
-			return nil, err
-		}
-		switch ins := a.prog[fx.at].(type) {
-		case bpf.Jump:
-			ins.Skip = st
-			a.prog[fx.at] = ins
-		case bpf.JumpIf:
-			sf, err := skip(fx.at, fx.f)
-			if err != nil {
-				return nil, err
-			}
-			if st > 255 || sf > 255 {
-				return nil, fmt.Errorf("bpf: conditional jump at %d too far (%d, %d)", fx.at, st, sf)
-			}
-			ins.SkipTrue, ins.SkipFalse = uint8(st), uint8(sf)
-			a.prog[fx.at] = ins
-		}
-	}
-	return a.prog, nil
 }

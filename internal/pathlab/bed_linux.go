@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -26,8 +25,7 @@ import (
 	"synprobe/internal/veth"
 )
 
-// netnsDir is where ip netns binds named namespaces.
-const netnsDir = "/run/netns"
+// netns.NamedDir is where ip netns binds named namespaces.
 
 // startTimeout bounds Start when its context has no deadline.
 const startTimeout = 30 * time.Second
@@ -127,7 +125,7 @@ type link struct {
 
 func (b *Bed) setup(ctx context.Context) error {
 	for i, name := range b.names() {
-		fd, ino, err := newNamed(name)
+		fd, ino, err := netns.NewNamed(name)
 		if err != nil {
 			return err
 		}
@@ -300,108 +298,14 @@ func (b *Bed) sysctls(n Node, kv map[string]string) error {
 
 // Legacy ethtool commands (linux/ethtool.h) for the checksum offloads,
 // which internal/veth does not cover.
-const (
-	ethtoolGRXCSUM = 0x14
-	ethtoolSRXCSUM = 0x15
-	ethtoolGTXCSUM = 0x16
-	ethtoolSTXCSUM = 0x17
-)
-
 // offloadsOff switches off checksum offloads, TSO, GSO and GRO on a veth:
 // every segment crosses the routers and reaches a capture as sent, one
 // frame each, with its checksum computed.
 func offloadsOff(ns int, ifName string) error {
-	err := netns.Do(ns, func() error {
-		for _, c := range [][2]uint32{{ethtoolSTXCSUM, ethtoolGTXCSUM}, {ethtoolSRXCSUM, ethtoolGRXCSUM}} {
-			if _, err := ethtoolValue(ifName, c[0], 0); err != nil {
-				return fmt.Errorf("switch off checksum offload 0x%x on %s: %w", c[0], ifName, err)
-			}
-			got, err := ethtoolValue(ifName, c[1], 0)
-			if err != nil {
-				return fmt.Errorf("read checksum offload 0x%x on %s: %w", c[1], ifName, err)
-			}
-			if got != 0 {
-				return fmt.Errorf("switch off checksum offload 0x%x on %s: the kernel kept it on", c[0], ifName)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, o := range []veth.Offload{veth.TSO, veth.GSO, veth.GRO} {
+	for _, o := range []veth.Offload{veth.TXCSUM, veth.RXCSUM, veth.TSO, veth.GSO, veth.GRO} {
 		if err := veth.SetOffload(ns, ifName, o, false); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// ethtoolValue runs one legacy ethtool command (struct ethtool_value) on
-// ifName in the current namespace and returns the value the kernel left.
-func ethtoolValue(ifName string, cmd, data uint32) (uint32, error) {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(fd)
-	return ethtoolIoctl(fd, ifName, cmd, data)
-}
-
-// newNamed makes a named network namespace as `ip netns add` does and
-// returns a descriptor of it and its inode (vishvananda/netns.NewNamed
-// leaves the calling thread in the new namespace, so it runs on a thread
-// of its own that switches back; a thread that cannot is never reused).
-func newNamed(name string) (fd int, ino uint64, err error) {
-	type result struct {
-		fd  int
-		err error
-	}
-	c := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := vnetns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			c <- result{err: fmt.Errorf("open current network namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		h, err := vnetns.NewNamed(name)
-		if serr := vnetns.Set(orig); serr != nil {
-			if err == nil {
-				h.Close()
-				vnetns.DeleteNamed(name)
-			}
-			c <- result{err: fmt.Errorf("leave network namespace %s: %w", name, serr)}
-			return // still locked: the thread dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		c <- result{int(h), err}
-	}()
-	r := <-c
-	if r.err != nil {
-		return 0, 0, fmt.Errorf("create network namespace %s: %w", name, r.err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(r.fd, &st); err != nil {
-		unix.Close(r.fd)
-		vnetns.DeleteNamed(name)
-		return 0, 0, fmt.Errorf("create network namespace %s: %w", name, err)
-	}
-	return r.fd, st.Ino, nil
-}
-
-// deleteNamed removes a namespace's name; the namespace goes once nothing
-// uses it any more.
-func deleteNamed(name string) error {
-	path := filepath.Join(netnsDir, name)
-	err := unix.Unmount(path, unix.MNT_DETACH)
-	if err != nil && err != unix.EINVAL && err != unix.ENOENT { // EINVAL: not mounted
-		return fmt.Errorf("delete network namespace %s: unmount: %w", name, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("delete network namespace %s: %w", name, err)
 	}
 	return nil
 }
@@ -411,7 +315,7 @@ func deleteNamed(name string) error {
 // descriptor of each of its namespaces from before the name appears until
 // Close removes it, so it is never taken for stale).
 func removeStale() error {
-	ents, err := os.ReadDir(netnsDir)
+	ents, err := os.ReadDir(netns.NamedDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale beds: %w", err)
 	}
@@ -421,7 +325,7 @@ func removeStale() error {
 		if !strings.HasPrefix(e.Name(), NamePrefix) {
 			continue
 		}
-		path := filepath.Join(netnsDir, e.Name())
+		path := filepath.Join(netns.NamedDir, e.Name())
 		var st unix.Stat_t
 		var fs unix.Statfs_t
 		if unix.Stat(path, &st) != nil || unix.Statfs(path, &fs) != nil {
@@ -441,80 +345,23 @@ func removeStale() error {
 	if len(inos) == 0 {
 		return nil
 	}
-	used := nsUsers(inos)
+	used, err := netns.Users(inos)
+	if err != nil {
+		return fmt.Errorf("remove stale beds: %w", err)
+	}
 	var errs []error
 	for ino, names := range byIno {
-		if used[ino] {
+		if len(used[ino]) > 0 {
 			continue
 		}
 		for _, name := range names {
-			errs = append(errs, deleteNamed(name))
+			errs = append(errs, netns.DeleteNamed(name))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove stale beds: %w", err)
 	}
 	return nil
-}
-
-// nsUsers says which namespace inodes a process uses: a thread in it or a
-// descriptor of it.
-func nsUsers(inos []uint64) map[uint64]bool {
-	want := map[string]uint64{}
-	for _, ino := range inos {
-		want[fmt.Sprintf("net:[%d]", ino)] = ino
-	}
-	out := map[uint64]bool{}
-	procs, _ := os.ReadDir("/proc")
-	for _, p := range procs {
-		if pidOf(p.Name()) <= 0 {
-			continue
-		}
-		tasks, _ := filepath.Glob("/proc/" + p.Name() + "/task/*/ns/net")
-		fds, _ := filepath.Glob("/proc/" + p.Name() + "/fd/*")
-		for _, l := range append(tasks, fds...) {
-			if ino, ok := want[readlink(l)]; ok {
-				out[ino] = true
-			}
-		}
-	}
-	return out
-}
-
-// procsIn lists the processes whose network namespace is one of inos,
-// except this one (whose threads visit namespaces in passing).
-func procsIn(inos []uint64) []int {
-	want := map[string]bool{}
-	for _, ino := range inos {
-		if ino != 0 {
-			want[fmt.Sprintf("net:[%d]", ino)] = true
-		}
-	}
-	procs, _ := os.ReadDir("/proc")
-	var out []int
-	for _, p := range procs {
-		pid := pidOf(p.Name())
-		if pid > 0 && pid != os.Getpid() && want[readlink("/proc/"+p.Name()+"/ns/net")] {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-func pidOf(name string) int {
-	pid := 0
-	for _, c := range name {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		pid = pid*10 + int(c-'0')
-	}
-	return pid
-}
-
-func readlink(path string) string {
-	s, _ := os.Readlink(path)
-	return s
 }
 
 // In runs fn on a thread in node n's namespace: sockets it opens stay
@@ -577,7 +424,7 @@ func (b *Bed) Close() error {
 	for _, p := range b.sys.proxy {
 		p.close()
 	}
-	for _, pid := range procsIn(b.sys.inos[:]) {
+	for _, pid := range netns.ProcessesIn(b.sys.inos[:]...) {
 		if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
 			errs = append(errs, fmt.Errorf("kill process %d in the bed: %w", pid, err))
 		}
@@ -611,7 +458,7 @@ func (b *Bed) Close() error {
 		if b.sys.fds[i] == 0 {
 			continue
 		}
-		errs = append(errs, deleteNamed(name), netns.Close(b.sys.fds[i]))
+		errs = append(errs, netns.DeleteNamed(name), netns.Close(b.sys.fds[i]))
 		b.sys.fds[i] = 0
 	}
 	if err := errors.Join(errs...); err != nil {

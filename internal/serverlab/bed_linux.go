@@ -11,23 +11,20 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
 	"synprobe/internal/veth"
 )
 
-// netnsDir is where ip netns binds named namespaces (/var/run is a link
+// netns.NamedDir is where ip netns binds named namespaces (/var/run is a link
 // to /run on Debian).
-const netnsDir = "/run/netns"
 
 // bedSys is what a bed holds on Linux.
 type bedSys struct {
@@ -148,10 +145,10 @@ func randomID() (string, error) {
 
 func (b *Bed) setup(ctx context.Context, cfg Config) error {
 	var err error
-	if b.sys.probeNS, b.sys.probeIno, err = newNamed(b.ProbeNS); err != nil {
+	if b.sys.probeNS, b.sys.probeIno, err = netns.NewNamed(b.ProbeNS); err != nil {
 		return err
 	}
-	if b.sys.targetNS, b.sys.targetIno, err = newNamed(b.TargetNS); err != nil {
+	if b.sys.targetNS, b.sys.targetIno, err = netns.NewNamed(b.TargetNS); err != nil {
 		return err
 	}
 	b.sys.pair, err = veth.New(ctx, veth.Config{
@@ -191,64 +188,6 @@ func (b *Bed) setup(ctx context.Context, cfg Config) error {
 	return b.waitListening(ctx)
 }
 
-// newNamed makes a named network namespace as `ip netns add` does and
-// returns a descriptor of it and its inode. vishvananda/netns.NewNamed
-// leaves the calling thread in the new namespace, so it runs on a thread
-// of its own that switches back; a thread that cannot is never reused.
-func newNamed(name string) (fd int, ino uint64, err error) {
-	type result struct {
-		fd  int
-		err error
-	}
-	c := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := vnetns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			c <- result{err: fmt.Errorf("open current network namespace: %w", err)}
-			return
-		}
-		defer orig.Close()
-		h, err := vnetns.NewNamed(name)
-		if serr := vnetns.Set(orig); serr != nil {
-			if err == nil {
-				h.Close()
-				vnetns.DeleteNamed(name)
-			}
-			c <- result{err: fmt.Errorf("leave network namespace %s: %w", name, serr)}
-			return // still locked: the thread dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		c <- result{int(h), err}
-	}()
-	r := <-c
-	if r.err != nil {
-		return 0, 0, fmt.Errorf("create network namespace %s: %w", name, r.err)
-	}
-	var st unix.Stat_t
-	if err := unix.Fstat(r.fd, &st); err != nil {
-		unix.Close(r.fd)
-		vnetns.DeleteNamed(name)
-		return 0, 0, fmt.Errorf("create network namespace %s: %w", name, err)
-	}
-	return r.fd, st.Ino, nil
-}
-
-// deleteNamed removes a namespace's name. The namespace goes once nothing
-// uses it any more.
-func deleteNamed(name string) error {
-	path := filepath.Join(netnsDir, name)
-	err := unix.Unmount(path, unix.MNT_DETACH)
-	if err != nil && err != unix.EINVAL && err != unix.ENOENT { // EINVAL: not mounted
-		return fmt.Errorf("delete network namespace %s: unmount: %w", name, err)
-	}
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("delete network namespace %s: %w", name, err)
-	}
-	return nil
-}
-
 // removeStale removes what beds of killed processes left: named
 // namespaces with the bed prefix that no process uses, and the temporary
 // directories of beds that have no namespace in use. A bed holds
@@ -259,7 +198,7 @@ func removeStale() error {
 	// namespaces and removes it before them, so a directory seen here
 	// whose bed lives has its namespaces in the list read next.
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), NamePrefix+"*"))
-	ents, err := os.ReadDir(netnsDir)
+	ents, err := os.ReadDir(netns.NamedDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("remove stale beds: %w", err)
 	}
@@ -269,7 +208,7 @@ func removeStale() error {
 		if !strings.HasPrefix(e.Name(), NamePrefix) {
 			continue
 		}
-		path := filepath.Join(netnsDir, e.Name())
+		path := filepath.Join(netns.NamedDir, e.Name())
 		var st unix.Stat_t
 		var fs unix.Statfs_t
 		if unix.Stat(path, &st) != nil || unix.Statfs(path, &fs) != nil {
@@ -286,7 +225,7 @@ func removeStale() error {
 		inos = append(inos, st.Ino)
 		byIno[st.Ino] = append(byIno[st.Ino], e.Name())
 	}
-	used, err := nsUsers(inos)
+	used, err := netns.Users(inos)
 	if err != nil {
 		return fmt.Errorf("remove stale beds: %w", err)
 	}
@@ -298,7 +237,7 @@ func removeStale() error {
 				inUse[bedID(name)] = true
 				continue
 			}
-			if err := deleteNamed(name); err != nil {
+			if err := netns.DeleteNamed(name); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -330,80 +269,10 @@ func bedID(name string) string {
 	return id
 }
 
-// nsUsers finds, for each namespace inode, the processes that use it: a
-// process or a thread in it, or a descriptor of it.
-func nsUsers(inos []uint64) (map[uint64][]int, error) {
-	out := map[uint64][]int{}
-	if len(inos) == 0 {
-		return out, nil
-	}
-	want := map[string]uint64{}
-	for _, ino := range inos {
-		want[fmt.Sprintf("net:[%d]", ino)] = ino
-	}
-	procs, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil, fmt.Errorf("list processes: %w", err)
-	}
-	for _, p := range procs {
-		pid := pidOf(p.Name())
-		if pid <= 0 {
-			continue
-		}
-		var links []string
-		tasks, _ := filepath.Glob("/proc/" + p.Name() + "/task/*/ns/net")
-		fds, _ := filepath.Glob("/proc/" + p.Name() + "/fd/*")
-		links = append(links, tasks...)
-		links = append(links, fds...)
-		for _, l := range links {
-			if ino, ok := want[readlink(l)]; ok {
-				if !slices.Contains(out[ino], pid) {
-					out[ino] = append(out[ino], pid)
-				}
-			}
-		}
-	}
-	return out, nil
-}
-
-// procsIn lists the processes whose network namespace is one of inos,
-// except this one (whose threads visit namespaces in passing).
-func procsIn(inos ...uint64) []int {
-	want := map[string]bool{}
-	for _, ino := range inos {
-		want[fmt.Sprintf("net:[%d]", ino)] = true
-	}
-	procs, _ := os.ReadDir("/proc")
-	var out []int
-	for _, p := range procs {
-		pid := pidOf(p.Name())
-		if pid > 0 && pid != os.Getpid() && want[readlink("/proc/"+p.Name()+"/ns/net")] {
-			out = append(out, pid)
-		}
-	}
-	return out
-}
-
-func pidOf(name string) int {
-	pid := 0
-	for _, c := range name {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		pid = pid*10 + int(c-'0')
-	}
-	return pid
-}
-
-func readlink(path string) string {
-	s, _ := os.Readlink(path)
-	return s
-}
-
 // Processes lists the processes in the bed's namespaces: the servers and
 // their children, and whatever else runs there.
 func (b *Bed) Processes() []int {
-	return procsIn(b.sys.probeIno, b.sys.targetIno)
+	return netns.ProcessesIn(b.sys.probeIno, b.sys.targetIno)
 }
 
 // InProbe runs fn on a thread in the probe namespace: sockets it opens
@@ -613,7 +482,7 @@ func (b *Bed) Close() error {
 		if *ns.fd == 0 {
 			continue
 		}
-		errs = append(errs, deleteNamed(ns.name), netns.Close(*ns.fd))
+		errs = append(errs, netns.DeleteNamed(ns.name), netns.Close(*ns.fd))
 		*ns.fd = 0
 	}
 	if err := errors.Join(errs...); err != nil {

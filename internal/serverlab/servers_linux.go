@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"synprobe/internal/netns"
 )
 
 // server is a process of the bed: a Debian package's server.
@@ -399,7 +401,7 @@ func (b *Bed) stopApps() error {
 	}
 	b.sys.servers = nil
 	for {
-		pids := procsIn(b.sys.probeIno, b.sys.targetIno)
+		pids := netns.ProcessesIn(b.sys.probeIno, b.sys.targetIno)
 		if len(pids) == 0 {
 			break
 		}

@@ -17,6 +17,10 @@ const (
 	TSO Offload = 0x1f // ETHTOOL_STSO: TCP segmentation offload
 	GSO Offload = 0x24 // ETHTOOL_SGSO: generic segmentation offload
 	GRO Offload = 0x2c // ETHTOOL_SGRO: generic receive offload
+	// TXCSUM and RXCSUM are the checksum offloads (ETHTOOL_STXCSUM,
+	// ETHTOOL_SRXCSUM): off, every frame carries its final checksum.
+	TXCSUM Offload = 0x17
+	RXCSUM Offload = 0x15
 )
 
 func (o Offload) String() string {
@@ -27,6 +31,10 @@ func (o Offload) String() string {
 		return "gso"
 	case GRO:
 		return "gro"
+	case TXCSUM:
+		return "tx-checksum"
+	case RXCSUM:
+		return "rx-checksum"
 	}
 	return fmt.Sprintf("ethtool command 0x%x", uint32(o))
 }

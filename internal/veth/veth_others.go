@@ -20,9 +20,11 @@ func (p *Pair) Close() error { return nil }
 type Offload uint32
 
 const (
-	TSO Offload = 0x1f
-	GSO Offload = 0x24
-	GRO Offload = 0x2c
+	TSO    Offload = 0x1f
+	GSO    Offload = 0x24
+	GRO    Offload = 0x2c
+	TXCSUM Offload = 0x17
+	RXCSUM Offload = 0x15
 )
 
 // SetOffload is not supported outside Linux.
