@@ -129,6 +129,26 @@ func labSweepArgs(args []string) []string {
 // labArgs gives a command the lab's target in the form it takes one. An
 // address the user gives must be one of the lab's (to see the closed port,
 // or IPv6): synprobe lab never sends anywhere else.
+// valueFlags are the names (and aliases) of the flags of command name that
+// take a value in the next argument.
+func valueFlags(name string) map[string]bool {
+	out := map[string]bool{}
+	for _, cmd := range []*cli.Command{auditCommand(), handshakeCommand(), traceCommand(), runCommand(), sweepCommand()} {
+		if cmd.Name != name {
+			continue
+		}
+		for _, f := range cmd.Flags {
+			if _, isBool := f.(*cli.BoolFlag); isBool {
+				continue
+			}
+			for _, n := range f.Names() {
+				out[n] = true
+			}
+		}
+	}
+	return out
+}
+
 func labArgs(name string, rest []string) ([]string, error) {
 	target := netip.AddrPortFrom(lab.TargetAddr4, lab.OpenPort).String()
 	closed := fmt.Sprint(lab.ClosedPort)
@@ -138,9 +158,17 @@ func labArgs(name string, rest []string) ([]string, error) {
 			return rest, nil // the command's help, no target
 		}
 	}
-	for _, a := range rest {
+	valued := valueFlags(name)
+	for i := 0; i < len(rest); i++ {
+		a := rest[i]
 		if a == "--target" || a == "-t" || strings.HasPrefix(a, "--target=") {
 			return nil, usageErr("lab %s: the lab supplies the target; drop --target", name)
+		}
+		if valued[strings.TrimLeft(a, "-")] && strings.HasPrefix(a, "-") && i+1 < len(rest) {
+			// A flag's value ("--reflector 192.0.2.2:9001") is not the target.
+			args = append(args, a, rest[i+1])
+			i++
+			continue
 		}
 		ap, err := netip.ParseAddrPort(a)
 		if err != nil || strings.HasPrefix(a, "-") {

@@ -66,7 +66,12 @@ type session struct {
 	out    *reportOut
 	pcap   *os.File
 	pcapW  *pcap.Writer
-	netns  int
+	netns  int // the --netns descriptor this session opened (closed with it)
+	// probeNS is the namespace the probes leave from (--netns, the lab's
+	// probe side; 0: this process's); inProcess: the target is an
+	// in-process stack no kernel socket reaches.
+	probeNS   int
+	inProcess bool
 	// lab names the lab stack when the target is one.
 	lab string
 	// started is when dialling began: a report's time includes it.
@@ -120,12 +125,14 @@ func dialWith(c *cli.Context, target netip.AddrPort, withOutput bool, opts ...fu
 		s.lab = string(t.Stack)
 		cfg.NetNS = t.Probe.NetNS
 		if t.Probe.Link != nil {
+			s.inProcess = true
 			cfg.Link, cfg.Path = t.Probe.Link, t.Probe.Path4
 			if target.Addr().Is6() {
 				cfg.Path = t.Probe.Path6
 			}
 		}
 	}
+	s.probeNS = cfg.NetNS
 	if file := c.String("pcap"); file != "" {
 		f, err := os.Create(file)
 		if err != nil {

@@ -42,8 +42,10 @@ Probe families (--probes, comma-separated; default all):
   syn       SYN with Linux's options (the control), and the same to --alt-port
   ecn       SYN|ECE|CWR with DSCP AF11            exotic   + TFO request and kind 253
   syndata   SYN with 16 bytes of data             badsum   SYN with a wrong checksum
-  conn      one handshake, then in-window data, out-of-window data, an ACK
-            above SND.NXT and a bare ACK on a fresh 4-tuple
+  conn      three handshakes, then in-window data, out-of-window data and an
+            ACK above SND.NXT (each on its own connection); a bare ACK, a FIN,
+            a segment without flags and a SYN-ACK of no connection (the last
+            three to --alt-port)
 '--probes syn' is the quick walk: about two probes per hop.
 
 Each family keeps one 5-tuple and ISN; only the TTL changes (and the IP ID,
@@ -190,7 +192,14 @@ func runTrace(c *cli.Context) error {
 		return err
 	}
 	if reflAddr.IsValid() {
-		cfg.Reflector = newReflector(reflAddr, s.netns, s.prober.Path().Source)
+		if s.inProcess {
+			s.close()
+			s.out.discard()
+			return usageErr("--reflector: the in-process lab target (gVisor) has no network a reflector's query could cross; use the Linux lab")
+		}
+		// The query leaves from where the probes leave (the lab's probe
+		// side too), never from this process's own namespace.
+		cfg.Reflector = newReflector(reflAddr, s.probeNS, s.prober.Path().Source)
 	}
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()

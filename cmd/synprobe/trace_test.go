@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -78,5 +80,44 @@ func TestLabTrace(t *testing.T) {
 	code, out, _ = synprobe(t, "lab", "--stack", "linux", "trace", "--probes", "syn")
 	if code != exitOK || !strings.Contains(out, "probe syn:") || !strings.Contains(out, "verdict: pass") {
 		t.Errorf("lab trace text: exit %d\n%s", code, out)
+	}
+}
+
+// TestLabTraceReflectorNamespace: under 'synprobe lab' the reflector's
+// query leaves from the lab's probe side, as the probes do, never from
+// this process's own namespace (where the lab's address may be a real
+// host's): asked of a port with no reflector, the lab's target refuses it;
+// the in-process gVisor lab, which no kernel socket reaches, refuses
+// --reflector before anything is sent.
+func TestLabTraceReflectorNamespace(t *testing.T) {
+	if ok, why := lab.LinuxAvailable(); !ok {
+		t.Skip("linux lab unavailable: " + why)
+	}
+	code, out, errOut := synprobe(t, "lab", "--stack", "linux", "trace", "--probes", "syn", "--wait", "300ms", "--format", "json", "--reflector=192.0.2.2:9")
+	var r trace.Result
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatalf("lab trace --reflector: %v\n%s%s", err, out, errOut)
+	}
+	cov := strings.Join(r.Coverage, "\n")
+	if code != exitOK || !strings.Contains(cov, "connection refused") || strings.Contains(cov, "assign requested address") {
+		t.Errorf("lab trace --reflector: exit %d, coverage:\n%s\nwant exit 0 and the lab target's refusal (asked from the lab's probe side)", code, cov)
+	}
+	code, _, errOut = synprobe(t, "lab", "--stack", "gvisor", "trace", "--probes", "syn", "--reflector=192.0.2.2:9")
+	if code != exitUsage || !strings.Contains(errOut, "--reflector") {
+		t.Errorf("gvisor lab trace --reflector: exit %d, %q; want %d naming --reflector", code, errOut, exitUsage)
+	}
+}
+
+// TestLabArgsFlagValues: under 'synprobe lab' a flag's value that looks
+// like HOST:PORT (--reflector 192.0.2.2:9001) stays the flag's, and the
+// lab's target is still added.
+func TestLabArgsFlagValues(t *testing.T) {
+	got, err := labArgs("trace", []string{"--reflector", "192.0.2.2:9001", "--probes", "syn"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"--closed-port", fmt.Sprint(lab.ClosedPort), "--reflector", "192.0.2.2:9001", "--probes", "syn", netip.AddrPortFrom(lab.TargetAddr4, lab.OpenPort).String()}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("labArgs: got %q, want %q", got, want)
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"golang.org/x/net/bpf"
 
 	"synprobe/internal/bpfasm"
-
 	"synprobe/probe"
 )
 

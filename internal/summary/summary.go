@@ -45,9 +45,12 @@ type Summary struct {
 	scenarios map[string]*Scenario
 	clusters  map[Fingerprint]*Cluster
 	paths     map[[2]string]*PathKind
-	seen      map[netip.AddrPort]struct{}
+	// seen holds the targets counted, per command: an audit and a sweep
+	// of one HOST:PORT are two lines to count, two runs of one command a
+	// repeat.
+	seen map[seenKey]struct{}
 	// interrupted holds targets seen only in interrupted lines so far.
-	interrupted map[netip.AddrPort]struct{}
+	interrupted map[seenKey]struct{}
 }
 
 // Scenario is one scenario's row.
@@ -97,8 +100,8 @@ func New() *Summary {
 	return &Summary{
 		Commands: map[string]int{}, Worst: map[report.Verdict]int{},
 		scenarios: map[string]*Scenario{}, clusters: map[Fingerprint]*Cluster{},
-		paths: map[[2]string]*PathKind{}, seen: map[netip.AddrPort]struct{}{},
-		interrupted: map[netip.AddrPort]struct{}{},
+		paths: map[[2]string]*PathKind{}, seen: map[seenKey]struct{}{},
+		interrupted: map[seenKey]struct{}{},
 	}
 }
 
@@ -194,6 +197,12 @@ func (s *Summary) Read(r io.Reader, name string) error {
 	}
 }
 
+// seenKey is a target of one command.
+type seenKey struct {
+	command string
+	target  netip.AddrPort
+}
+
 func (s *Summary) add(b []byte) error {
 	var l line
 	if err := json.Unmarshal(b, &l); err != nil {
@@ -210,16 +219,17 @@ func (s *Summary) add(b []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, ok := s.seen[ap]; ok {
+	key := seenKey{l.Command, ap}
+	if _, ok := s.seen[key]; ok {
 		s.Duplicates++
 		return nil
 	}
 	if l.Interrupted {
-		s.interrupted[ap] = struct{}{}
+		s.interrupted[key] = struct{}{}
 		return nil
 	}
-	delete(s.interrupted, ap)
-	s.seen[ap] = struct{}{}
+	delete(s.interrupted, key)
+	s.seen[key] = struct{}{}
 	s.Targets++
 	s.Commands[l.Command]++
 	var verdicts []report.Verdict
@@ -280,12 +290,12 @@ func (s *Summary) addSweep(l *line) error {
 	if err != nil || l.Port < 1 || l.Port > 65535 {
 		return fmt.Errorf("sweep line: addr %q port %d is not a target", l.Addr, l.Port)
 	}
-	ap := netip.AddrPortFrom(a.Unmap(), uint16(l.Port))
-	if _, ok := s.seen[ap]; ok {
+	key := seenKey{"sweep", netip.AddrPortFrom(a.Unmap(), uint16(l.Port))}
+	if _, ok := s.seen[key]; ok {
 		s.Duplicates++
 		return nil
 	}
-	s.seen[ap] = struct{}{}
+	s.seen[key] = struct{}{}
 	s.Targets++
 	s.Commands["sweep"]++
 	if s.Sweep == nil {

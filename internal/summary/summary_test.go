@@ -175,3 +175,21 @@ func TestLayouts(t *testing.T) {
 		}
 	}
 }
+
+// TestSummaryCommandsApart: an audit and a sweep of one HOST:PORT are two
+// lines to count (the README's recipe sweeps, then audits what answered);
+// two audits of it are one target.
+func TestSummaryCommandsApart(t *testing.T) {
+	lines := `{"command":"audit","target":{"address":"10.0.0.1:80"},"results":[{"name":"closed-syn","verdict":"pass"}]}
+{"addr":"10.0.0.1","port":80,"state":"open"}
+{"command":"audit","target":{"address":"10.0.0.1:80"},"results":[{"name":"closed-syn","verdict":"pass"}]}
+`
+	s := New()
+	if err := s.Read(strings.NewReader(lines), "mixed.jsonl"); err != nil {
+		t.Fatal(err)
+	}
+	s.Finish()
+	if s.Commands["audit"] != 1 || s.Commands["sweep"] != 1 || s.Sweep["open"] != 1 || s.Duplicates != 1 {
+		t.Errorf("got commands %v, sweep %v, %d duplicates; want audit 1, sweep 1 (open 1), 1 duplicate", s.Commands, s.Sweep, s.Duplicates)
+	}
+}

@@ -69,10 +69,14 @@ func (t *tracer) reflect(ctx context.Context, r *Result, started time.Time, cw *
 	if err != nil {
 		for i, l := range r.Coverage {
 			if l == noReflectorLine {
-				r.Coverage[i] = "reverse path not observed (the reflector did not answer): what the SYN-ACK carries is the target's or the path's"
+				r.Coverage[i] = "reverse path not observed (the reflector could not be asked): what the SYN-ACK carries is the target's or the path's"
 			}
 		}
-		r.Coverage = append(r.Coverage, fmt.Sprintf("reflector %s: %v", rf, err))
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "reflector") {
+			msg = fmt.Sprintf("reflector %s: %s", rf, msg)
+		}
+		r.Coverage = append(r.Coverage, "blind segment not observed: "+msg)
 		return
 	}
 	t.mu.Lock()
