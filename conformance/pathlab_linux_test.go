@@ -10,6 +10,7 @@ import (
 	"synprobe/conformance/report"
 	"synprobe/conformance/script"
 	"synprobe/internal/pathlab"
+	"synprobe/internal/pathlab/pathlabtest"
 	"synprobe/probe"
 )
 
@@ -18,20 +19,9 @@ import (
 // the MSS clamp on r1 left it, and r1's time exceeded for a TTL-1 SYN does
 // not break a silence.
 func TestICMPLinesOnRealRouters(t *testing.T) {
-	if ok, why := pathlab.Available(); !ok {
-		t.Skip(why)
-	}
+	bed := pathlabtest.Start(t, pathlab.Config{IPv6: true})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bed, err := pathlab.Start(ctx, pathlab.Config{IPv6: true})
-	if err != nil {
-		t.Fatalf("start the path bed: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := bed.Close(); err != nil {
-			t.Errorf("close the path bed: %v", err)
-		}
-	})
 	if len(bed.Hops) < 2 || len(bed.Hops6) < 2 {
 		t.Fatalf("bed.Hops = %v, Hops6 = %v, want r1 and r2 at least", bed.Hops, bed.Hops6)
 	}

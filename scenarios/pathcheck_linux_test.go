@@ -14,6 +14,7 @@ import (
 	"synprobe/conformance/fingerprint"
 	"synprobe/conformance/report"
 	"synprobe/internal/pathlab"
+	"synprobe/internal/pathlab/pathlabtest"
 	"synprobe/internal/trace"
 	"synprobe/probe"
 )
@@ -22,20 +23,7 @@ import (
 // it when t ends; without root or nft, t is skipped with the reason.
 func startPathBed(t testing.TB) *pathlab.Bed {
 	t.Helper()
-	if ok, why := pathlab.Available(); !ok {
-		t.Skip(why)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := pathlab.Start(ctx, pathlab.Config{})
-	if err != nil {
-		t.Fatalf("pathlab.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("closing the path bed: %v", err)
-		}
-	})
+	b := pathlabtest.Start(t, pathlab.Config{})
 	return b
 }
 

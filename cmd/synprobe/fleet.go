@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -32,6 +31,32 @@ const (
 	maxConcurrency     = 4096
 	maxPPS             = 1e6
 )
+
+// excludeList is what --targets and sweep never probe: the default ranges
+// (the documentation ones too unless --allow-documentation or under lab)
+// and each --exclude, a CIDR or a zmap blocklist file.
+func excludeList(c *cli.Context) (*exclude.List, error) {
+	list := exclude.Default(c.Bool("allow-documentation") || labTarget(c.Context) != nil)
+	for _, e := range c.StringSlice("exclude") {
+		if p, err := exclude.ParsePrefix(e); err == nil {
+			list.Add(p, "excluded by --exclude "+p.String())
+			continue
+		}
+		if stopIfCheckOnly(c) != nil {
+			continue // a file: not read in a check-only run
+		}
+		f, err := os.Open(e)
+		if err != nil {
+			return nil, fileErr("--exclude", e, err)
+		}
+		err = list.ReadBlocklist(f, e)
+		f.Close()
+		if err != nil {
+			return nil, usageErr("--exclude: %v", printable(err.Error()))
+		}
+	}
+	return list, nil
+}
 
 // fleetFlags are the flags of a many-target run (audit and handshake).
 func fleetFlags() []cli.Flag {
@@ -102,24 +127,9 @@ func parseFleetArgs(c *cli.Context, command string, rate float64) (*fleetArgs, e
 		}
 		a.opt.Shard, a.shardFrom = sh, from
 	}
-	list := exclude.Default(c.Bool("allow-documentation") || labTarget(c.Context) != nil)
-	for _, e := range c.StringSlice("exclude") {
-		if p, err := exclude.ParsePrefix(e); err == nil {
-			list.Add(p, "excluded by --exclude "+p.String())
-			continue
-		}
-		if stopIfCheckOnly(c) != nil {
-			continue // a file: not read in a check-only run
-		}
-		f, err := os.Open(e)
-		if err != nil {
-			return nil, fileErr("--exclude", e, err)
-		}
-		err = list.ReadBlocklist(f, e)
-		f.Close()
-		if err != nil {
-			return nil, usageErr("--exclude: %v", printable(err.Error()))
-		}
+	list, err := excludeList(c)
+	if err != nil {
+		return nil, err
 	}
 	a.opt.Exclude = list
 	a.opt.Lookup = targetsrc.LookupFunc(lookupFrom(c.Context))
@@ -259,7 +269,7 @@ func openFleetOutput(c *cli.Context) (io.Writer, func() error, error) {
 		if rs, err := os.Stat(r); err == nil {
 			if os.SameFile(rs, statOrNil(name)) {
 				flags = os.O_WRONLY | os.O_APPEND
-				if err := trimPartialLine(name); err != nil {
+				if err := targetsrc.TrimPartialLine(name); err != nil {
 					return nil, nil, fileErr("--output", name, err)
 				}
 			}
@@ -278,35 +288,6 @@ func statOrNil(name string) os.FileInfo {
 		return nil
 	}
 	return st
-}
-
-// trimPartialLine cuts a file after its last newline: a run killed while
-// writing may leave half a line, which the next line must not join.
-func trimPartialLine(name string) error {
-	f, err := os.OpenFile(name, os.O_RDWR, 0)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil || st.Size() == 0 {
-		return err
-	}
-	// Lines are reports of a few kilobytes; look back far enough for one.
-	const back = 1 << 20
-	off := max(st.Size()-back, 0)
-	buf := make([]byte, st.Size()-off)
-	if _, err := f.ReadAt(buf, off); err != nil {
-		return err
-	}
-	if buf[len(buf)-1] == '\n' {
-		return nil
-	}
-	i := bytes.LastIndexByte(buf, '\n')
-	if i < 0 && off > 0 {
-		return fmt.Errorf("its last line is longer than %d bytes", back)
-	}
-	return f.Truncate(off + int64(i+1))
 }
 
 // fleetProgress draws one line of progress on a terminal's stderr.

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"synprobe/internal/pathlab"
+	"synprobe/internal/pathlab/pathlabtest"
 )
 
 // TestHandshakeThroughProxy: handshake --path-check auto through a box
@@ -17,20 +16,7 @@ func TestHandshakeThroughProxy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: a path bed")
 	}
-	if ok, why := pathlab.Available(); !ok {
-		t.Skip(why)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := pathlab.Start(ctx, pathlab.Config{})
-	if err != nil {
-		t.Fatalf("pathlab.Start: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("closing the path bed: %v", err)
-		}
-	})
+	b := pathlabtest.Start(t, pathlab.Config{})
 	for _, box := range []pathlab.Box{pathlab.BoxProxy, pathlab.BoxSYNProxy} {
 		t.Run(string(box), func(t *testing.T) {
 			if err := b.SetBox(box, pathlab.Last); err != nil {

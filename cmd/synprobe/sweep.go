@@ -149,24 +149,9 @@ func parseSweepArgs(c *cli.Context) (*sweepArgs, error) {
 		}
 		targets = append(targets, p)
 	}
-	list := exclude.Default(c.Bool("allow-documentation") || labTarget(c.Context) != nil)
-	for _, e := range c.StringSlice("exclude") {
-		if p, err := exclude.ParsePrefix(e); err == nil {
-			list.Add(p, "excluded by --exclude "+p.String())
-			continue
-		}
-		if stopIfCheckOnly(c) != nil {
-			continue // a file: not read in a check-only run
-		}
-		f, err := os.Open(e)
-		if err != nil {
-			return nil, fileErr("--exclude", e, err)
-		}
-		err = list.ReadBlocklist(f, e)
-		f.Close()
-		if err != nil {
-			return nil, usageErr("--exclude: %v", printable(err.Error()))
-		}
+	list, err := excludeList(c)
+	if err != nil {
+		return nil, err
 	}
 	a.set = list.Apply(targets)
 	a.cfg.Targets = a.set.Prefixes

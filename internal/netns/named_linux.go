@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strings"
+	"time"
 
 	vnetns "github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
@@ -72,6 +74,37 @@ func DeleteNamed(name string) error {
 		return fmt.Errorf("delete network namespace %s: %w", name, err)
 	}
 	return nil
+}
+
+// NamedWithPrefix lists the named namespaces whose name starts with
+// prefix, by inode. A name not bound to a namespace (one being made, or
+// left by a process killed between the two steps of making it) is removed
+// once it is more than a minute old.
+func NamedWithPrefix(prefix string) (map[uint64][]string, error) {
+	ents, err := os.ReadDir(NamedDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("list named network namespaces: %w", err)
+	}
+	byIno := map[uint64][]string{}
+	for _, e := range ents {
+		if !strings.HasPrefix(e.Name(), prefix) {
+			continue
+		}
+		path := filepath.Join(NamedDir, e.Name())
+		var st unix.Stat_t
+		var fs unix.Statfs_t
+		if unix.Stat(path, &st) != nil || unix.Statfs(path, &fs) != nil {
+			continue
+		}
+		if fs.Type != unix.NSFS_MAGIC {
+			if time.Since(time.Unix(st.Mtim.Unix())) > time.Minute {
+				os.Remove(path)
+			}
+			continue
+		}
+		byIno[st.Ino] = append(byIno[st.Ino], e.Name())
+	}
+	return byIno, nil
 }
 
 // Users finds, for each namespace inode, the processes that use it: a

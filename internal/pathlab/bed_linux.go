@@ -6,11 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +19,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	vnetns "github.com/vishvananda/netns"
-	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
 	"synprobe/internal/veth"
@@ -296,8 +295,6 @@ func (b *Bed) sysctls(n Node, kv map[string]string) error {
 	})
 }
 
-// Legacy ethtool commands (linux/ethtool.h) for the checksum offloads,
-// which internal/veth does not cover.
 // offloadsOff switches off checksum offloads, TSO, GSO and GRO on a veth:
 // every segment crosses the routers and reaches a capture as sent, one
 // frame each, with its checksum computed.
@@ -315,33 +312,11 @@ func offloadsOff(ns int, ifName string) error {
 // descriptor of each of its namespaces from before the name appears until
 // Close removes it, so it is never taken for stale).
 func removeStale() error {
-	ents, err := os.ReadDir(netns.NamedDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	byIno, err := netns.NamedWithPrefix(NamePrefix)
+	if err != nil {
 		return fmt.Errorf("remove stale beds: %w", err)
 	}
-	byIno := map[uint64][]string{}
-	var inos []uint64
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), NamePrefix) {
-			continue
-		}
-		path := filepath.Join(netns.NamedDir, e.Name())
-		var st unix.Stat_t
-		var fs unix.Statfs_t
-		if unix.Stat(path, &st) != nil || unix.Statfs(path, &fs) != nil {
-			continue
-		}
-		if fs.Type != unix.NSFS_MAGIC {
-			// Not bound yet: a bed being made, or one killed between
-			// the two steps. Only an old one is stale.
-			if time.Since(time.Unix(st.Mtim.Unix())) > time.Minute {
-				os.Remove(path)
-			}
-			continue
-		}
-		inos = append(inos, st.Ino)
-		byIno[st.Ino] = append(byIno[st.Ino], e.Name())
-	}
+	inos := slices.Collect(maps.Keys(byIno))
 	if len(inos) == 0 {
 		return nil
 	}

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -198,33 +197,11 @@ func removeStale() error {
 	// namespaces and removes it before them, so a directory seen here
 	// whose bed lives has its namespaces in the list read next.
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), NamePrefix+"*"))
-	ents, err := os.ReadDir(netns.NamedDir)
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
+	byIno, err := netns.NamedWithPrefix(NamePrefix)
+	if err != nil {
 		return fmt.Errorf("remove stale beds: %w", err)
 	}
-	var inos []uint64
-	byIno := map[uint64][]string{}
-	for _, e := range ents {
-		if !strings.HasPrefix(e.Name(), NamePrefix) {
-			continue
-		}
-		path := filepath.Join(netns.NamedDir, e.Name())
-		var st unix.Stat_t
-		var fs unix.Statfs_t
-		if unix.Stat(path, &st) != nil || unix.Statfs(path, &fs) != nil {
-			continue
-		}
-		if fs.Type != unix.NSFS_MAGIC {
-			// A name not bound yet: a bed being made, or one killed
-			// between the two steps. Only an old one is stale.
-			if time.Since(time.Unix(st.Mtim.Unix())) > time.Minute {
-				os.Remove(path)
-			}
-			continue
-		}
-		inos = append(inos, st.Ino)
-		byIno[st.Ino] = append(byIno[st.Ino], e.Name())
-	}
+	inos := slices.Collect(maps.Keys(byIno))
 	used, err := netns.Users(inos)
 	if err != nil {
 		return fmt.Errorf("remove stale beds: %w", err)

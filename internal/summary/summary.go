@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"synprobe/conformance/report"
+	"synprobe/internal/targets"
 )
 
 // Summary is what the lines of many runs add up to.
@@ -215,7 +216,7 @@ func (s *Summary) add(b []byte) error {
 	if l.Command == "" || l.Target == nil {
 		return errors.New(`neither a report (command, target) nor a sweep line (addr, state)`)
 	}
-	ap, err := targetOf(l.Target)
+	ap, err := targets.TargetOf(l.Target)
 	if err != nil {
 		return err
 	}
@@ -323,26 +324,6 @@ func (s *Summary) addCluster(f Fingerprint) {
 		s.clusters[f] = c
 	}
 	c.Count++
-}
-
-func targetOf(raw json.RawMessage) (netip.AddrPort, error) {
-	var text string
-	if len(raw) > 0 && raw[0] == '{' {
-		var t struct {
-			Address string `json:"address"`
-		}
-		if err := json.Unmarshal(raw, &t); err != nil {
-			return netip.AddrPort{}, fmt.Errorf("target: %v", err)
-		}
-		text = t.Address
-	} else if err := json.Unmarshal(raw, &text); err != nil {
-		return netip.AddrPort{}, fmt.Errorf("target: %v", err)
-	}
-	ap, err := netip.ParseAddrPort(text)
-	if err != nil {
-		return netip.AddrPort{}, fmt.Errorf("target %q is not ADDRESS:PORT", text)
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
 }
 
 // initialTTL is the TTL a stack most likely started from: the next of

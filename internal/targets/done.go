@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
 )
 
 // Done is the set of targets a previous run finished, from its JSON lines.
@@ -113,4 +114,34 @@ func TargetOf(raw json.RawMessage) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("target %q is not ADDRESS:PORT", text)
 	}
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), nil
+}
+
+// TrimPartialLine cuts a file after its last newline: a run killed while
+// writing may leave half a line, which the next line must not join
+// (a resumed run appends to the file ReadDone read).
+func TrimPartialLine(name string) error {
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || st.Size() == 0 {
+		return err
+	}
+	// Lines are reports of a few kilobytes; look back far enough for one.
+	const back = 1 << 20
+	off := max(st.Size()-back, 0)
+	buf := make([]byte, st.Size()-off)
+	if _, err := f.ReadAt(buf, off); err != nil {
+		return err
+	}
+	if buf[len(buf)-1] == '\n' {
+		return nil
+	}
+	i := bytes.LastIndexByte(buf, '\n')
+	if i < 0 && off > 0 {
+		return fmt.Errorf("its last line is longer than %d bytes", back)
+	}
+	return f.Truncate(off + int64(i+1))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"synprobe/internal/pathlab"
+	"synprobe/internal/pathlab/pathlabtest"
 	"synprobe/probe"
 )
 
@@ -16,20 +17,7 @@ import (
 // or nft, t is skipped with the reason.
 func startBed(t testing.TB, cfg pathlab.Config) *pathlab.Bed {
 	t.Helper()
-	if ok, why := pathlab.Available(); !ok {
-		t.Skip(why)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	b, err := pathlab.Start(ctx, cfg)
-	if err != nil {
-		t.Fatalf("start the path bed: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("close the path bed: %v", err)
-		}
-	})
+	b := pathlabtest.Start(t, cfg)
 	return b
 }
 
