@@ -102,10 +102,24 @@ type classifier struct {
 	src   uint32
 	sport uint16
 	space *space
+	// retries is how many SYNs after the first a probe may get: the SYN
+	// of attempt k carries the keyed ISN + k-1, so a reply names the SYN
+	// it answers.
+	retries int
+}
+
+// attempt is the attempt (1-based) whose SYN carried seq, or 0 when seq
+// is none of the probe's ISNs.
+func (c *classifier) attempt(seq uint32, dst uint32, port uint16) int {
+	d := seq - ISN(c.key, c.src, dst, c.sport, port)
+	if d > uint32(c.retries) {
+		return 0
+	}
+	return int(d) + 1
 }
 
 // classify reads a frame. For a valid reply it returns the probe's index
-// and its result (Attempt not set).
+// and its result, with the attempt whose SYN it answers.
 func (c *classifier) classify(f []byte) (verdict, uint64, Result) {
 	if len(f) < ipOff+20 || binary.BigEndian.Uint16(f[12:]) != 0x0800 {
 		return notOurs, 0, Result{}
@@ -139,10 +153,11 @@ func (c *classifier) tcp(tcp []byte, from uint32, ttl uint8) (verdict, uint64, R
 	}
 	flags := tcp[13]
 	ack := binary.BigEndian.Uint32(tcp[8:])
-	if flags&0x10 == 0 || ack != ISN(c.key, c.src, from, c.sport, port)+1 {
+	attempt := c.attempt(ack-1, from, port)
+	if flags&0x10 == 0 || attempt == 0 {
 		return invalid, 0, Result{}
 	}
-	r := Result{Addr: addrOf(from), Port: port}
+	r := Result{Addr: addrOf(from), Port: port, Attempt: attempt}
 	switch {
 	case flags&0x04 != 0:
 		r.State = Closed
@@ -227,11 +242,15 @@ func (c *classifier) icmp(icmp []byte, from uint32) (verdict, uint64, Result) {
 	dst := binary.BigEndian.Uint32(q[16:])
 	port := binary.BigEndian.Uint16(qtcp[2:])
 	idx, ok := c.space.index(dst, port)
-	if !ok || binary.BigEndian.Uint32(qtcp[4:]) != ISN(c.key, c.src, dst, c.sport, port) {
+	if !ok {
+		return invalid, 0, Result{}
+	}
+	attempt := c.attempt(binary.BigEndian.Uint32(qtcp[4:]), dst, port)
+	if attempt == 0 {
 		return invalid, 0, Result{}
 	}
 	typ, code := icmp[0], icmp[1]
-	r := Result{Addr: addrOf(dst), Port: port, State: Filtered, ICMPType: &typ, ICMPCode: &code}
+	r := Result{Addr: addrOf(dst), Port: port, State: Filtered, ICMPType: &typ, ICMPCode: &code, Attempt: attempt}
 	if from != dst {
 		r.ICMPFrom = addrOf(from)
 	}

@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 		cfg:   cfg,
 		sp:    sp,
 		tmpl:  tmpl,
-		cls:   &classifier{key: cfg.Key, src: src, sport: sport, space: sp},
+		cls:   &classifier{key: cfg.Key, src: src, sport: sport, space: sp, retries: cfg.Retries},
 		done:  make([]uint64, (st.Total+63)/64),
 		txfd:  txfd,
 		rxfd:  rxfd,
@@ -458,6 +458,8 @@ func (s *sweeper) send(ctx context.Context, perm *permutation, retry bool) error
 		msgs[k].Hdr.Iov = &iov[k]
 		msgs[k].Hdr.SetIovlen(1)
 	}
+	// The SYN of attempt k carries the keyed ISN + k-1 (classifier.attempt).
+	bump := uint32(s.pass.Load() - 1)
 	interval := float64(time.Second) / float64(s.cfg.Rate)
 	begin := time.Now()
 	var n uint64 // sent in this pass
@@ -476,7 +478,7 @@ func (s *sweeper) send(ctx context.Context, perm *permutation, retry bool) error
 				mac := s.macs[a]
 				copy(frames[k*frameLen:], mac[:])
 			}
-			s.tmpl.patch(frames[k*frameLen:(k+1)*frameLen], a, p, ISN(s.cls.key, s.cls.src, a, s.cls.sport, p))
+			s.tmpl.patch(frames[k*frameLen:(k+1)*frameLen], a, p, ISN(s.cls.key, s.cls.src, a, s.cls.sport, p)+bump)
 			k++
 		}
 		if k == 0 {
@@ -584,7 +586,6 @@ func (s *sweeper) handle(f []byte) {
 		return
 	}
 	s.answered.Add(1)
-	r.Attempt = int(s.pass.Load())
 	if r.Attempt > 1 {
 		s.retried.Add(1)
 	}

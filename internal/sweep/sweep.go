@@ -49,10 +49,11 @@ type Result struct {
 	MSS     *uint16 `json:"mss,omitempty"`
 	WScale  *uint8  `json:"wscale,omitempty"`
 	Options *string `json:"options,omitempty"`
-	// Attempt is the pass (1 = the first send, 2 = the first retry...)
-	// during which the answer arrived; a Silent result has the number of
-	// SYNs sent to the probe (0 for an on-link address that did not
-	// answer ARP).
+	// Attempt is the SYN the answer answers (1 = the first, 2 = the
+	// first retry...): each attempt's SYN has its own ISN, so a late
+	// answer to the first SYN still says 1. A Silent result has the
+	// number of SYNs sent to the probe (0 for an on-link address that
+	// did not answer ARP).
 	Attempt int `json:"attempt"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -134,5 +135,47 @@ func TestSweepOnLink(t *testing.T) {
 	}
 	if len(st.Notes) == 0 || !strings.Contains(st.Notes[0], "on the local link") {
 		t.Errorf("notes %q: want one saying the targets are on the local link", st.Notes)
+	}
+}
+
+// TestSweepAttemptNamesTheSYN: the target's kernel drops the first SYN it
+// receives (nftables numgen), so the probe is answered on the retry: the
+// line says attempt 2, and the stats count it as retried.
+func TestSweepAttemptNamesTheSYN(t *testing.T) {
+	needRoot(t)
+	lab := startLab(t, "10.200.0.0/24", []uint16{80})
+	rules := `table inet sweepfirst {
+	chain in {
+		type filter hook prerouting priority -300;
+		tcp flags & (syn | ack) == syn tcp dport 80 numgen inc mod 2 == 0 drop
+	}
+}`
+	cmd := exec.Command("ip", "netns", "exec", lab.TargetNS, "nft", "-f", "-")
+	cmd.Stdin = strings.NewReader(rules)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("nft: %v: %s", err, out)
+	}
+	target := netip.MustParseAddr("10.200.0.1")
+	var got []Result
+	st, err := Run(context.Background(), Config{
+		Targets: []netip.Prefix{netip.PrefixFrom(target, 32)},
+		Ports:   []uint16{80},
+		Rate:    1000,
+		Retries: 2,
+		Wait:    300 * time.Millisecond,
+		NetNS:   lab.ProbeFD(),
+		Emit:    func(r Result) { got = append(got, r) },
+	})
+	if err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if e := lab.Plan.Expect(target, 80); e.State != string(Open) {
+		t.Fatalf("the plan has %v:80 %s; the test needs an open port", target, e.State)
+	}
+	if len(got) != 1 || got[0].State != Open || got[0].Attempt != 2 {
+		t.Fatalf("results %+v: want one, open, attempt 2 (the first SYN was dropped)", got)
+	}
+	if st.Retried != 1 || st.Sent != 2 {
+		t.Errorf("stats: retried %d, sent %d; want 1 and 2", st.Retried, st.Sent)
 	}
 }

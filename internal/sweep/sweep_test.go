@@ -180,7 +180,7 @@ func TestClassify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &classifier{key: testKey, src: testSrc, sport: testSport, space: sp}
+	c := &classifier{key: testKey, src: testSrc, sport: testSport, space: sp, retries: 2}
 	dst := u32(netip.MustParseAddr("10.200.0.7"))
 	isn80 := ISN(testKey, testSrc, dst, testSport, 80)
 	isn81 := ISN(testKey, testSrc, dst, testSport, 81)
@@ -216,7 +216,27 @@ func TestClassify(t *testing.T) {
 			}
 			return ""
 		}},
-		{"ICMP quoting a wrong ISN", unreachable(dst, dst, 80, 3, isn80+1), invalid, "", nil},
+		{"ICMP quoting a wrong ISN", unreachable(dst, dst, 80, 3, isn80+3), invalid, "", nil},
+		// Each attempt's SYN carries ISN + attempt-1: a reply names it.
+		{"SYN-ACK to the second SYN", reply(dst, 80, 0x12, isn80+2, nil), valid, Open, func(r Result) string {
+			if r.Attempt != 2 {
+				return "attempt wrong, want 2"
+			}
+			return ""
+		}},
+		{"RST to the third SYN", reply(dst, 81, 0x14, isn81+3, nil), valid, Closed, func(r Result) string {
+			if r.Attempt != 3 {
+				return "attempt wrong, want 3"
+			}
+			return ""
+		}},
+		{"SYN-ACK to a fourth SYN never sent", reply(dst, 80, 0x12, isn80+4, nil), invalid, "", nil},
+		{"ICMP quoting the third SYN", unreachable(dst, dst, 80, 3, isn80+2), valid, Filtered, func(r Result) string {
+			if r.Attempt != 3 {
+				return "attempt wrong, want 3"
+			}
+			return ""
+		}},
 		{"truncated", reply(dst, 80, 0x12, isn80+1, nil)[:30], notOurs, "", nil},
 	}
 	for _, tt := range tests {
@@ -230,6 +250,9 @@ func TestClassify(t *testing.T) {
 		}
 		if a, p := sp.probe(i); addrOf(a) != r.Addr || p != r.Port {
 			t.Errorf("%s: index %d is %v:%d, result says %v:%d", tt.name, i, addrOf(a), p, r.Addr, r.Port)
+		}
+		if tt.check == nil && r.Attempt != 1 {
+			t.Errorf("%s: attempt %d, want 1 (the first SYN)", tt.name, r.Attempt)
 		}
 		if tt.check != nil {
 			if msg := tt.check(r); msg != "" {
