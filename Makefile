@@ -3,15 +3,21 @@
 GO        ?= go
 export GOTOOLCHAIN := local
 BIN       := bin/synprobe
+STATIC    := bin/synprobe-static
 PKGS      := ./...
 STATICCHECK_VERSION := v0.6.1
 
-.PHONY: all build demo test test-short lint bench fuzz clean
+.PHONY: all build static demo test test-short lint bench fuzz clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN) ./cmd/synprobe
+
+# The binary of deploy/Dockerfile's image (FROM scratch): no cgo, so
+# nothing is linked at run time; deploy/kubernetes/validate checks it.
+static:
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(STATIC) ./cmd/synprobe
 
 demo: build
 	./$(BIN) lab
@@ -19,6 +25,7 @@ demo: build
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+	cd deploy/kubernetes/validate && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)

@@ -70,6 +70,7 @@ func fleetFlags() []cli.Flag {
 		&cli.StringFlag{Name: "resume", Usage: "skip the targets already in `FILE`, the JSON lines of an earlier run (the same file as --output appends to it)"},
 		&cli.StringSliceFlag{Name: "exclude", Usage: "never check `CIDR|FILE` (a zmap blocklist); repeatable"},
 		&cli.BoolFlag{Name: "allow-documentation", Usage: "check targets in the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20), excluded by default"},
+		&cli.IntFlag{Name: "fail-exit-code", Value: exitFail, Usage: "exit with `CODE` when a target failed a check (--targets); 0 for a batch task that succeeded whatever it found (a target with an error still exits 3)"},
 	}
 }
 
@@ -81,6 +82,7 @@ type fleetArgs struct {
 	workers   int
 	perTarget float64 // SYNs per second per target
 	startRate float64 // targets started per second
+	failCode  int     // the exit code when a target failed a check
 }
 
 // parseFleetArgs checks the flags of a --targets run; rate is the
@@ -108,6 +110,10 @@ func parseFleetArgs(c *cli.Context, command string, rate float64) (*fleetArgs, e
 	pps := c.Float64("pps")
 	if math.IsNaN(pps) || math.IsInf(pps, 0) || pps < 0 || pps > maxPPS || pps > 0 && pps < minRate {
 		return nil, usageErr("--pps %v: want %v to %v SYNs per second, 0 for no cap", pps, minRate, maxPPS)
+	}
+	a.failCode = c.Int("fail-exit-code")
+	if a.failCode < 0 || a.failCode > 255 || a.failCode == exitUsage || a.failCode == exitEnv {
+		return nil, usageErr("--fail-exit-code %d: want 0 to 255 but not %d or %d, which mean bad input and a failed environment", a.failCode, exitUsage, exitEnv)
 	}
 	a.workers, a.perTarget = fleet.Plan(c.Int("concurrency"), rate, pps)
 	a.startRate = pps
@@ -213,10 +219,24 @@ func runFleet(c *cli.Context, a *fleetArgs, check fleet.Func) error {
 	case runErr != nil:
 		return envErr(fmt.Errorf("%s: %w", a.command, runErr))
 	}
-	if code := st.ExitCode(); code != 0 {
+	if code := runExitCode(st, a.failCode); code != 0 {
 		return exitCode(code)
 	}
 	return nil
+}
+
+// runExitCode is the exit code of a run that went to its end: failCode
+// when a target failed a check, else 3 when one had an error (this host
+// could not probe it), else 0. A failCode of 0 lets the errors show.
+func runExitCode(st fleet.Stats, failCode int) int {
+	code := st.ExitCode()
+	switch {
+	case code == exitFail && failCode == 0 && st.Errored > 0:
+		return exitEnv
+	case code == exitFail:
+		return failCode
+	}
+	return code
 }
 
 // countTargets reads the file once with the filters, for the total and
@@ -443,7 +463,7 @@ func runFleetCommand(c *cli.Context, a *fleetArgs, run func(c *cli.Context, s *s
 }
 
 // fleetOnly are the flags that mean something only with --targets.
-var fleetOnly = []string{"port", "concurrency", "pps", "shard", "shard-count", "resume", "exclude", "allow-documentation"}
+var fleetOnly = []string{"port", "concurrency", "pps", "shard", "shard-count", "resume", "exclude", "allow-documentation", "fail-exit-code"}
 
 // fleetMode runs many (a command's --targets run) when --targets is
 // given and reports true; otherwise it refuses the flags that need

@@ -28,6 +28,11 @@ func TestTargetsFlagsRefused(t *testing.T) {
 		{[]string{"handshake", "--targets", list, "--format", "json"}, "--targets writes --format jsonl"},
 		{[]string{"handshake", "--shard", "0/2", "10.77.9.3:80"}, "--shard needs --targets"},
 		{[]string{"audit", "--port", "80", "10.77.9.3:80"}, "--port needs --targets"},
+		{[]string{"handshake", "--fail-exit-code", "0", "10.77.9.3:80"}, "--fail-exit-code needs --targets"},
+		{[]string{"handshake", "--targets", list, "--fail-exit-code", "2"}, "--fail-exit-code 2: want 0 to 255 but not 2 or 3, which mean bad input and a failed environment"},
+		{[]string{"audit", "--targets", list, "--fail-exit-code", "3"}, "--fail-exit-code 3: want 0 to 255 but not 2 or 3"},
+		{[]string{"audit", "--targets", list, "--fail-exit-code", "256"}, "--fail-exit-code 256: want 0 to 255"},
+		{[]string{"audit", "--targets", list, "--fail-exit-code", "-1"}, "--fail-exit-code -1: want 0 to 255"},
 		{[]string{"handshake", "--targets", list, "--shard", "2/2"}, `--shard "2/2": I must be a number from 0 to 1`},
 		{[]string{"handshake", "--targets", list, "--shard", "x"}, `--shard "x": want I/N`},
 		{[]string{"handshake", "--targets", list, "--pcap", "x.pcap"}, "--pcap records one target"},
@@ -50,6 +55,31 @@ func TestTargetsFlagsRefused(t *testing.T) {
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Errorf("a refused run created its output %s", out)
+	}
+}
+
+// TestRunExitCode: --fail-exit-code replaces the exit code of a failed
+// check; with 0, a target with an error still exits 3.
+func TestRunExitCode(t *testing.T) {
+	tests := []struct {
+		st       fleet.Stats
+		failCode int
+		want     int
+	}{
+		{fleet.Stats{Done: 3}, 1, 0},
+		{fleet.Stats{Done: 3}, 0, 0},
+		{fleet.Stats{Done: 3, Failed: 1}, 1, 1},
+		{fleet.Stats{Done: 3, Failed: 1}, 0, 0},
+		{fleet.Stats{Done: 3, Failed: 1}, 42, 42},
+		{fleet.Stats{Done: 3, Errored: 1}, 1, 3},
+		{fleet.Stats{Done: 3, Errored: 1}, 0, 3},
+		{fleet.Stats{Done: 3, Failed: 1, Errored: 1}, 1, 1},
+		{fleet.Stats{Done: 3, Failed: 1, Errored: 1}, 0, 3},
+	}
+	for _, tt := range tests {
+		if got := runExitCode(tt.st, tt.failCode); got != tt.want {
+			t.Errorf("runExitCode(%+v, --fail-exit-code %d) = %d, want %d", tt.st, tt.failCode, got, tt.want)
+		}
 	}
 }
 
