@@ -27,7 +27,7 @@ import (
 // probe namespace, with an nftables table (sptrace) in the target's
 // namespace that strips sackOK from the SYNs to 10.95.0.4 as they arrive
 // (the target's SYN-ACK then lacks it: what trace reports "unobserved",
-// there being no router to quote a change), drops everything to port 82
+// there being no router to quote a change), drops everything to port 84
 // (the alt port answers: a drop) and all TCP to 10.95.0.5 (nothing
 // answers). It returns the probe namespace as --netns takes it.
 func traceBed(t *testing.T) string {
@@ -50,7 +50,7 @@ func traceBed(t *testing.T) string {
 	chain prerouting {
 		type filter hook prerouting priority -300; policy accept;
 		ip daddr 10.95.0.4 tcp flags & (syn | ack) == syn reset tcp option sack-perm
-		tcp dport 82 drop
+		tcp dport 84 drop
 		ip daddr 10.95.0.5 meta l4proto tcp drop
 	}
 }
@@ -146,13 +146,14 @@ func TestTraceTargets(t *testing.T) {
 	ns := traceBed(t)
 	dir := t.TempDir()
 	list := filepath.Join(dir, "targets.txt")
-	os.WriteFile(list, []byte("10.95.0.2:80\n10.95.0.3:81\n10.95.0.4\n10.95.0.3:82\n10.95.0.5:80\n127.0.0.1:80\n"), 0o644)
+	os.WriteFile(list, []byte("10.95.0.2:80\n10.95.0.3:81\n10.95.0.4\n10.95.0.3:84\n10.95.0.5:80\n127.0.0.1:80\n"), 0o644)
 	base := []string{"trace", "--netns", ns, "--probes", "syn", "--wait", "500ms", "--targets", list, "--port", "80"}
 	all := filepath.Join(dir, "all.jsonl")
 	code, errOut := fleetRunJudged(t, all, append(base, "--shard", "0/1")...)
 	if code != exitOK {
 		t.Fatalf("trace --targets: exit %d, want 0 (findings of info only)\n%s", code, errOut)
 	}
+	t.Logf("%s", errOut)
 	for _, want := range []string{"trace: 5 targets checked", "excluded 1 (", "1 loopback"} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
@@ -168,7 +169,7 @@ func TestTraceTargets(t *testing.T) {
 		"10.95.0.2:80": {"pass", ""},
 		"10.95.0.3:81": {"pass", ""},
 		"10.95.0.4:80": {"info", "path:unobserved"},
-		"10.95.0.3:82": {"warn", "path:drop(syn)"},
+		"10.95.0.3:84": {"warn", "path:drop(syn)"},
 		"10.95.0.5:80": {"skip", "premise:nothing-to-judge"},
 	}
 	if len(lines) != len(want) {
