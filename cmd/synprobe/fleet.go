@@ -414,6 +414,8 @@ type fleetCheck struct {
 	c       *cli.Context
 	command string
 	run     func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error)
+	// dialOpts are the command's own dial options (trace's AnyQuotedPort).
+	dialOpts []func(*probe.DialConfig)
 
 	mu     sync.Mutex
 	fatal  error
@@ -424,7 +426,7 @@ func (f *fleetCheck) check(ctx context.Context, target netip.AddrPort) *report.R
 	if ctx.Err() != nil {
 		return nil
 	}
-	s, err := dialWith(f.c, target, false)
+	s, err := dialWith(f.c, target, false, f.dialOpts...)
 	if err == nil {
 		var rep *report.Report
 		rep, err = f.run(f.c, s, target)
@@ -444,11 +446,12 @@ func (f *fleetCheck) check(ctx context.Context, target netip.AddrPort) *report.R
 	return fleetErrorReport(f.command, target, err)
 }
 
-// runFleetCommand runs a command's report function over --targets.
-func runFleetCommand(c *cli.Context, a *fleetArgs, run func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error)) error {
+// runFleetCommand runs a command's report function over --targets, each
+// target dialled with dialOpts.
+func runFleetCommand(c *cli.Context, a *fleetArgs, run func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error), dialOpts ...func(*probe.DialConfig)) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
-	fc := &fleetCheck{c: c, command: a.command, run: run, cancel: cancel}
+	fc := &fleetCheck{c: c, command: a.command, run: run, cancel: cancel, dialOpts: dialOpts}
 	parent := c.Context
 	c.Context = ctx
 	err := runFleet(c, a, fc.check)
@@ -535,4 +538,35 @@ func runHandshakeTargets(c *cli.Context) error {
 		return err
 	}
 	return runFleetCommand(c, a, handshakeReport)
+}
+
+// runTraceTargets is trace --targets: one trace per target, each line a
+// report whose path object holds the findings (trace.ReportOf). --rate
+// keeps its meaning per target (probes that can reach it; those that
+// expire at routers are not counted), and --pps caps the same probes over
+// the whole run.
+func runTraceTargets(c *cli.Context) error {
+	if r := c.String("reflector"); r != "" {
+		// A reflector records one port of one host: it could answer for
+		// one line of the list, and lines with and without it would not
+		// compare (what is blind in one is seen in the other).
+		return usageErr("trace: --reflector %s answers for one target (a reflector records one port of one host); with --targets, trace that target alone: synprobe trace --reflector %s HOST:PORT", printable(r), printable(r))
+	}
+	cfg, err := traceConfig(c, netip.AddrPort{})
+	if err != nil {
+		return err
+	}
+	a, err := parseFleetArgs(c, "trace", c.Float64("rate"))
+	if err != nil {
+		return err
+	}
+	cfg.Rate = a.perTarget
+	if cfg.Rate == 0 {
+		cfg.Rate = maxRate
+	}
+	return runFleetCommand(c, a, func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error) {
+		cfg := cfg
+		cfg.Target = target
+		return traceReport(c, s, cfg)
+	}, traceDial)
 }

@@ -15,16 +15,20 @@ func summarizeCommand() *cli.Command {
 		Name:      "summarize",
 		Usage:     "merge the JSON lines of many-target runs and sweeps into tables",
 		ArgsUsage: "FILE...",
-		Description: `Reads the JSON lines of audit and handshake --targets runs (their shards, in
-any order; '-' is standard input) and of synprobe sweep, and prints:
+		Description: `Reads the JSON lines of audit, handshake and trace --targets runs (their
+shards, in any order; '-' is standard input) and of synprobe sweep, and prints:
 
-  - targets by their worst verdict;
+  - targets by their worst verdict (audits and handshakes: a trace's verdict
+    is the path's, counted in its row "trace" and in the path findings);
   - per scenario, how many targets pass, fail, warn, info, skip and error, and
     why: the count of each cause, with one reason as an example;
   - fingerprint clusters: SYN-ACK option layout (M mss, S SACK permitted,
     T timestamps, N nop, E end, Wn window scale n), initial TTL, window, ISN
-    clock and timestamp clock, with how many targets share each;
-  - path findings by kind (reports with a "path" object);
+    clock (random across ports or not, its rate on one 4-tuple) and
+    timestamp clock (its rate, an offset per 4-tuple or one for all), with
+    how many targets share each;
+  - path findings by kind (lines with a "path" object: --path-check, trace),
+    and how many targets' paths were walked and showed nothing;
   - swept ports by state.
 
 A target in several lines counts once (its first finished line); lines of
@@ -33,7 +37,7 @@ line of a file cut short by a killed run is skipped.
 
 Examples:
   synprobe summarize shard-*.jsonl
-  synprobe summarize --format csv -o tables.csv audit.jsonl sweep.jsonl`,
+  synprobe summarize --format csv -o tables.csv audit.jsonl paths.jsonl sweep.jsonl`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "format", Aliases: []string{"f"}, Value: "text", Usage: "output format: text, json, csv"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the tables to `FILE` instead of standard output"},

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -69,14 +70,27 @@ record while it recorded the control is a drop, unless the reflector reports
 lost captures. The query leaves from the probes' namespace and source
 address: the reflector's --allow must name it (or, behind a NAT, the NAT's).
 
+--targets FILE traces every target of a list (as audit --targets takes it),
+--concurrency at a time, and writes one JSON line per target as soon as it is
+done: synprobe's report (command "trace", target HOST:PORT) with one result,
+"trace", whose verdict is the path's and whose cause names the finding that
+decided it (path:KIND; skip when the target never answered), and the "path"
+object audit --path-check writes (mode "trace": findings, coverage, the box
+that answered). summarize counts their findings by kind. --rate stays per
+target; --pps caps the probes that can reach a target over the whole run.
+--reflector answers for one target and is refused with --targets.
+
 Exit codes: 0 pass, info or warn; 1 a finding fails (TS stripped from data
 after it was negotiated, a checksum left invalid); 2 usage; 3 environment.
+With --targets: 1 when a target's path has a failing finding, else 3 when a
+target could not be traced, else 0.
 
 Examples:
   synprobe trace 192.0.2.10:80
   synprobe trace --probes syn --format json 192.0.2.10:443
   synprobe trace --netns client --pcap trace.pcap 10.79.3.1:8080
   synprobe trace --reflector 10.79.3.1:9001 10.79.3.1:8080
+  synprobe trace --probes syn --targets open.jsonl -o paths.jsonl
   synprobe lab trace                (a disposable target; no routers in between)`,
 		Flags: append(append([]cli.Flag{
 			&cli.IntFlag{Name: "max-hops", Value: trace.DefaultMaxHops, Usage: "walk up to `N` hops"},
@@ -89,7 +103,7 @@ Examples:
 			&cli.UintFlag{Name: "alt-port", Usage: "a `PORT` expected closed and not intercepted, where the host itself answers", DefaultText: "closed-port+1, or port+2"},
 			&cli.StringFlag{Name: "reflector", Usage: "compare with what a synprobe reflect on the target host recorded (its report port `HOST:PORT`)"},
 			&cli.DurationFlag{Name: "timeout", Value: time.Minute, Usage: "give up the whole trace after `DURATION`"},
-		}, outputFlags("text", "json")...), probeFlags()...),
+		}, outputFlags("text", "json", "jsonl")...), append(probeFlags(), fleetFlags()...)...),
 		Action: runTrace,
 	}
 }
@@ -163,11 +177,47 @@ func parseFamilies(s string) ([]trace.Family, error) {
 	return out, nil
 }
 
+// traceDial is how trace dials: ICMP errors quoting any source port of
+// ours reach it (a box that rewrites ports makes routers beyond it quote
+// one no session has).
+func traceDial(d *probe.DialConfig) { d.AnyQuotedPort = true }
+
+// traceReport traces cfg.Target over s (closed on return) and returns the
+// report of a --targets line: trace.ReportOf, with the prober's notes. A
+// trace that found nothing to report is an error.
+func traceReport(c *cli.Context, s *session, cfg trace.Config) (*report.Report, error) {
+	started := s.started
+	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
+	defer cancel()
+	res, err := trace.Run(ctx, s.prober, cfg)
+	target := s.reportTarget(netip.AddrPort{})
+	notes := s.prober.Notes()
+	if st := s.prober.Stats(); st.Drops > 0 {
+		notes = append(notes, fmt.Sprintf("the local socket dropped %d frames", st.Drops))
+	}
+	closeErr := s.close()
+	if errors.Is(err, context.DeadlineExceeded) && c.Context.Err() == nil {
+		err = fmt.Errorf("gave up after --timeout %v", c.Duration("timeout"))
+	}
+	if res == nil {
+		return nil, fmt.Errorf("trace: %w", err)
+	}
+	rep := trace.ReportOf(res, cfg.Families, err, target, started)
+	rep.Notes = notes
+	if closeErr != nil {
+		rep.Notes = append(rep.Notes, "closing: "+closeErr.Error())
+	}
+	return rep, nil
+}
+
 func runTrace(c *cli.Context) error {
+	if many, err := fleetMode(c, runTraceTargets); many {
+		return err
+	}
 	if c.NArg() != 1 {
 		return usageErr("trace needs one HOST:PORT (flags go before it), got %d arguments", c.NArg())
 	}
-	if err := checkFormat(c, "text", "json"); err != nil {
+	if err := checkFormat(c, "text", "json", "jsonl"); err != nil {
 		return err
 	}
 	target, err := parseTarget(c.Context, c.Args().First())
@@ -187,7 +237,7 @@ func runTrace(c *cli.Context) error {
 			return usageErr("--reflector %q: want an address of the target's family (%v)", s, target.Addr())
 		}
 	}
-	s, err := dial(c, target, func(d *probe.DialConfig) { d.AnyQuotedPort = true })
+	s, err := dial(c, target, traceDial)
 	if err != nil {
 		return err
 	}
@@ -204,6 +254,7 @@ func runTrace(c *cli.Context) error {
 	ctx, cancel := context.WithTimeout(c.Context, c.Duration("timeout"))
 	defer cancel()
 	res, err := trace.Run(ctx, s.prober, cfg)
+	rtarget := s.reportTarget(netip.AddrPort{})
 	closeErr := s.close()
 	if res == nil {
 		s.out.discard()
@@ -211,6 +262,14 @@ func runTrace(c *cli.Context) error {
 			return c.Context.Err()
 		}
 		return envErr(err)
+	}
+	var line *report.Report
+	if c.String("format") == "jsonl" {
+		// A --targets line of one target.
+		line = trace.ReportOf(res, cfg.Families, err, rtarget, s.started)
+		if closeErr != nil {
+			line.Notes = append(line.Notes, "closing: "+closeErr.Error())
+		}
 	}
 	if err != nil {
 		res.Coverage = append(res.Coverage, "interrupted: "+err.Error())
@@ -224,12 +283,15 @@ func runTrace(c *cli.Context) error {
 		return envErr(fmt.Errorf("write report: %w", err))
 	}
 	var werr error
-	if c.String("format") == "json" {
+	switch c.String("format") {
+	case "json":
 		enc := json.NewEncoder(out.w)
 		enc.SetIndent("", "  ")
 		enc.SetEscapeHTML(false)
 		werr = enc.Encode(res)
-	} else {
+	case "jsonl":
+		werr = writeJSONLine(out.w, line)
+	default:
 		res.WriteText(out.w)
 	}
 	if cerr := out.close(); werr == nil {

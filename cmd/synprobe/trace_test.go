@@ -38,6 +38,32 @@ func TestTraceFlagsRefused(t *testing.T) {
 	}
 }
 
+// TestTraceTargetsFlagsRefused: trace --targets refuses what it cannot
+// honour before anything is read or sent: --reflector (one target's),
+// another format than jsonl, a --pcap, the flags of a bad trace; the
+// --targets flags need --targets.
+func TestTraceTargetsFlagsRefused(t *testing.T) {
+	list := filepath.Join(t.TempDir(), "targets.txt")
+	os.WriteFile(list, []byte("10.95.9.2:80\n"), 0o644)
+	const target = "192.0.2.9:80" // never reached: the flags are refused first
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"trace", "--targets", list, "--reflector", "10.95.9.2:9001"}, "trace: --reflector 10.95.9.2:9001 answers for one target"},
+		{[]string{"trace", "--targets", list, "--format", "json"}, "trace: --targets writes --format jsonl"},
+		{[]string{"trace", "--targets", list, "--pcap", "x.pcap"}, "--pcap records one target"},
+		{[]string{"trace", "--targets", list, target}, `trace: --targets names the targets; drop the argument "192.0.2.9:80"`},
+		{[]string{"trace", "--targets", list, "--probes", "bogus"}, `no family "bogus"`},
+		{[]string{"trace", "--targets", list, "--rate", "-1"}, "--rate -1"},
+		{[]string{"trace", "--targets", list, "--pps", "1e9"}, "--pps 1e+09"},
+		{[]string{"trace", "--shard", "0/2", target}, "--shard needs --targets"},
+		{[]string{"trace", "--concurrency", "2", target}, "--concurrency needs --targets"},
+	} {
+		refused(t, tt.args, tt.want)
+	}
+}
+
 func TestParseFamilies(t *testing.T) {
 	for _, tt := range []struct {
 		in   string

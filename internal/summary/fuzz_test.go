@@ -16,6 +16,7 @@ var readSeeds = map[string][]byte{
 	"interrupted": []byte(`{"command":"handshake","target":"[2001:db8::1]:443","interrupted":true,"results":[]}` + "\n" + `{"command":"handshake","target":"[2001:db8::1]:443","results":[{"name":"handshake","verdict":"pass"}]}`),
 	"sweep":       []byte(`{"addr":"10.0.0.1","port":80,"state":"open","ttl":50,"window":5,"options":"M1,S"}` + "\n" + `{"addr":"10.0.0.2","port":80,"state":"closed"}` + "\n"),
 	"bad":         []byte("{\n{}\n"),
+	"trace":       []byte(`{"command":"trace","target":{"address":"10.0.0.3:80"},"results":[{"name":"trace","verdict":"warn","cause":"path:drop(syn)"}],"path":{"mode":"trace","verdict":"warn","findings":[{"kind":"drop(syn)","verdict":"warn"}]}}` + "\n" + `{"command":"trace","target":{"address":"10.0.0.4:80"},"results":[{"name":"trace","verdict":"pass"}],"path":{"mode":"trace","verdict":"pass","findings":[]},"fingerprint":{"timestamps":{"nominal_hz":1000,"per_4tuple_offsets":false},"isn":{"adjacent_ports":{"random_bits":3}}}}` + "\n"),
 }
 
 func TestFuzzSeedCorpus(t *testing.T) {

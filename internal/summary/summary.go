@@ -31,15 +31,22 @@ type Summary struct {
 	// swept ports).
 	Commands map[string]int `json:"commands"`
 	// Worst counts targets by their worst verdict (the verdict of the
-	// target as a whole).
+	// target as a whole), of the commands that judge the target's stack:
+	// a trace's verdict is the path's (its scenario row "trace" and the
+	// path findings count it).
 	Worst map[report.Verdict]int `json:"worst_verdict"`
 	// Scenarios counts, per scenario, targets by verdict and by cause.
 	Scenarios []*Scenario `json:"scenarios"`
 	// Fingerprints are the clusters of identical fingerprints, largest
 	// first.
 	Fingerprints []*Cluster `json:"fingerprints"`
-	// Paths counts path findings by kind and verdict.
-	Paths []*PathKind `json:"path_findings"`
+	// Paths counts path findings by kind and verdict; PathWalked the
+	// targets whose lines have a path object (audit and handshake
+	// --path-check, trace), PathClean those of them that passed with no
+	// finding: the denominators of the findings.
+	Paths      []*PathKind `json:"path_findings"`
+	PathWalked int         `json:"path_walked"`
+	PathClean  int         `json:"path_clean"`
 	// Sweep counts swept ports by state.
 	Sweep map[string]int `json:"sweep,omitempty"`
 
@@ -120,6 +127,7 @@ type line struct {
 	} `json:"results"`
 	Fingerprint *fingerprint `json:"fingerprint"`
 	Path        *struct {
+		Verdict  report.Verdict `json:"verdict"`
 		Findings []struct {
 			Kind    string `json:"kind"`
 			Verdict string `json:"verdict"`
@@ -155,6 +163,7 @@ type fingerprint struct {
 		Answered  *bool    `json:"answered"`
 		RateHz    *float64 `json:"rate_hz"`
 		NominalHz float64  `json:"nominal_hz"`
+		PerTuple  *bool    `json:"per_4tuple_offsets"`
 	} `json:"timestamps"`
 }
 
@@ -247,7 +256,7 @@ func (s *Summary) add(b []byte) error {
 			sc.addCause(r.Verdict, r.Cause, r.Reason)
 		}
 	}
-	if w := report.Worst(verdicts...); w != "" {
+	if w := report.Worst(verdicts...); w != "" && l.Command != "trace" {
 		s.Worst[w]++
 	}
 	if f := l.Fingerprint; f != nil {
@@ -260,6 +269,10 @@ func (s *Summary) add(b []byte) error {
 		})
 	}
 	if l.Path != nil {
+		s.PathWalked++
+		if len(l.Path.Findings) == 0 && l.Path.Verdict == report.Pass {
+			s.PathClean++
+		}
 		kinds := map[[2]string]bool{}
 		for _, f := range l.Path.Findings {
 			kinds[[2]string{f.Kind, f.Verdict}] = true // a target counts once per kind
@@ -398,12 +411,14 @@ func layoutOfList(s string) string {
 }
 
 // isnClock names how a stack picks ISNs: "random" when those of adjacent
-// ports look random (20 bits or more), and the rate the ISN grows at on
-// one 4-tuple.
+// ports look random (20 bits or more), else how few random bits they
+// have, and the rate the ISN grows at on one 4-tuple.
 func isnClock(f *fingerprint) string {
 	var parts []string
 	if rb := f.ISN.Adjacent.RandomBits; rb != nil && *rb >= 20 {
 		parts = append(parts, "random")
+	} else if rb != nil {
+		parts = append(parts, fmt.Sprintf("predictable (%.0f random bits)", *rb))
 	}
 	if r := f.ISN.OneTuple.RateHz; r != nil {
 		parts = append(parts, hz(*r)+" per 4-tuple")
@@ -415,18 +430,30 @@ func isnClock(f *fingerprint) string {
 }
 
 // tsClock names the timestamp clock: its nominal rate, else the rate
-// measured, "none" when the SYN-ACK carried no timestamps.
+// measured, and whether each 4-tuple sees its own offset (Linux since
+// 4.10) or one clock is shared (the TSval tells the uptime); "none" when
+// the SYN-ACK carried no timestamps.
 func tsClock(f *fingerprint) string {
 	t := f.Timestamps
+	var clock string
 	switch {
 	case t.Answered != nil && !*t.Answered:
 		return "none"
 	case t.NominalHz > 0:
-		return hz(t.NominalHz)
+		clock = hz(t.NominalHz)
 	case t.RateHz != nil:
-		return "~" + hz(*t.RateHz)
+		clock = "~" + hz(*t.RateHz)
+	default:
+		clock = "-"
 	}
-	return "-"
+	switch {
+	case t.PerTuple == nil:
+	case *t.PerTuple:
+		clock += ", offset per 4-tuple"
+	default:
+		clock += ", one offset"
+	}
+	return clock
 }
 
 // hz writes a rate with three significant digits: 1000Hz, 15.6MHz.

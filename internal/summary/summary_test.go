@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,8 +70,8 @@ func TestSummaryCounts(t *testing.T) {
 	if c := synFin.Causes; len(c) != 2 || c[0].Verdict != report.Info || c[0].Count != 3 || c[1].Cause != report.CauseStack || c[1].Example == "" {
 		t.Errorf("listen-syn-fin causes: %+v; want info 3 then fail 1 with its reason", c)
 	}
-	if len(s.Fingerprints) != 3 || s.Fingerprints[0].Count != 3 || s.Fingerprints[0].Options != "M,S,T,N,W8" || s.Fingerprints[0].Timestamps != "1kHz" {
-		t.Errorf("fingerprints %+v; want 3 clusters, the Linux one (M,S,T,N,W8, 1kHz) with 3 targets", s.Fingerprints)
+	if len(s.Fingerprints) != 3 || s.Fingerprints[0].Count != 3 || s.Fingerprints[0].Options != "M,S,T,N,W8" || s.Fingerprints[0].Timestamps != "1kHz, offset per 4-tuple" {
+		t.Errorf("fingerprints %+v; want 3 clusters, the Linux one (M,S,T,N,W8, 1kHz, offset per 4-tuple) with 3 targets", s.Fingerprints)
 	}
 	if len(s.Paths) != 2 || s.Paths[0].Kind != "mss-clamp" || s.Paths[0].Count != 2 {
 		t.Errorf("paths %+v; want mss-clamp on 2 targets, option-stripped(ts) on 1", s.Paths)
@@ -109,7 +110,7 @@ func TestSummaryShardsEqualWhole(t *testing.T) {
 }
 
 func TestSummaryGolden(t *testing.T) {
-	s := readFiles(t, "shard0.jsonl", "shard1.jsonl", "sweep.jsonl")
+	s := readFiles(t, "shard0.jsonl", "shard1.jsonl", "sweep.jsonl", "trace.jsonl")
 	for _, f := range []struct {
 		name  string
 		write func(*bytes.Buffer) error
@@ -191,5 +192,86 @@ func TestSummaryCommandsApart(t *testing.T) {
 	s.Finish()
 	if s.Commands["audit"] != 1 || s.Commands["sweep"] != 1 || s.Sweep["open"] != 1 || s.Duplicates != 1 {
 		t.Errorf("got commands %v, sweep %v, %d duplicates; want audit 1, sweep 1 (open 1), 1 duplicate", s.Commands, s.Sweep, s.Duplicates)
+	}
+}
+
+// TestSummaryPathFindings: path findings are counted by kind from audit
+// --path-check lines and trace --targets lines alike (trace.jsonl is the
+// lines of a run against a real kernel: one target's SYNs lose sackOK on
+// its host, "unobserved"; one port drops SYNs, "drop(syn)"; one host
+// answers nothing); a trace's verdict is the path's and stays out of the
+// targets' worst verdicts.
+func TestSummaryPathFindings(t *testing.T) {
+	s := readFiles(t, "shard0.jsonl", "shard1.jsonl", "trace.jsonl")
+	got := map[string]int{}
+	for _, p := range s.Paths {
+		got[p.Kind+" "+p.Verdict] = p.Count
+	}
+	want := map[string]int{"mss-clamp info": 2, "option-stripped(ts) warn": 1, "unobserved info": 1, "drop(syn) warn": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("path findings %v; want %v", got, want)
+	}
+	checks := []struct {
+		what      string
+		got, want int
+	}{
+		{"traces", s.Commands["trace"], 5},
+		{"paths walked", s.PathWalked, 2 + 5}, // two audits with --path-check, five traces
+		{"paths clean", s.PathClean, 2},       // the traces of 10.95.0.2:80 and 10.95.0.3:81
+		{"worst, audits and handshakes only", s.Worst[report.Pass] + s.Worst[report.Fail] + s.Worst[report.Warn] + s.Worst[report.Info] + s.Worst[report.Skip], 5},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %d, want %d", c.what, c.got, c.want)
+		}
+	}
+	var tr *Scenario
+	for _, sc := range s.Scenarios {
+		if sc.Name == "trace" {
+			tr = sc
+		}
+	}
+	if tr == nil || tr.Targets != 5 || tr.Counts[report.Pass] != 2 || tr.Counts[report.Warn] != 1 || tr.Counts[report.Info] != 1 || tr.Counts[report.Skip] != 1 {
+		t.Fatalf("scenario trace: %+v; want 5 targets: 2 pass, 1 warn, 1 info, 1 skip", tr)
+	}
+	for _, c := range tr.Causes {
+		if c.Cause.Kind() == "stack" {
+			t.Errorf("trace cause %+v: a path finding is never the stack's", c)
+		}
+	}
+}
+
+// TestClocks: the ISN and timestamp clocks of a cluster, from the
+// fingerprint's measures.
+func TestClocks(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	b := func(v bool) *bool { return &v }
+	for _, tt := range []struct {
+		name    string
+		fp      fingerprint
+		isn, ts string
+	}{
+		{"nothing measured", fingerprint{}, "-", "-"},
+		{"linux", func() (fp fingerprint) {
+			fp.ISN.Adjacent.RandomBits, fp.ISN.OneTuple.RateHz = f(31.3), f(15624940)
+			fp.Timestamps.Answered, fp.Timestamps.NominalHz, fp.Timestamps.PerTuple = b(true), 1000, b(true)
+			return
+		}(), "random, 15.6MHz per 4-tuple", "1kHz, offset per 4-tuple"},
+		{"one counter, one TS clock", func() (fp fingerprint) {
+			fp.ISN.Adjacent.RandomBits, fp.ISN.OneTuple.RateHz = f(2), f(250000)
+			fp.Timestamps.RateHz, fp.Timestamps.PerTuple = f(100.4), b(false)
+			return
+		}(), "predictable (2 random bits), 250kHz per 4-tuple", "~100Hz, one offset"},
+		{"no timestamps", func() (fp fingerprint) {
+			fp.Timestamps.Answered = b(false)
+			return
+		}(), "-", "none"},
+	} {
+		if got := isnClock(&tt.fp); got != tt.isn {
+			t.Errorf("%s: ISN clock %q, want %q", tt.name, got, tt.isn)
+		}
+		if got := tsClock(&tt.fp); got != tt.ts {
+			t.Errorf("%s: TS clock %q, want %q", tt.name, got, tt.ts)
+		}
 	}
 }

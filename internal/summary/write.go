@@ -76,8 +76,11 @@ func (s *Summary) WriteText(w io.Writer) error {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t\n", c.Count, c.Options, c.InitialTTL, c.Window, c.ISN, c.Timestamps)
 		}
 	}
+	if s.PathWalked > 0 {
+		fmt.Fprintf(tw, "\nPaths walked to %d targets (trace, --path-check): %d with no finding\n", s.PathWalked, s.PathClean)
+	}
 	if len(s.Paths) > 0 {
-		fmt.Fprintln(tw, "\nTARGETS\tPATH FINDING\tVERDICT\t")
+		fmt.Fprintln(tw, "TARGETS\tPATH FINDING\tVERDICT\t")
 		for _, p := range s.Paths {
 			fmt.Fprintf(tw, "%d\t%s\t%s\t\n", p.Count, p.Kind, p.Verdict)
 		}
@@ -105,7 +108,9 @@ var CSVHeader = []string{"table", "scenario", "verdict", "cause", "options", "in
 
 // WriteCSV writes the finished summary as CSV rows of tables: targets
 // (by worst verdict), scenario (by verdict), cause (by scenario, verdict
-// and cause), fingerprint, path and sweep.
+// and cause), fingerprint, path (by kind and verdict), path-walked and
+// path-clean (the targets whose path was walked, and of them those with
+// no finding) and sweep.
 func (s *Summary) WriteCSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	row := func(table string, fields map[string]string, count int) {
@@ -140,6 +145,10 @@ func (s *Summary) WriteCSV(w io.Writer) error {
 	}
 	for _, p := range s.Paths {
 		row("path", map[string]string{"path_kind": p.Kind, "verdict": p.Verdict}, p.Count)
+	}
+	if s.PathWalked > 0 {
+		row("path-walked", nil, s.PathWalked)
+		row("path-clean", nil, s.PathClean)
 	}
 	for _, k := range sortedKeys(s.Sweep) {
 		row("sweep", map[string]string{"state": k}, s.Sweep[k])
