@@ -67,7 +67,7 @@ func fleetFlags() []cli.Flag {
 		&cli.Float64Flag{Name: "pps", Usage: "send at most `N` SYNs per second in the whole run (--targets; 0: no cap beyond --rate per target); fewer targets run at once to keep it"},
 		&cli.StringFlag{Name: "shard", Usage: "check only shard `I/N` of the targets (I from 0), partitioned by a hash of HOST:PORT", DefaultText: "from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX, else all"},
 		&cli.IntFlag{Name: "shard-count", Usage: "the number of shards `N` for JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's completions; or SYNPROBE_SHARDS)"},
-		&cli.StringFlag{Name: "resume", Usage: "skip the targets already in `FILE`, the JSON lines of an earlier run (the same file as --output appends to it)"},
+		&cli.StringFlag{Name: "resume", Usage: "skip the targets already in `FILE`, the JSON lines of an earlier run, but those interrupted or with an error and no fail (the same file as --output appends to it)"},
 		&cli.StringSliceFlag{Name: "exclude", Usage: "never check `CIDR|FILE` (a zmap blocklist); repeatable"},
 		&cli.BoolFlag{Name: "allow-documentation", Usage: "check targets in the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20), excluded by default"},
 		&cli.IntFlag{Name: "fail-exit-code", Value: exitFail, Usage: "exit with `CODE` when a target failed a check (--targets); 0 for a batch task that succeeded whatever it found (a target with an error still exits 3)"},

@@ -59,6 +59,11 @@ type Summary struct {
 	seen map[seenKey]struct{}
 	// interrupted holds targets seen only in interrupted lines so far.
 	interrupted map[seenKey]struct{}
+	// errored holds the last line of each target whose lines so far all
+	// had an error and no fail (this host could not check it): a run
+	// resumed with --resume checks it again and appends a line, which
+	// then counts instead. Finish counts those left.
+	errored map[seenKey]*line
 }
 
 // Scenario is one scenario's row.
@@ -109,7 +114,7 @@ func New() *Summary {
 		Commands: map[string]int{}, Worst: map[report.Verdict]int{},
 		scenarios: map[string]*Scenario{}, clusters: map[Fingerprint]*Cluster{},
 		paths: map[[2]string]*PathKind{}, seen: map[seenKey]struct{}{},
-		interrupted: map[seenKey]struct{}{},
+		interrupted: map[seenKey]struct{}{}, errored: map[seenKey]*line{},
 	}
 }
 
@@ -235,10 +240,38 @@ func (s *Summary) add(b []byte) error {
 		return nil
 	}
 	if l.Interrupted {
-		s.interrupted[key] = struct{}{}
+		if _, ok := s.errored[key]; !ok {
+			s.interrupted[key] = struct{}{}
+		}
 		return nil
 	}
 	delete(s.interrupted, key)
+	if l.errored() {
+		s.errored[key] = &l
+		return nil
+	}
+	delete(s.errored, key)
+	s.count(key, &l)
+	return nil
+}
+
+// errored reports whether a report line had an error and no fail: this
+// host could not check the target (report.Report.ExitCode 3).
+func (l *line) errored() bool {
+	errs := false
+	for _, r := range l.Results {
+		switch r.Verdict {
+		case report.Fail:
+			return false
+		case report.Error:
+			errs = true
+		}
+	}
+	return errs
+}
+
+// count counts the line of a target: its verdicts, fingerprint and path.
+func (s *Summary) count(key seenKey, l *line) {
 	s.seen[key] = struct{}{}
 	s.Targets++
 	s.Commands[l.Command]++
@@ -286,7 +319,6 @@ func (s *Summary) add(b []byte) error {
 			p.Count++
 		}
 	}
-	return nil
 }
 
 func (sc *Scenario) addCause(v report.Verdict, c report.Cause, reason string) {
@@ -472,6 +504,22 @@ func hz(r float64) string {
 // Finish orders the tables and counts the targets that were only
 // interrupted; call it after the last Read.
 func (s *Summary) Finish() {
+	// The targets whose every line had an error count with the last one,
+	// in a fixed order: the first of a cause gives its example.
+	keys := make([]seenKey, 0, len(s.errored))
+	for k := range s.errored {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].command != keys[j].command {
+			return keys[i].command < keys[j].command
+		}
+		return keys[i].target.Compare(keys[j].target) < 0
+	})
+	for _, k := range keys {
+		s.count(k, s.errored[k])
+		delete(s.errored, k)
+	}
 	s.Interrupted = len(s.interrupted)
 	s.Scenarios = s.Scenarios[:0]
 	for _, sc := range s.scenarios {

@@ -195,6 +195,51 @@ func TestSummaryCommandsApart(t *testing.T) {
 	}
 }
 
+// TestSummaryErrorLinesRedone: a target this host could not check (a line
+// with an error and no fail) that a resumed run checked again counts once,
+// with the later line; one checked only with an error counts as error.
+func TestSummaryErrorLinesRedone(t *testing.T) {
+	lines := `{"command":"audit","target":{"address":"10.0.0.1:80"},"results":[{"name":"audit","verdict":"error","cause":"local-host:failure","reason":"no neighbour"}]}
+{"command":"audit","target":{"address":"10.0.0.2:80"},"results":[{"name":"audit","verdict":"error","cause":"local-host:failure","reason":"no neighbour"}]}
+{"command":"audit","target":{"address":"10.0.0.1:80"},"results":[{"name":"closed-syn","verdict":"pass"}]}
+{"command":"audit","target":{"address":"10.0.0.3:80"},"results":[{"name":"closed-syn","verdict":"fail","cause":"stack"},{"name":"listen-syn-fin","verdict":"error","cause":"local-host:drops"}]}
+{"command":"audit","target":{"address":"10.0.0.3:80"},"results":[{"name":"closed-syn","verdict":"pass"}]}
+`
+	s := New()
+	if err := s.Read(strings.NewReader(lines), "resumed.jsonl"); err != nil {
+		t.Fatal(err)
+	}
+	s.Finish()
+	checks := []struct {
+		what      string
+		got, want int
+	}{
+		{"targets", s.Targets, 3},
+		{"duplicates", s.Duplicates, 1}, // 10.0.0.3's second line: its first had a fail
+		{"worst pass", s.Worst[report.Pass], 1},
+		{"worst error", s.Worst[report.Error], 2},
+	}
+	for _, sc := range s.Scenarios {
+		if sc.Name == "closed-syn" {
+			checks = append(checks, struct {
+				what      string
+				got, want int
+			}{"closed-syn pass", sc.Counts[report.Pass], 1}, struct {
+				what      string
+				got, want int
+			}{"closed-syn fail", sc.Counts[report.Fail], 1})
+		}
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s: got %d, want %d", c.what, c.got, c.want)
+		}
+	}
+	if len(checks) != 6 {
+		t.Errorf("no closed-syn row in %+v", s.Scenarios)
+	}
+}
+
 // TestSummaryPathFindings: path findings are counted by kind from audit
 // --path-check lines and trace --targets lines alike (trace.jsonl is the
 // lines of a run against a real kernel: one target's SYNs lose sackOK on

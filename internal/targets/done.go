@@ -16,9 +16,11 @@ import (
 // only per-target state of a resumed run.
 type Done struct {
 	m map[netip.AddrPort]struct{}
-	// Interrupted counts the lines of targets that run did not finish
-	// (done again); Partial is 1 when the last line was cut short.
-	Interrupted, Partial int
+	// Interrupted counts the lines of targets that run did not finish,
+	// Errored those with an error and no fail (the host could not check
+	// the target: no neighbour, frames dropped); both are done again.
+	// Partial is 1 when the last line was cut short.
+	Interrupted, Errored, Partial int
 }
 
 // Has reports whether ap was done; a nil Done has nothing.
@@ -43,11 +45,34 @@ func (d *Done) Len() int {
 type doneLine struct {
 	Target      json.RawMessage `json:"target"`
 	Interrupted bool            `json:"interrupted"`
+	Results     []struct {
+		Verdict string `json:"verdict"`
+	} `json:"results"`
+}
+
+// redo reports whether the line's target is to be checked again: the run
+// did not finish it, or the host could not check it (an error and no
+// fail: report.Report.ExitCode 3).
+func (l *doneLine) redo() (interrupted, errored bool) {
+	if l.Interrupted {
+		return true, false
+	}
+	for _, r := range l.Results {
+		switch r.Verdict {
+		case "fail":
+			return false, false
+		case "error":
+			errored = true
+		}
+	}
+	return false, errored
 }
 
 // ReadDone reads the targets of a --format jsonl output. A last line cut
 // short (a run killed while writing) is ignored: that target is done
-// again. Lines of interrupted targets do not count.
+// again. Lines of interrupted targets, and of targets with an error and
+// no fail, do not count: a resumed run checks them again (summarize
+// counts the later line).
 func ReadDone(r io.Reader, name string) (*Done, error) {
 	d := &Done{m: map[netip.AddrPort]struct{}{}}
 	br := bufio.NewReaderSize(r, 1<<16)
@@ -64,7 +89,8 @@ func ReadDone(r io.Reader, name string) (*Done, error) {
 		if len(b) == 0 {
 			continue
 		}
-		ap, interrupted, perr := parseDoneLine(b)
+		ap, l, perr := parseDoneLine(b)
+		interrupted, errored := l.redo()
 		switch {
 		case perr != nil && last:
 			d.Partial = 1
@@ -73,6 +99,8 @@ func ReadDone(r io.Reader, name string) (*Done, error) {
 			return nil, &LineError{name, line, perr}
 		case interrupted:
 			d.Interrupted++
+		case errored:
+			d.Errored++
 		default:
 			d.m[ap] = struct{}{}
 		}
@@ -82,13 +110,13 @@ func ReadDone(r io.Reader, name string) (*Done, error) {
 	}
 }
 
-func parseDoneLine(b []byte) (netip.AddrPort, bool, error) {
+func parseDoneLine(b []byte) (netip.AddrPort, *doneLine, error) {
 	var l doneLine
 	if err := json.Unmarshal(b, &l); err != nil {
-		return netip.AddrPort{}, false, fmt.Errorf("not a JSON line of synprobe --format jsonl: %v", err)
+		return netip.AddrPort{}, &l, fmt.Errorf("not a JSON line of synprobe --format jsonl: %v", err)
 	}
 	ap, err := TargetOf(l.Target)
-	return ap, l.Interrupted, err
+	return ap, &l, err
 }
 
 // TargetOf reads the target of a report line: {"address": "HOST:PORT"}

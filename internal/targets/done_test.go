@@ -12,6 +12,8 @@ import (
 func TestReadDone(t *testing.T) {
 	in := `{"command":"audit","target":{"address":"10.0.0.1:80","host":"10.0.0.1","port":80},"results":[]}
 {"command":"audit","target":{"address":"10.0.0.2:80"},"interrupted":true}
+{"command":"audit","target":{"address":"10.0.0.4:80"},"results":[{"name":"audit","verdict":"error","cause":"local-host:failure"}]}
+{"command":"audit","target":{"address":"10.0.0.5:80"},"results":[{"name":"closed-syn","verdict":"fail"},{"name":"listen-syn-fin","verdict":"error"}]}
 
 {"target":"[2001:db8::1]:443"}
 {"command":"audit","target":{"address":"10.0.0.3:8`
@@ -19,13 +21,13 @@ func TestReadDone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for ap, want := range map[string]bool{"10.0.0.1:80": true, "10.0.0.2:80": false, "[2001:db8::1]:443": true, "10.0.0.3:80": false} {
+	for ap, want := range map[string]bool{"10.0.0.1:80": true, "10.0.0.2:80": false, "[2001:db8::1]:443": true, "10.0.0.3:80": false, "10.0.0.4:80": false, "10.0.0.5:80": true} {
 		if got := d.Has(netip.MustParseAddrPort(ap)); got != want {
 			t.Errorf("Has(%s) = %v, want %v", ap, got, want)
 		}
 	}
-	if d.Len() != 2 || d.Interrupted != 1 || d.Partial != 1 {
-		t.Errorf("len %d, interrupted %d, partial %d; want 2, 1, 1", d.Len(), d.Interrupted, d.Partial)
+	if d.Len() != 3 || d.Interrupted != 1 || d.Errored != 1 || d.Partial != 1 {
+		t.Errorf("len %d, interrupted %d, errored %d, partial %d; want 3, 1, 1, 1", d.Len(), d.Interrupted, d.Errored, d.Partial)
 	}
 }
 
