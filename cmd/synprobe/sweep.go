@@ -18,6 +18,8 @@ import (
 
 	"synprobe/internal/exclude"
 	"synprobe/internal/netns"
+	"synprobe/internal/plural"
+	"synprobe/internal/progress"
 	"synprobe/internal/sweep"
 )
 
@@ -80,7 +82,7 @@ Examples:
 			&cli.StringFlag{Name: "netns", Usage: "sweep from the network namespace `NAME` (of ip netns, or a path)"},
 			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "send from interface `IFACE`"},
 			&cli.StringFlag{Name: "source", Usage: "send from address `ADDR` (one of this host's)"},
-			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on standard error: `auto` (when a terminal), always or never"},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "a progress line on standard error when it is a terminal (`auto`; always is the same: a line is never written into a pipe or a file), or never"},
 		},
 		Action: runSweep,
 	}
@@ -112,10 +114,9 @@ func parseSweepArgs(c *cli.Context) (*sweepArgs, error) {
 		return nil, usageErr("--wait %v: want a duration from 0 to %v, such as 1s", w, sweepMaxWait)
 	}
 	switch c.String("progress") {
-	case "auto":
-		f, ok := c.App.ErrWriter.(*os.File)
-		a.progress = ok && isTerminal(f)
-	case "always":
+	case "auto", "always":
+		// always: kept for the command lines that say it; a progress
+		// line is drawn on a terminal only, never into a file.
 		a.progress = true
 	case "never":
 	default:
@@ -201,18 +202,16 @@ func runSweep(c *cli.Context) error {
 		defer f.Close()
 		out = f
 	}
-	w := &lineWriter{w: bufio.NewWriterSize(out, 1<<16)}
+	prog := newSweepProgress(stderr, a)
+	w := &lineWriter{w: bufio.NewWriterSize(prog.line.Above(out), 1<<16)}
 	a.cfg.Emit = w.emit
-	var prog *progressLine
-	if a.progress {
-		prog = &progressLine{w: stderr}
-		a.cfg.Progress = func(p sweep.Progress) { prog.show(p); w.flush() }
+	// Lines reach a pipe within a second even without progress.
+	a.cfg.Progress = func(p sweep.Progress) { prog.show(p); w.flush() }
+	if prog.line != nil {
 		a.cfg.ProgressEvery = 250 * time.Millisecond
-	} else {
-		// Lines reach a pipe within a second even without progress.
-		a.cfg.Progress = func(sweep.Progress) { w.flush() }
 	}
 	st, err := sweep.Run(c.Context, a.cfg)
+	w.flush() // before the line goes: the lines it holds back are written above it
 	prog.end()
 	if ferr := w.flush(); ferr != nil && err == nil {
 		err = envErr(fmt.Errorf("sweep: write results: %w", ferr))
@@ -291,31 +290,49 @@ func (l *lineWriter) flush() error {
 	return l.err
 }
 
-// progressLine redraws one line of progress on a terminal.
-type progressLine struct {
-	w     io.Writer
-	shown bool
+// sweepProgress is sweep's progress line: probes classified of all,
+// the SYNs sent per second, the estimate of the sweep (which knows its
+// send rate and the wait after it), the pass and the receive socket's
+// drops.
+type sweepProgress struct {
+	line *progress.Line // nil: no line
+	mu   sync.Mutex
+	last sweep.Progress
 }
 
-func (p *progressLine) show(s sweep.Progress) {
-	if p == nil {
+func newSweepProgress(stderr io.Writer, a *sweepArgs) *sweepProgress {
+	p := &sweepProgress{}
+	if !a.progress || !progress.IsTerminal(stderr) {
+		return p
+	}
+	p.line = progress.Start(stderr, progress.Options{
+		Name: "sweep", Unit: "answered", Total: int64(a.set.Size()) * int64(len(a.cfg.Ports)),
+		Rate:     func() float64 { return p.get().Rate },
+		RateUnit: "SYN",
+		ETA:      func() time.Duration { return p.get().ETA },
+		Extra: func() string {
+			s := p.get()
+			return fmt.Sprintf("pass %d, %s sent, drops: socket %d, interface %d", max(s.Pass, 1), plural.N(s.Sent, "SYN", "SYNs"), s.RxDrops, s.LinkTxDrops+s.LinkRxDrops)
+		},
+	})
+	return p
+}
+
+func (p *sweepProgress) get() sweep.Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+func (p *sweepProgress) show(s sweep.Progress) {
+	if p.line == nil {
 		return
 	}
-	pct := 0.0
-	if s.Total > 0 {
-		pct = 100 * float64(s.Done) / float64(s.Total)
-	}
-	eta := "-"
-	if s.ETA > 0 {
-		eta = s.ETA.Round(time.Second).String()
-	}
-	fmt.Fprintf(p.w, "\r\x1b[Ksweep: pass %d, %d/%d answered (%.1f%%), %d sent, %.0f pps, ETA %s, drops %d",
-		s.Pass, s.Done, s.Total, pct, s.Sent, s.Rate, eta, s.RxDrops)
-	p.shown = true
+	p.mu.Lock()
+	p.last = s
+	p.mu.Unlock()
+	p.line.SetTotal(int64(s.Total))
+	p.line.SetCurrent(int64(s.Done))
 }
 
-func (p *progressLine) end() {
-	if p != nil && p.shown {
-		fmt.Fprintln(p.w)
-	}
-}
+func (p *sweepProgress) end() { p.line.Stop() }

@@ -133,6 +133,9 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 		rxfd:  rxfd,
 		total: st.Total,
 		macs:  macs,
+
+		ifName:     path.Interface,
+		linkBefore: linkBefore,
 	}
 	if macs != nil {
 		// Unresolved targets are not probed: their bits are set now, and
@@ -428,6 +431,9 @@ type sweeper struct {
 	txfd       int
 	rxfd       int
 	total      uint64
+	// ifName and linkBefore give the interface's drops so far.
+	ifName     string
+	linkBefore [2]uint64
 
 	pass                    atomic.Int32
 	start                   atomic.Int64 // unix nanoseconds of the first SYN
@@ -641,6 +647,9 @@ func (s *sweeper) progress() Progress {
 		s.rxDrops.Add(uint64(ts.Drops)) // the kernel resets them on every read
 	}
 	p.RxDrops = s.rxDrops.Load()
+	if d := linkDrops(s.cfg.NetNS, s.ifName); d[0] >= s.linkBefore[0] && d[1] >= s.linkBefore[1] {
+		p.LinkTxDrops, p.LinkRxDrops = d[0]-s.linkBefore[0], d[1]-s.linkBefore[1]
+	}
 	if p.Pass == 1 && p.Sent < p.Total {
 		p.ETA = time.Duration(float64(p.Total-p.Sent)/float64(s.cfg.Rate)*float64(time.Second)) + s.cfg.Wait
 	}
