@@ -37,6 +37,8 @@ type handshake struct {
 	// earlier run left on the 4-tuple (Conn.Stale); staleSeen once that
 	// happened: a second time is believed.
 	stale, staleSeen bool
+	// staleRST is set when that answer was a RST (not a bare ACK).
+	staleRST bool
 }
 
 // Handshake opens and closes one connection on s the way KB 172983 shows
@@ -58,11 +60,18 @@ func Handshake(ctx context.Context, s *probe.Session, opt HandshakeOptions) repo
 	if h.stale {
 		// What an earlier run left on the 4-tuple was reset (or gone):
 		// the exchange starts again, with another ISN, and only this one
-		// is judged.
-		notes := append(h.c.Notes, fmt.Sprintf("%s answered the SYN: a connection an earlier run left on the 4-tuple; it was reset and the exchange started again", h.c.Steps[len(h.c.Steps)-1].Actual))
+		// is judged. A bare ACK is evidence of that connection by itself;
+		// a RST that acknowledges the SYN is what a closed port sends
+		// too, so it is called a leftover only if the SYN sent again
+		// gets a SYN-ACK.
+		note := fmt.Sprintf("%s answered the SYN: a connection an earlier run left on the 4-tuple; it was reset and the exchange started again", h.c.Steps[len(h.c.Steps)-1].Actual)
+		notes, byRST := h.c.Notes, h.staleRST
 		h.c, h.stale = NewConn(s), false
-		h.c.Notes = notes
 		h.run(isn + 1<<31)
+		if !byRST || h.c.HavePeerISN {
+			notes = append(notes, note)
+		}
+		h.c.Notes = append(notes, h.c.Notes...)
 	}
 	c := h.c
 	// Whatever is left of the connection at the target is released: a
@@ -229,7 +238,7 @@ func (h *handshake) expectSYNACK(syn *probe.Frame) bool {
 	}
 	t := &r.Frame.TCP
 	if !h.staleSeen && c.Stale(t, true) {
-		h.stale, h.staleSeen = true, true
+		h.stale, h.staleSeen, h.staleRST = true, true, t.Flags&probe.RST != 0
 		c.ResetStale(t)
 		st.Actual = c.Format(t, true)
 		c.AddStep(st, r.Time)
