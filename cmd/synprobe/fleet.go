@@ -40,6 +40,9 @@ const (
 // and each --exclude, a CIDR or a zmap blocklist file.
 func excludeList(c *cli.Context) (*exclude.List, error) {
 	list := exclude.Default(c.Bool("allow-documentation") || labTarget(c.Context) != nil)
+	if labTarget(c.Context) != nil && c.IsSet("targets") {
+		excludeOutsideLab(list) // lab sweep refuses them instead
+	}
 	for _, e := range c.StringSlice("exclude") {
 		if p, err := exclude.ParsePrefix(e); err == nil {
 			list.Add(p, "excluded by --exclude "+p.String())
