@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"synprobe/conformance/report"
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -194,7 +195,7 @@ func (h *handshake) silenceStep(expected string, v report.Verdict, problem strin
 	st := report.Step{Direction: report.Expect, Verdict: v, Expected: expected, Actual: "nothing", Problems: []string{problem}, Fields: []string{"reply"}}
 	if n := c.DroppedLocally(); n > 0 {
 		st.Verdict, st.Cause = report.Error, report.CauseLocalDrops
-		st.Problems = append(st.Problems, fmt.Sprintf("the local socket dropped %d frames meanwhile: silence cannot be told from local loss", n))
+		st.Problems = append(st.Problems, fmt.Sprintf("the local socket dropped %s meanwhile: silence cannot be told from local loss", plural.N(n, "frame", "frames")))
 	}
 	c.AddStep(st, time.Now())
 }
@@ -210,7 +211,7 @@ func (h *handshake) expectSYNACK(syn *probe.Frame) bool {
 	}
 	if err != nil {
 		if errors.Is(err, ErrSilence) {
-			h.silenceStep(expected, report.Skip, fmt.Sprintf("no reply to the SYN, sent %d times over %v: nothing answered it (the listener does not accept connections, or a filter on the path drops the SYN)", again+1, time.Since(first).Round(100*time.Millisecond)))
+			h.silenceStep(expected, report.Skip, fmt.Sprintf("no reply to the SYN, sent %s over %v: nothing answered it (the listener does not accept connections, or a filter on the path drops the SYN)", plural.N(again+1, "time", "times"), time.Since(first).Round(100*time.Millisecond)))
 			if st := &c.Steps[len(c.Steps)-1]; st.Verdict == report.Skip {
 				st.Cause = report.CauseAppNotAccepting
 			}

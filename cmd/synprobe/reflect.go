@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/plural"
 	"synprobe/internal/reflector"
 	"synprobe/probe"
 )
@@ -173,8 +174,8 @@ func runReflect(c *cli.Context) error {
 	for i, p := range cfg.Allow {
 		allow[i] = p.String()
 	}
-	fmt.Fprintf(errOut, "synprobe reflect: recording %v on %s, reports on %v to %s; %d records, expiry %v (Ctrl-C stops)\n",
-		s.Listen(), s.Interface(), s.Report(), strings.Join(allow, ", "), cfg.MaxRecords, cfg.Expiry)
+	fmt.Fprintf(errOut, "synprobe reflect: recording %v on %s, reports on %v to %s; %s, expiry %v (Ctrl-C stops)\n",
+		s.Listen(), s.Interface(), s.Report(), strings.Join(allow, ", "), plural.N(cfg.MaxRecords, "record", "records"), cfg.Expiry)
 	var runErr error
 	select {
 	case <-c.Context.Done():
@@ -184,8 +185,9 @@ func runReflect(c *cli.Context) error {
 	if err := s.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	fmt.Fprintf(errOut, "synprobe reflect: stopped: %d segments recorded (%d lost by the capture), %d connections, %d queries, %d bad requests, %d clients refused\n",
-		st.Captured, st.KernelDrops, st.ProbeConns, st.Queries, st.BadRequests, st.Refused)
+	fmt.Fprintf(errOut, "synprobe reflect: stopped: %s recorded (%d lost by the capture), %s, %s, %s, %s refused\n",
+		plural.N(st.Captured, "segment", "segments"), st.KernelDrops, plural.N(st.ProbeConns, "connection", "connections"),
+		plural.N(st.Queries, "query", "queries"), plural.N(st.BadRequests, "bad request", "bad requests"), plural.N(st.Refused, "client", "clients"))
 	if runErr != nil {
 		return envErr(runErr)
 	}

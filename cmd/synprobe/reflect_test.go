@@ -137,7 +137,7 @@ func TestReflectRuns(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("still running 10s after the interrupt")
 	}
-	if !strings.Contains(stderr.String(), "synprobe reflect: stopped: ") || !strings.Contains(stderr.String(), " 1 connections, ") {
+	if !strings.Contains(stderr.String(), "synprobe reflect: stopped: ") || !strings.Contains(stderr.String(), " 1 connection, ") {
 		t.Errorf("stderr %q: want a last line saying what it did (1 connection, at least 1 query)", stderr.String())
 	}
 	if stdout.String() != "" {

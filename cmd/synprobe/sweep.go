@@ -169,7 +169,7 @@ func runSweep(c *cli.Context) error {
 	}
 	stderr := c.App.ErrWriter
 	if n := a.set.ExcludedTotal(); n > 0 {
-		fmt.Fprintf(stderr, "sweep: excluded %d addresses: %s\n", n, excludedSummary(a.set.Excluded))
+		fmt.Fprintf(stderr, "sweep: excluded %s: %s\n", plural.N(n, "address", "addresses"), excludedSummary(a.set.Excluded))
 	}
 	if a.set.Size() == 0 {
 		return usageErr("sweep: every target is excluded")
@@ -249,14 +249,15 @@ func excludedSummary(m map[string]uint64) string {
 }
 
 func printSweepSummary(w io.Writer, a *sweepArgs, st sweep.Stats) {
-	fmt.Fprintf(w, "sweep: %d probes (%d addresses x %d ports) in %v: %d open, %d closed, %d filtered, %d silent\n",
-		st.Total, a.set.Size(), len(a.cfg.Ports), st.Duration.Round(time.Millisecond), st.Open, st.Closed, st.Filtered, st.Silent)
-	fmt.Fprintf(w, "sweep: sent %d SYNs from %s port %d at %.0f pps (%v sending); %d probes were answered only on a retry (\"attempt\" > 1)\n",
-		st.Sent, st.Interface, st.SourcePort, st.SendRate(), st.SendTime.Round(time.Millisecond), st.Retried)
-	fmt.Fprintf(w, "sweep: drops: receive socket %d, interface %d sent, %d received; %d replies failed validation, %d duplicates\n",
-		st.RxDrops, st.LinkTxDrops, st.LinkRxDrops, st.Invalid, st.Duplicates)
+	fmt.Fprintf(w, "sweep: %s (%s x %s) in %v: %d open, %d closed, %d filtered, %d silent\n",
+		plural.N(st.Total, "probe", "probes"), plural.N(a.set.Size(), "address", "addresses"), plural.N(len(a.cfg.Ports), "port", "ports"),
+		st.Duration.Round(time.Millisecond), st.Open, st.Closed, st.Filtered, st.Silent)
+	fmt.Fprintf(w, "sweep: sent %s from %s port %d at %.0f pps (%v sending); %s answered only on a retry (\"attempt\" > 1)\n",
+		plural.N(st.Sent, "SYN", "SYNs"), st.Interface, st.SourcePort, st.SendRate(), st.SendTime.Round(time.Millisecond), plural.N(st.Retried, "probe was", "probes were"))
+	fmt.Fprintf(w, "sweep: drops: receive socket %d, interface %d sent, %d received; %s validation, %s\n",
+		st.RxDrops, st.LinkTxDrops, st.LinkRxDrops, plural.N(st.Invalid, "reply failed", "replies failed"), plural.N(st.Duplicates, "duplicate", "duplicates"))
 	if drops := st.RxDrops + st.LinkTxDrops + st.LinkRxDrops; drops > 0 && st.Retried > 0 {
-		fmt.Fprintf(w, "sweep: frames were dropped; the %d probes answered on a retry are marked with their attempt\n", st.Retried)
+		fmt.Fprintf(w, "sweep: frames were dropped; the probes answered on a retry (%d) are marked with their attempt\n", st.Retried)
 	}
 	for _, n := range st.Notes {
 		fmt.Fprintf(w, "sweep: %s\n", n)

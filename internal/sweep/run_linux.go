@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/plural"
 	"synprobe/internal/siphash"
 	"synprobe/probe"
 )
@@ -202,10 +203,10 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 	linkAfter := linkDrops(cfg.NetNS, path.Interface)
 	st.LinkTxDrops, st.LinkRxDrops = linkAfter[0]-linkBefore[0], linkAfter[1]-linkBefore[1]
 	if n, err := guard.Dropped(); err == nil && n > 0 {
-		st.Notes = append(st.Notes, fmt.Sprintf("the RST guard dropped %d RSTs of the local kernel", n))
+		st.Notes = append(st.Notes, fmt.Sprintf("the RST guard dropped %s of the local kernel", plural.N(n, "RST", "RSTs")))
 	}
 	if s.txRetries.Load() > 0 {
-		st.Notes = append(st.Notes, fmt.Sprintf("the interface refused %d batches (ENOBUFS); they were sent again", s.txRetries.Load()))
+		st.Notes = append(st.Notes, fmt.Sprintf("the interface refused %s (ENOBUFS); sent again", plural.N(s.txRetries.Load(), "batch", "batches")))
 	}
 	if runErr != nil {
 		st.Duration = time.Since(start)
