@@ -70,9 +70,9 @@ func runAnalyze(c *cli.Context) error {
 	name := c.Args().First()
 	var in io.Reader = os.Stdin
 	if name != "-" {
-		f, err := os.Open(name)
+		f, err := openFile("capture", name)
 		if err != nil {
-			return fileErr("capture", name, err)
+			return err
 		}
 		defer f.Close()
 		in = f

@@ -330,3 +330,32 @@ func refused(t *testing.T, args []string, want string) {
 		oneErrorLine(t, withoutLabLines(errOut), want)
 	})
 }
+
+// TestDirectoryForFile: a directory where a file is read is bad input
+// (exit 2) said once, naming the flag and the path; it was exit 3 with the
+// read error twice. The --targets runs go under the in-process lab, so
+// that nothing could leave this host even if they were not refused.
+func TestDirectoryForFile(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "targets.txt")
+	if err := os.WriteFile(list, []byte("192.0.2.2:80\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		what string
+	}{
+		{[]string{"lab", "--stack", "gvisor", "handshake", "--targets", dir}, "--targets"},
+		{[]string{"lab", "--stack", "gvisor", "handshake", "--targets", list, "--resume", dir}, "--resume"},
+		{[]string{"lab", "--stack", "gvisor", "handshake", "--targets", list, "--exclude", dir}, "--exclude"},
+		{[]string{"analyze", dir}, "capture"},
+		{[]string{"summarize", dir}, "summarize"},
+	} {
+		code, out, errOut := synprobe(t, tc.args...)
+		if code != exitUsage {
+			t.Errorf("%q: exit %d, want %d\n%s%s", tc.args, code, exitUsage, out, errOut)
+		}
+		errOut = strings.TrimPrefix(errOut, "lab: gvisor target 192.0.2.2 (port 80 open, port 81 closed)\n")
+		oneErrorLine(t, errOut, fmt.Sprintf("%s %q: is a directory", tc.what, dir))
+	}
+}

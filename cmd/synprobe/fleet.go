@@ -51,9 +51,9 @@ func excludeList(c *cli.Context) (*exclude.List, error) {
 		if stopIfCheckOnly(c) != nil {
 			continue // a file: not read in a check-only run
 		}
-		f, err := os.Open(e)
+		f, err := openFile("--exclude", e)
 		if err != nil {
-			return nil, fileErr("--exclude", e, err)
+			return nil, err
 		}
 		err = list.ReadBlocklist(f, e)
 		f.Close()
@@ -165,6 +165,9 @@ func runFleet(c *cli.Context, a *fleetArgs, check fleet.Func) error {
 	}
 	if r := c.String("resume"); r != "" {
 		f, err := os.Open(r)
+		if err == nil {
+			err = notDir(f)
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			// Nothing done yet: the first run of a job that is resumed
@@ -228,9 +231,9 @@ func runFleet(c *cli.Context, a *fleetArgs, check fleet.Func) error {
 // countTargets reads the file once with the filters, for the total and
 // its bad lines.
 func countTargets(name string, opt targetsrc.Options) (int, error) {
-	f, err := os.Open(name)
+	f, err := openFile("--targets", name)
 	if err != nil {
-		return 0, fileErr("--targets", name, err)
+		return 0, err
 	}
 	defer f.Close()
 	r := targetsrc.NewReader(f, opt)
@@ -255,9 +258,9 @@ func openTargets(c *cli.Context, name string) (io.Reader, func(), error) {
 	if name == "-" {
 		return c.App.Reader, func() {}, nil
 	}
-	f, err := os.Open(name)
+	f, err := openFile("--targets", name)
 	if err != nil {
-		return nil, nil, fileErr("--targets", name, err)
+		return nil, nil, err
 	}
 	return f, func() { f.Close() }, nil
 }
