@@ -135,7 +135,13 @@ func traceConfig(c *cli.Context, target netip.AddrPort) (trace.Config, error) {
 // parseFamilies reads --probes: "all", or families separated by commas
 // ("syn" also sends the alt-port walk).
 func parseFamilies(s string) ([]trace.Family, error) {
-	if s == "all" || s == "" {
+	const want = "syn, ecn, exotic, syndata, badsum, conn or all"
+	if strings.TrimSpace(s) == "" {
+		// Not "all": an empty value is more often a variable left unset
+		// than a choice.
+		return nil, usageErr("--probes %q: no family given; want a comma-separated list of %s", printable(s), want)
+	}
+	if s == "all" {
 		return trace.Families, nil
 	}
 	seen := map[trace.Family]bool{}
@@ -147,7 +153,10 @@ func parseFamilies(s string) ([]trace.Family, error) {
 			ok = ok || g == f && f != trace.FamilyAlt
 		}
 		if !ok {
-			return nil, usageErr("--probes %q: no family %q (want syn, ecn, exotic, syndata, badsum, conn or all)", s, f)
+			if f == "" {
+				return nil, usageErr("--probes %q: an empty family between commas (want %s)", printable(s), want)
+			}
+			return nil, usageErr("--probes %q: no family %q (want %s)", printable(s), printable(string(f)), want)
 		}
 		if f == trace.FamilySYN && !seen[trace.FamilyAlt] {
 			seen[trace.FamilyAlt] = true
