@@ -359,3 +359,31 @@ func TestDirectoryForFile(t *testing.T) {
 		oneErrorLine(t, errOut, fmt.Sprintf("%s %q: is a directory", tc.what, dir))
 	}
 }
+
+// TestFlagMeaningsInHelp: flags whose names match across commands but
+// whose meanings differ say so in --help: trace --tries counts the first
+// send, sweep --retries only those after it; --rate 0 is no limit except
+// for sweep, which refuses it; each --wait gives its bounds.
+func TestFlagMeaningsInHelp(t *testing.T) {
+	for _, tc := range []struct {
+		command string
+		want    []string
+	}{
+		{"trace", []string{"up to N times in all, the first send included", "sweep's --retries counts only the sends after the first", "0: no limit", "1ms to 1h"}},
+		{"sweep", []string{"after the first (0 to 10; trace's --tries counts the first send too)", "0 is refused, unlike the --rate of audit, run and handshake", "(0 to 1m;"}},
+		{"audit", []string{"SYNs per second to the target (0: no limit)"}},
+		{"run", []string{"SYNs per second to the target (0: no limit)"}},
+		{"handshake", []string{"SYNs per second to a target (0: no limit)"}},
+	} {
+		code, out, errOut := synprobe(t, tc.command, "--help")
+		if code != 0 {
+			t.Fatalf("%s --help: exit %d\n%s", tc.command, code, errOut)
+		}
+		out = strings.Join(strings.Fields(out), " ")
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s --help lacks %q", tc.command, w)
+			}
+		}
+	}
+}

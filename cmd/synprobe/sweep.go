@@ -73,9 +73,9 @@ Examples:
   synprobe lab sweep                   (the lab's target, its open and closed port)`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ports", Aliases: []string{"p"}, Usage: "the `LIST` of ports: 80,443,8000-8100 (required)"},
-			&cli.IntFlag{Name: "rate", Value: 10000, Usage: "send `N` SYNs per second"},
-			&cli.IntFlag{Name: "retries", Value: 1, Usage: "send `N` more SYNs to a probe that got no answer"},
-			&cli.DurationFlag{Name: "wait", Value: time.Second, Usage: "wait `DURATION` for replies after each pass"},
+			&cli.IntFlag{Name: "rate", Value: 10000, Usage: "send `N` SYNs per second (1 to 10000000: a sweep is always paced, so 0 is refused, unlike the --rate of audit, run and handshake)"},
+			&cli.IntFlag{Name: "retries", Value: 1, Usage: "send `N` more SYNs to a probe that got no answer, after the first (0 to 10; trace's --tries counts the first send too)"},
+			&cli.DurationFlag{Name: "wait", Value: time.Second, Usage: "wait `DURATION` for replies after each pass (0 to 1m; 0: what has not answered when the last SYN leaves is silent)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "never sweep `CIDR|FILE` (a zmap blocklist); repeatable"},
 			&cli.BoolFlag{Name: "allow-documentation", Usage: "sweep the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the JSON lines to `FILE` instead of standard output"},

@@ -81,9 +81,9 @@ Examples:
 		Flags: append(append([]cli.Flag{
 			&cli.IntFlag{Name: "max-hops", Value: trace.DefaultMaxHops, Usage: "walk up to `N` hops"},
 			&cli.IntFlag{Name: "first-hop", Value: 1, Usage: "start the walk at TTL `N`"},
-			&cli.IntFlag{Name: "tries", Value: trace.DefaultTries, Usage: "send each silent TTL up to `N` times (an answer to any counts)"},
-			&cli.DurationFlag{Name: "wait", Value: trace.DefaultWait, Usage: "wait up to `DURATION` for the answers of a round (ICMP may be rate limited)"},
-			&cli.Float64Flag{Name: "rate", Value: trace.DefaultRate, Usage: "send at most `N` probes per second that can reach the target (probes that expire at routers are not counted)"},
+			&cli.IntFlag{Name: "tries", Value: trace.DefaultTries, Usage: "send each silent TTL up to `N` times in all, the first send included (1 to 10; an answer to any counts; sweep's --retries counts only the sends after the first)"},
+			&cli.DurationFlag{Name: "wait", Value: trace.DefaultWait, Usage: "wait up to `DURATION` for the answers of a round (ICMP may be rate limited); 1ms to 1h"},
+			&cli.Float64Flag{Name: "rate", Value: trace.DefaultRate, Usage: "send at most `N` probes per second that can reach the target (probes that expire at routers are not counted); 0: no limit"},
 			&cli.StringFlag{Name: "probes", Value: "all", Usage: "probe families, comma-separated: `LIST` of syn,ecn,exotic,syndata,badsum,conn, or all"},
 			&cli.UintFlag{Name: "closed-port", Usage: "a closed `PORT` of the target", DefaultText: "none"},
 			&cli.UintFlag{Name: "alt-port", Usage: "a `PORT` expected closed and not intercepted, where the host itself answers", DefaultText: "closed-port+1, or port+2"},
