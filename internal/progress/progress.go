@@ -221,9 +221,6 @@ func (l *Line) Stop() {
 	l.stopped = true
 	above := l.above
 	l.mu.Unlock()
-	for _, a := range above {
-		a.flushWhole()
-	}
 	l.bar.Abort(true) // drop: a removed bar is erased at the next frame
 	l.p.Wait()
 	for _, a := range above {
@@ -256,11 +253,6 @@ func (a *aboveWriter) Write(p []byte) (int, error) {
 		a.buf = append(a.buf[:0], a.buf[i+1:]...)
 	}
 	return len(p), nil
-}
-
-// flushWhole passes the whole lines still held, before the last frame.
-func (a *aboveWriter) flushWhole() {
-	a.Write(nil)
 }
 
 // stop writes what is left of a line to the terminal, after the progress

@@ -85,11 +85,13 @@ func TestPTY(t *testing.T) {
 		time.Sleep(60 * time.Millisecond)
 	}
 	time.Sleep(300 * time.Millisecond) // a frame with 4 done
+	fmt.Fprintf(out, "{\"target\":\"last\"}\n{\"partial\"")
 	l.Stop()
+	fmt.Fprintf(out, ":1}\n")
 	fmt.Fprintln(tty, "audit: summary")
 	time.Sleep(100 * time.Millisecond)
 	got := read()
-	for _, want := range []string{`audit: \[=*>? *\] 4/10 targets 40%, \d+\.\d/s, ETA \d+s, 2 errors`, `\{"target":3\}`, `summary`} {
+	for _, want := range []string{`audit: \[=*>? *\] 4/10 targets 40%, \d+\.\d/s, ETA \d+s, 2 errors`, `\{"target":3\}`, `\{"target":"last"\}\r\n`, `\{"partial":1\}\r\naudit: summary`} {
 		if !regexp.MustCompile(want).MatchString(got) {
 			t.Errorf("terminal got %q, want a match of %s", got, want)
 		}
