@@ -188,6 +188,7 @@ func labArgs(name string, rest []string) ([]string, error) {
 	}
 	valued := valueFlags(name)
 	many := false // --targets names the targets: the lab adds none
+	given := ""   // a target the user gave
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
 		if a == "--targets" || strings.HasPrefix(a, "--targets=") {
@@ -210,7 +211,10 @@ func labArgs(name string, rest []string) ([]string, error) {
 		if ap.Addr() != lab.TargetAddr4 && ap.Addr() != lab.TargetAddr6 {
 			return nil, usageErr("lab %s: %v is not in the lab; use %v or %v (port %d open, %d closed)", name, ap, lab.TargetAddr4, lab.TargetAddr6, lab.OpenPort, lab.ClosedPort)
 		}
-		target = ap.String()
+		target, given = ap.String(), a
+	}
+	if many && given != "" {
+		return nil, usageErr("lab %s: --targets names the targets; drop the argument %q", name, given)
 	}
 	switch {
 	case many && name == "handshake":

@@ -35,6 +35,10 @@ func TestLabArgsTargets(t *testing.T) {
 			t.Errorf("labArgs(%s, %q) = %q, want %q", tc.name, tc.args, got, tc.want)
 		}
 	}
+	// A target given beside --targets is refused, not dropped silently.
+	if _, err := labArgs("audit", []string{"--targets", "t.txt", "192.0.2.2:81"}); err == nil || !strings.Contains(err.Error(), `drop the argument "192.0.2.2:81"`) {
+		t.Errorf("labArgs(audit --targets t.txt 192.0.2.2:81): %v, want the argument refused", err)
+	}
 }
 
 // TestExcludeOutsideLab: every address but the lab target's is excluded.
