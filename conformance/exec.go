@@ -10,6 +10,7 @@ import (
 
 	"synprobe/conformance/report"
 	"synprobe/conformance/script"
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -861,7 +862,7 @@ func (e *execution) missing(ev *script.Event, err error, start time.Time) bool {
 		st.Verdict, st.Cause, st.Problems = report.Error, report.CauseLocalFailure, []string{err.Error()}
 	case e.conn.DroppedLocally() > 0:
 		st.Verdict, st.Cause = report.Error, report.CauseLocalDrops
-		st.Problems = []string{fmt.Sprintf("nothing arrived, but the local socket dropped %d frames: silence cannot be told from local loss", e.conn.DroppedLocally())}
+		st.Problems = []string{fmt.Sprintf("nothing arrived, but the local socket dropped %s: silence cannot be told from local loss", plural.N(e.conn.DroppedLocally(), "frame", "frames"))}
 	case e.appPending != nil:
 		call := e.appPending.Syscall.Name
 		st.Verdict, st.Cause = report.Skip, report.CauseAppDidNotAct
@@ -946,7 +947,7 @@ func (e *execution) silence(ev *script.Event) bool {
 	st := report.Step{Direction: report.Expect, Verdict: report.Pass, Actual: "nothing"}
 	if n := e.conn.DroppedLocally(); n > 0 {
 		st.Verdict, st.Cause = report.Error, report.CauseLocalDrops
-		st.Problems = []string{fmt.Sprintf("the local socket dropped %d frames meanwhile: silence cannot be judged", n)}
+		st.Problems = []string{fmt.Sprintf("the local socket dropped %s meanwhile: silence cannot be judged", plural.N(n, "frame", "frames"))}
 	}
 	e.step(ev, st, start)
 	e.done(start, start, false)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"synprobe/conformance/report"
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -37,6 +38,8 @@ type handshake struct {
 	// earlier run left on the 4-tuple (Conn.Stale); staleSeen once that
 	// happened: a second time is believed.
 	stale, staleSeen bool
+	// staleRST is set when that answer was a RST (not a bare ACK).
+	staleRST bool
 }
 
 // Handshake opens and closes one connection on s the way KB 172983 shows
@@ -58,11 +61,18 @@ func Handshake(ctx context.Context, s *probe.Session, opt HandshakeOptions) repo
 	if h.stale {
 		// What an earlier run left on the 4-tuple was reset (or gone):
 		// the exchange starts again, with another ISN, and only this one
-		// is judged.
-		notes := append(h.c.Notes, fmt.Sprintf("%s answered the SYN: a connection an earlier run left on the 4-tuple; it was reset and the exchange started again", h.c.Steps[len(h.c.Steps)-1].Actual))
+		// is judged. A bare ACK is evidence of that connection by itself;
+		// a RST that acknowledges the SYN is what a closed port sends
+		// too, so it is called a leftover only if the SYN sent again
+		// gets a SYN-ACK.
+		note := fmt.Sprintf("%s answered the SYN: a connection an earlier run left on the 4-tuple; it was reset and the exchange started again", h.c.Steps[len(h.c.Steps)-1].Actual)
+		notes, byRST := h.c.Notes, h.staleRST
 		h.c, h.stale = NewConn(s), false
-		h.c.Notes = notes
 		h.run(isn + 1<<31)
+		if !byRST || h.c.HavePeerISN {
+			notes = append(notes, note)
+		}
+		h.c.Notes = append(notes, h.c.Notes...)
 	}
 	c := h.c
 	// Whatever is left of the connection at the target is released: a
@@ -185,7 +195,7 @@ func (h *handshake) silenceStep(expected string, v report.Verdict, problem strin
 	st := report.Step{Direction: report.Expect, Verdict: v, Expected: expected, Actual: "nothing", Problems: []string{problem}, Fields: []string{"reply"}}
 	if n := c.DroppedLocally(); n > 0 {
 		st.Verdict, st.Cause = report.Error, report.CauseLocalDrops
-		st.Problems = append(st.Problems, fmt.Sprintf("the local socket dropped %d frames meanwhile: silence cannot be told from local loss", n))
+		st.Problems = append(st.Problems, fmt.Sprintf("the local socket dropped %s meanwhile: silence cannot be told from local loss", plural.N(n, "frame", "frames")))
 	}
 	c.AddStep(st, time.Now())
 }
@@ -201,7 +211,7 @@ func (h *handshake) expectSYNACK(syn *probe.Frame) bool {
 	}
 	if err != nil {
 		if errors.Is(err, ErrSilence) {
-			h.silenceStep(expected, report.Skip, fmt.Sprintf("no reply to the SYN, sent %d times over %v: nothing answered it (the listener does not accept connections, or a filter on the path drops the SYN)", again+1, time.Since(first).Round(100*time.Millisecond)))
+			h.silenceStep(expected, report.Skip, fmt.Sprintf("no reply to the SYN, sent %s over %v: nothing answered it (the listener does not accept connections, or a filter on the path drops the SYN)", plural.N(again+1, "time", "times"), time.Since(first).Round(100*time.Millisecond)))
 			if st := &c.Steps[len(c.Steps)-1]; st.Verdict == report.Skip {
 				st.Cause = report.CauseAppNotAccepting
 			}
@@ -229,7 +239,7 @@ func (h *handshake) expectSYNACK(syn *probe.Frame) bool {
 	}
 	t := &r.Frame.TCP
 	if !h.staleSeen && c.Stale(t, true) {
-		h.stale, h.staleSeen = true, true
+		h.stale, h.staleSeen, h.staleRST = true, true, t.Flags&probe.RST != 0
 		c.ResetStale(t)
 		st.Actual = c.Format(t, true)
 		c.AddStep(st, r.Time)

@@ -97,6 +97,11 @@ func TestHandshakeClosedPort(t *testing.T) {
 			if n := len(res.Steps[1].Problems); n != 1 {
 				t.Errorf("the closed port's RST is right, yet step 2 lists %d problems: %q", n, res.Steps[1].Problems)
 			}
+			for _, n := range res.Notes {
+				if strings.Contains(n, "earlier run") {
+					t.Errorf("note %q on a closed port: nothing shows a connection left by an earlier run", n)
+				}
+			}
 			if res.Verdict != report.Skip || res.Cause != report.CauseAppNotAccepting || !strings.HasPrefix(res.Reason, "port closed: R.") {
 				t.Errorf("got %s [%s] %q, want skip [%s] \"port closed: R. ...\"", res.Verdict, res.Cause, res.Reason, report.CauseAppNotAccepting)
 			}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -272,9 +273,9 @@ func Profile(ctx context.Context, p *probe.Prober, cfg ProfileConfig) *Facts {
 	case opened == 0 && refused > 0:
 		app.AcceptsWhy, app.Closed = refusedHow, closed == refused && silent == 0
 	case opened == 0:
-		app.AcceptsWhy = fmt.Sprintf("no SYN-ACK to %d SYNs, each sent up to three times: the listener's accept queue is full (the application does not accept connections), or a filter drops SYNs to this port", silent)
+		app.AcceptsWhy = fmt.Sprintf("no SYN-ACK to %s, each sent up to three times: the listener's accept queue is full (the application does not accept connections), or a filter drops SYNs to this port", plural.N(silent, "SYN", "SYNs"))
 	case silent > 0:
-		app.AcceptsWhy = fmt.Sprintf("the listener stopped answering SYNs after %d connections: its accept queue is full (the application does not accept connections)", opened)
+		app.AcceptsWhy = fmt.Sprintf("the listener stopped answering SYNs after %s: its accept queue is full (the application does not accept connections)", plural.N(opened, "connection", "connections"))
 	default:
 		app.Accepts = true
 	}

@@ -12,6 +12,7 @@ import (
 
 	"synprobe/conformance/report"
 	"synprobe/conformance/script"
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -361,7 +362,7 @@ func LocalHost(conns ...*Conn) (report.Verdict, report.Cause, string) {
 	}
 	for _, c := range conns {
 		if n := c.DroppedLocally(); n > 0 {
-			return report.Error, report.CauseLocalDrops, fmt.Sprintf("the local socket dropped %d frames while this ran: what the target sent cannot be told from what this host lost", n)
+			return report.Error, report.CauseLocalDrops, fmt.Sprintf("the local socket dropped %s while this ran: what the target sent cannot be told from what this host lost", plural.N(n, "frame", "frames"))
 		}
 	}
 	return "", "", ""

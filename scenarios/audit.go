@@ -15,6 +15,7 @@ import (
 	"synprobe/conformance"
 	"synprobe/conformance/report"
 	"synprobe/conformance/script"
+	"synprobe/internal/plural"
 	"synprobe/internal/trace"
 	"synprobe/probe"
 )
@@ -338,7 +339,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 	pc.Finish(ctx, rep, closed)
 	rep.Notes = append(rep.Notes, p.Notes()...)
 	if st := p.Stats(); st.Drops > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("the local socket dropped %d frames during the run", st.Drops))
+		rep.Notes = append(rep.Notes, fmt.Sprintf("the local socket dropped %s during the run", plural.N(st.Drops, "frame", "frames")))
 	}
 	if ctx.Err() != nil {
 		rep.Notes = append(rep.Notes, "interrupted: the report holds what ran")

@@ -8,6 +8,7 @@ import (
 
 	"synprobe/conformance"
 	"synprobe/conformance/report"
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -594,7 +595,7 @@ func zeroWindow(ctx context.Context, env *Env) report.Result {
 	case len(times) > 0 && !backoff:
 		ps = append(ps, problem("zero-window-backoff", conformance.Should, "probe intervals %s do not back off (RFC 1122 4.2.2.17)", strings.Join(gaps, ", "))...)
 	}
-	actual := fmt.Sprintf("%d probes", len(times))
+	actual := plural.N(len(times), "probe", "probes")
 	if len(gaps) > 0 {
 		actual += ", intervals " + strings.Join(gaps, ", ")
 	}

@@ -10,6 +10,7 @@ import (
 
 	"synprobe/conformance/capture"
 	"synprobe/conformance/report"
+	"synprobe/internal/progress"
 )
 
 func analyzeCommand() *cli.Command {
@@ -69,9 +70,9 @@ func runAnalyze(c *cli.Context) error {
 	name := c.Args().First()
 	var in io.Reader = os.Stdin
 	if name != "-" {
-		f, err := os.Open(name)
+		f, err := openFile("capture", name)
 		if err != nil {
-			return fileErr("capture", name, err)
+			return err
 		}
 		defer f.Close()
 		in = f
@@ -93,17 +94,20 @@ func runAnalyze(c *cli.Context) error {
 		return envErr(fmt.Errorf("write report: %w", err))
 	}
 	head := &report.Report{Command: "analyze", Target: report.Target{Address: name}, Started: time.Now()}
-	st := report.NewStream(out.w, c.String("format"), head, report.TextOptions{Steps: c.Bool("verbose"), Color: out.color})
-	rep, aerr := capture.Analyze(c.Context, in, name, capture.Options{
+	prog := progress.Start(c.App.ErrWriter, progress.Options{Name: "analyze", Bytes: true, Total: fileSize(in)})
+	st := report.NewStream(prog.Above(out.w), c.String("format"), head, report.TextOptions{Steps: c.Bool("verbose"), Color: out.color})
+	rep, aerr := capture.Analyze(c.Context, progressReader{in, prog}, name, capture.Options{
 		OnlyFailures: c.Bool("only-failures"),
 		OnResult:     func(r report.Result) { st.Result(r) },
 		MaxOpen:      c.Int("max-open"),
 		MaxSteps:     c.Int("max-steps"),
 	})
 	if rep == nil {
+		prog.Stop()
 		out.discard()
 		return usageErr("%s: %v", name, aerr)
 	}
+	prog.Stop()
 	werr := st.Finish(rep)
 	if cerr := out.close(); werr == nil {
 		werr = cerr
@@ -125,4 +129,30 @@ func sameFile(a, b *os.File) bool {
 	sa, erra := a.Stat()
 	sb, errb := b.Stat()
 	return erra == nil && errb == nil && os.SameFile(sa, sb)
+}
+
+// fileSize is the size of a capture read from a regular file (a pipe's
+// is not known: 0).
+func fileSize(r io.Reader) int64 {
+	f, ok := r.(*os.File)
+	if !ok {
+		return 0
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		return 0
+	}
+	return st.Size()
+}
+
+// progressReader counts the bytes of the capture read so far.
+type progressReader struct {
+	r    io.Reader
+	line *progress.Line
+}
+
+func (p progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.line.Add(int64(n))
+	return n, err
 }

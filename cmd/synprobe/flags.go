@@ -138,6 +138,32 @@ func fileErr(what, name string, err error) error {
 	return usageErr("%s %q: %s", what, name, msg)
 }
 
+// openFile opens the file name given as what (a flag, or "capture") for
+// reading. A directory is refused here, as bad input naming both, rather
+// than failing at the first read as if the environment were at fault.
+func openFile(what, name string) (*os.File, error) {
+	f, err := os.Open(name)
+	if err == nil {
+		err = notDir(f)
+	}
+	if err != nil {
+		return nil, fileErr(what, name, err)
+	}
+	return f, nil
+}
+
+// errIsDir is a directory given where a file is read.
+var errIsDir = errors.New("is a directory; want a file")
+
+// notDir closes f and returns errIsDir when f is a directory.
+func notDir(f *os.File) error {
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		f.Close()
+		return errIsDir
+	}
+	return nil
+}
+
 // openNetNS opens the network namespace --netns names (a name of `ip
 // netns`, or a path) and makes sure this process may enter it. A name that
 // names nothing is bad input (2); not being allowed in is the environment

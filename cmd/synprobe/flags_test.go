@@ -330,3 +330,60 @@ func refused(t *testing.T, args []string, want string) {
 		oneErrorLine(t, withoutLabLines(errOut), want)
 	})
 }
+
+// TestDirectoryForFile: a directory where a file is read is bad input
+// (exit 2) said once, naming the flag and the path; it was exit 3 with the
+// read error twice. The --targets runs go under the in-process lab, so
+// that nothing could leave this host even if they were not refused.
+func TestDirectoryForFile(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "targets.txt")
+	if err := os.WriteFile(list, []byte("192.0.2.2:80\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		what string
+	}{
+		{[]string{"lab", "--stack", "gvisor", "handshake", "--targets", dir}, "--targets"},
+		{[]string{"lab", "--stack", "gvisor", "handshake", "--targets", list, "--resume", dir}, "--resume"},
+		{[]string{"lab", "--stack", "gvisor", "handshake", "--targets", list, "--exclude", dir}, "--exclude"},
+		{[]string{"analyze", dir}, "capture"},
+		{[]string{"summarize", dir}, "summarize"},
+	} {
+		code, out, errOut := synprobe(t, tc.args...)
+		if code != exitUsage {
+			t.Errorf("%q: exit %d, want %d\n%s%s", tc.args, code, exitUsage, out, errOut)
+		}
+		errOut = strings.TrimPrefix(errOut, "lab: gvisor target 192.0.2.2 (port 80 open, port 81 closed)\n")
+		oneErrorLine(t, errOut, fmt.Sprintf("%s %q: is a directory", tc.what, dir))
+	}
+}
+
+// TestFlagMeaningsInHelp: flags whose names match across commands but
+// whose meanings differ say so in --help: trace --tries counts the first
+// send, sweep --retries only those after it; --rate 0 is no limit except
+// for sweep, which refuses it; each --wait gives its bounds.
+func TestFlagMeaningsInHelp(t *testing.T) {
+	for _, tc := range []struct {
+		command string
+		want    []string
+	}{
+		{"trace", []string{"up to N times in all, the first send included", "sweep's --retries counts only the sends after the first", "0: no limit", "1ms to 1h"}},
+		{"sweep", []string{"after the first (0 to 10; trace's --tries counts the first send too)", "0 is refused, unlike the --rate of audit, run and handshake", "(0 to 1m;"}},
+		{"audit", []string{"SYNs per second to the target (0: no limit)"}},
+		{"run", []string{"SYNs per second to the target (0: no limit)"}},
+		{"handshake", []string{"SYNs per second to a target (0: no limit)"}},
+	} {
+		code, out, errOut := synprobe(t, tc.command, "--help")
+		if code != 0 {
+			t.Fatalf("%s --help: exit %d\n%s", tc.command, code, errOut)
+		}
+		out = strings.Join(strings.Fields(out), " ")
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s --help lacks %q", tc.command, w)
+			}
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -20,6 +21,8 @@ import (
 	"synprobe/internal/exclude"
 	"synprobe/internal/fleet"
 	"synprobe/internal/netns"
+	"synprobe/internal/plural"
+	"synprobe/internal/progress"
 	targetsrc "synprobe/internal/targets"
 	"synprobe/probe"
 	"synprobe/scenarios"
@@ -37,6 +40,9 @@ const (
 // and each --exclude, a CIDR or a zmap blocklist file.
 func excludeList(c *cli.Context) (*exclude.List, error) {
 	list := exclude.Default(c.Bool("allow-documentation") || labTarget(c.Context) != nil)
+	if labTarget(c.Context) != nil && c.IsSet("targets") {
+		excludeOutsideLab(list) // lab sweep refuses them instead
+	}
 	for _, e := range c.StringSlice("exclude") {
 		if p, err := exclude.ParsePrefix(e); err == nil {
 			list.Add(p, "excluded by --exclude "+p.String())
@@ -45,9 +51,9 @@ func excludeList(c *cli.Context) (*exclude.List, error) {
 		if stopIfCheckOnly(c) != nil {
 			continue // a file: not read in a check-only run
 		}
-		f, err := os.Open(e)
+		f, err := openFile("--exclude", e)
 		if err != nil {
-			return nil, fileErr("--exclude", e, err)
+			return nil, err
 		}
 		err = list.ReadBlocklist(f, e)
 		f.Close()
@@ -165,6 +171,9 @@ func runFleet(c *cli.Context, a *fleetArgs, check fleet.Func) error {
 	}
 	if r := c.String("resume"); r != "" {
 		f, err := os.Open(r)
+		if err == nil {
+			err = notDir(f)
+		}
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			// Nothing done yet: the first run of a job that is resumed
@@ -203,7 +212,7 @@ func runFleet(c *cli.Context, a *fleetArgs, check fleet.Func) error {
 	src := targetsrc.NewReader(in, a.opt)
 	prog := newFleetProgress(c, a.command, total)
 	st, runErr := fleet.Run(c.Context, src, check, fleet.Config{
-		Workers: a.workers, StartRate: a.startRate, Out: out, Progress: prog.show,
+		Workers: a.workers, StartRate: a.startRate, Out: prog.line.Above(out), Progress: prog.show,
 	})
 	prog.end()
 	if cerr := closeOut(); cerr != nil && runErr == nil {
@@ -242,9 +251,9 @@ func runExitCode(st fleet.Stats, failCode int) int {
 // countTargets reads the file once with the filters, for the total and
 // its bad lines.
 func countTargets(name string, opt targetsrc.Options) (int, error) {
-	f, err := os.Open(name)
+	f, err := openFile("--targets", name)
 	if err != nil {
-		return 0, fileErr("--targets", name, err)
+		return 0, err
 	}
 	defer f.Close()
 	r := targetsrc.NewReader(f, opt)
@@ -269,9 +278,9 @@ func openTargets(c *cli.Context, name string) (io.Reader, func(), error) {
 	if name == "-" {
 		return c.App.Reader, func() {}, nil
 	}
-	f, err := os.Open(name)
+	f, err := openFile("--targets", name)
 	if err != nil {
-		return nil, nil, fileErr("--targets", name, err)
+		return nil, nil, err
 	}
 	return f, func() { f.Close() }, nil
 }
@@ -310,44 +319,37 @@ func statOrNil(name string) os.FileInfo {
 	return st
 }
 
-// fleetProgress draws one line of progress on a terminal's stderr.
+// fleetProgress is the progress line of a --targets run: targets done
+// (of how many, when read from a file), rate, estimate, errors.
 type fleetProgress struct {
-	mu      sync.Mutex
-	on      bool
-	w       io.Writer
-	command string
-	total   int
+	line    *progress.Line
+	errored atomic.Int64
+	last    atomic.Value // netip.AddrPort
 }
 
 func newFleetProgress(c *cli.Context, command string, total int) *fleetProgress {
-	f, ok := c.App.ErrWriter.(*os.File)
-	return &fleetProgress{on: ok && isTerminal(f), w: c.App.ErrWriter, command: command, total: total}
+	p := &fleetProgress{}
+	p.line = progress.Start(c.App.ErrWriter, progress.Options{
+		Name: command, Unit: "targets", Total: int64(total), Extra: p.extra,
+	})
+	return p
 }
 
 func (p *fleetProgress) show(pr fleet.Progress) {
-	if !p.on {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	rate := float64(pr.Done) / pr.Elapsed.Seconds()
-	line := fmt.Sprintf("%s: %d targets done", p.command, pr.Done)
-	if p.total >= 0 {
-		line = fmt.Sprintf("%s: %d/%d targets done (%.1f%%)", p.command, pr.Done, p.total, 100*float64(pr.Done)/float64(max(p.total, 1)))
-	}
-	line += fmt.Sprintf(", %.2f/s", rate)
-	if p.total > pr.Done && rate > 0 {
-		eta := time.Duration(float64(p.total-pr.Done) / rate * float64(time.Second))
-		line += ", ETA " + eta.Round(time.Second).String()
-	}
-	fmt.Fprintf(p.w, "\r\x1b[K%s, last %v", line, pr.Last)
+	p.errored.Store(int64(pr.Errored))
+	p.last.Store(pr.Last)
+	p.line.SetCurrent(int64(pr.Done))
 }
 
-func (p *fleetProgress) end() {
-	if p.on {
-		fmt.Fprint(p.w, "\r\x1b[K")
+func (p *fleetProgress) extra() string {
+	s := plural.N(p.errored.Load(), "error", "errors")
+	if last, ok := p.last.Load().(netip.AddrPort); ok {
+		s += ", last " + last.String()
 	}
+	return s
 }
+
+func (p *fleetProgress) end() { p.line.Stop() }
 
 // printFleetSummary says on stderr what the run did and what it left
 // out, and why.

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"synprobe/internal/fleet"
 )
 
@@ -128,19 +130,23 @@ func TestSummarizeCommand(t *testing.T) {
 	}
 }
 
-func TestFleetProgressLine(t *testing.T) {
+// TestFleetProgress: to a buffer (not a terminal) the line writes
+// nothing; its end says the errors so far and the last target.
+func TestFleetProgress(t *testing.T) {
 	var b strings.Builder
-	p := &fleetProgress{on: true, w: &b, command: "audit", total: 200}
-	p.show(fleet.Progress{Done: 50, Elapsed: 10 * time.Second, Last: netip.MustParseAddrPort("10.0.0.1:80")})
-	p.end()
-	want := "\r\x1b[Kaudit: 50/200 targets done (25.0%), 5.00/s, ETA 30s, last 10.0.0.1:80\r\x1b[K"
-	if b.String() != want {
-		t.Errorf("progress %q, want %q", b.String(), want)
+	app := &cli.App{ErrWriter: &b}
+	c := cli.NewContext(app, nil, nil)
+	p := newFleetProgress(c, "audit", 200)
+	p.show(fleet.Progress{Done: 50, Errored: 1, Elapsed: 10 * time.Second, Last: netip.MustParseAddrPort("10.0.0.1:80")})
+	if want := "1 error, last 10.0.0.1:80"; p.extra() != want {
+		t.Errorf("extra %q, want %q", p.extra(), want)
 	}
-	b.Reset()
-	p = &fleetProgress{on: true, w: &b, command: "handshake", total: -1}
-	p.show(fleet.Progress{Done: 3, Elapsed: time.Second, Last: netip.MustParseAddrPort("10.0.0.2:22")})
-	if want := "\r\x1b[Khandshake: 3 targets done, 3.00/s, last 10.0.0.2:22"; b.String() != want {
-		t.Errorf("progress of standard input %q, want %q", b.String(), want)
+	p.show(fleet.Progress{Done: 51, Errored: 3, Elapsed: 11 * time.Second, Last: netip.MustParseAddrPort("10.0.0.2:22")})
+	if want := "3 errors, last 10.0.0.2:22"; p.extra() != want {
+		t.Errorf("extra %q, want %q", p.extra(), want)
+	}
+	p.end()
+	if b.String() != "" {
+		t.Errorf("progress to a buffer wrote %q, want nothing", b.String())
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 
 	"synprobe/conformance"
 	"synprobe/conformance/report"
+	"synprobe/internal/plural"
 	"synprobe/probe"
 	"synprobe/scenarios"
 )
@@ -110,7 +110,7 @@ func handshakeReport(c *cli.Context, s *session, target netip.AddrPort) (*report
 	pc.Finish(c.Context, rep, 0)
 	rep.Notes = s.prober.Notes()
 	if st := s.prober.Stats(); st.Drops > 0 {
-		rep.Notes = append(rep.Notes, fmt.Sprintf("the local socket dropped %d frames", st.Drops))
+		rep.Notes = append(rep.Notes, "the local socket dropped "+plural.N(st.Drops, "frame", "frames"))
 	}
 	if err := s.close(); err != nil {
 		rep.Notes = append(rep.Notes, "closing: "+err.Error())

@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"synprobe/internal/exclude"
 	"synprobe/internal/lab"
 )
 
@@ -126,9 +127,36 @@ func labSweepArgs(args []string) []string {
 	return args
 }
 
+// excludeOutsideLab excludes every address but the lab target's, so that
+// a --targets run under the lab checks the lines naming the lab's target
+// (its open or closed port, IPv4 or IPv6) and counts every other line as
+// excluded, with the reason: synprobe lab never sends anywhere else.
+func excludeOutsideLab(list *exclude.List) {
+	for _, a := range []netip.Addr{lab.TargetAddr4, lab.TargetAddr6} {
+		for _, p := range allBut(a) {
+			list.Add(p, fmt.Sprintf("not in the lab (its target is %v or %v)", lab.TargetAddr4, lab.TargetAddr6))
+		}
+	}
+}
+
+// allBut is the prefixes that cover every address of a's family but a:
+// at each length, the half that does not hold a.
+func allBut(a netip.Addr) []netip.Prefix {
+	var out []netip.Prefix
+	for bits := 1; bits <= a.BitLen(); bits++ {
+		p := netip.PrefixFrom(a, bits).Masked()
+		b := p.Addr().AsSlice()
+		b[(bits-1)/8] ^= 0x80 >> ((bits - 1) % 8) // the other half
+		sib, _ := netip.AddrFromSlice(b)
+		out = append(out, netip.PrefixFrom(sib, bits))
+	}
+	return out
+}
+
 // labArgs gives a command the lab's target in the form it takes one. An
 // address the user gives must be one of the lab's (to see the closed port,
-// or IPv6): synprobe lab never sends anywhere else.
+// or IPv6): synprobe lab never sends anywhere else. With --targets the
+// file names the targets (the lab's), and none is added.
 // valueFlags are the names (and aliases) of the flags of command name that
 // take a value in the next argument.
 func valueFlags(name string) map[string]bool {
@@ -159,8 +187,13 @@ func labArgs(name string, rest []string) ([]string, error) {
 		}
 	}
 	valued := valueFlags(name)
+	many := false // --targets names the targets: the lab adds none
+	given := ""   // a target the user gave
 	for i := 0; i < len(rest); i++ {
 		a := rest[i]
+		if a == "--targets" || strings.HasPrefix(a, "--targets=") {
+			many = true
+		}
 		if a == "--target" || a == "-t" || strings.HasPrefix(a, "--target=") {
 			return nil, usageErr("lab %s: the lab supplies the target; drop --target", name)
 		}
@@ -178,7 +211,16 @@ func labArgs(name string, rest []string) ([]string, error) {
 		if ap.Addr() != lab.TargetAddr4 && ap.Addr() != lab.TargetAddr6 {
 			return nil, usageErr("lab %s: %v is not in the lab; use %v or %v (port %d open, %d closed)", name, ap, lab.TargetAddr4, lab.TargetAddr6, lab.OpenPort, lab.ClosedPort)
 		}
-		target = ap.String()
+		target, given = ap.String(), a
+	}
+	if many && given != "" {
+		return nil, usageErr("lab %s: --targets names the targets; drop the argument %q", name, given)
+	}
+	switch {
+	case many && name == "handshake":
+		return args, nil
+	case many && (name == "audit" || name == "trace"):
+		return append([]string{"--closed-port", closed}, args...), nil
 	}
 	switch name {
 	case "handshake":

@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/plural"
 	"synprobe/internal/reflector"
 	"synprobe/probe"
 )
@@ -56,7 +57,7 @@ interrupted (Ctrl-C, SIGTERM).`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "listen", Usage: "listen on and record `ADDR:PORT` (a specific address of this host)"},
 			&cli.UintFlag{Name: "report", Usage: "answer queries on `PORT` of the same address", DefaultText: "the listen port + 1"},
-			&cli.StringSliceFlag{Name: "allow", Usage: "answer queries from `CIDR` (or one address); repeat for more; required"},
+			&cli.StringSliceFlag{Name: "allow", Usage: "answer queries from `CIDR` (or one address); repeat for more; required (one shorter than /8, such as 0.0.0.0/0, is taken with a warning)"},
 			&cli.IntFlag{Name: "max-records", Value: reflector.DefaultMaxRecords, Usage: "keep at most `N` records (the oldest are overwritten)"},
 			&cli.DurationFlag{Name: "expiry", Value: reflector.DefaultExpiry, Usage: "forget records older than `DURATION`"},
 			&cli.BoolFlag{Name: "capture-only", Usage: "record --listen without listening there: a server of this host already answers on it"},
@@ -139,6 +140,27 @@ func parseAllow(s string) (netip.Prefix, error) {
 	return netip.Prefix{}, usageErr("--allow %q: want a CIDR such as 10.9.8.0/24 or one address", printable(s))
 }
 
+// broadAllow is a warning when --allow lets a prefix shorter than /8
+// query the records (0.0.0.0/0, ::/0: anyone); "" when none does. Such a
+// value may be meant (a lab, a reflector behind a filter), so it is said,
+// not refused.
+func broadAllow(allow []netip.Prefix) string {
+	var broad []string
+	for _, p := range allow {
+		if p.Bits() < 8 {
+			what := fmt.Sprintf("2^%d addresses", p.Addr().BitLen()-p.Bits())
+			if p.Bits() == 0 {
+				what = fmt.Sprintf("every IPv%d address", map[bool]int{true: 4, false: 6}[p.Addr().Is4()])
+			}
+			broad = append(broad, fmt.Sprintf("%v (%s)", p, what))
+		}
+	}
+	if len(broad) == 0 {
+		return ""
+	}
+	return "synprobe reflect: warning: --allow " + strings.Join(broad, ", ") + " lets anyone there query the records of what arrived here"
+}
+
 func runReflect(c *cli.Context) error {
 	cfg, err := reflectConfig(c)
 	if err != nil {
@@ -148,6 +170,9 @@ func runReflect(c *cli.Context) error {
 		return err
 	}
 	errOut := c.App.ErrWriter
+	if w := broadAllow(cfg.Allow); w != "" {
+		fmt.Fprintln(errOut, w)
+	}
 	if name := c.String("netns"); name != "" {
 		fd, err := openNetNS(name)
 		if err != nil {
@@ -173,8 +198,8 @@ func runReflect(c *cli.Context) error {
 	for i, p := range cfg.Allow {
 		allow[i] = p.String()
 	}
-	fmt.Fprintf(errOut, "synprobe reflect: recording %v on %s, reports on %v to %s; %d records, expiry %v (Ctrl-C stops)\n",
-		s.Listen(), s.Interface(), s.Report(), strings.Join(allow, ", "), cfg.MaxRecords, cfg.Expiry)
+	fmt.Fprintf(errOut, "synprobe reflect: recording %v on %s, reports on %v to %s; %s, expiry %v (Ctrl-C stops)\n",
+		s.Listen(), s.Interface(), s.Report(), strings.Join(allow, ", "), plural.N(cfg.MaxRecords, "record", "records"), cfg.Expiry)
 	var runErr error
 	select {
 	case <-c.Context.Done():
@@ -184,8 +209,9 @@ func runReflect(c *cli.Context) error {
 	if err := s.Close(); err != nil && runErr == nil {
 		runErr = err
 	}
-	fmt.Fprintf(errOut, "synprobe reflect: stopped: %d segments recorded (%d lost by the capture), %d connections, %d queries, %d bad requests, %d clients refused\n",
-		st.Captured, st.KernelDrops, st.ProbeConns, st.Queries, st.BadRequests, st.Refused)
+	fmt.Fprintf(errOut, "synprobe reflect: stopped: %s recorded (%d lost by the capture), %s, %s, %s, %s refused\n",
+		plural.N(st.Captured, "segment", "segments"), st.KernelDrops, plural.N(st.ProbeConns, "connection", "connections"),
+		plural.N(st.Queries, "query", "queries"), plural.N(st.BadRequests, "bad request", "bad requests"), plural.N(st.Refused, "client", "clients"))
 	if runErr != nil {
 		return envErr(runErr)
 	}

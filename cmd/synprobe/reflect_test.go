@@ -137,7 +137,7 @@ func TestReflectRuns(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("still running 10s after the interrupt")
 	}
-	if !strings.Contains(stderr.String(), "synprobe reflect: stopped: ") || !strings.Contains(stderr.String(), " 1 connections, ") {
+	if !strings.Contains(stderr.String(), "synprobe reflect: stopped: ") || !strings.Contains(stderr.String(), " 1 connection, ") {
 		t.Errorf("stderr %q: want a last line saying what it did (1 connection, at least 1 query)", stderr.String())
 	}
 	if stdout.String() != "" {
@@ -153,5 +153,38 @@ func TestReflectRuns(t *testing.T) {
 	})
 	if err == nil {
 		t.Error("the report port still accepts connections after the command returned")
+	}
+}
+
+// TestReflectBroadAllow: an --allow shorter than /8 is taken, with one
+// line saying what it lets in.
+func TestReflectBroadAllow(t *testing.T) {
+	for _, tc := range []struct {
+		allow []string
+		want  string
+	}{
+		{[]string{"10.0.0.0/8", "10.9.8.7"}, ""},
+		{[]string{"0.0.0.0/0"}, "synprobe reflect: warning: --allow 0.0.0.0/0 (every IPv4 address) lets anyone there query the records of what arrived here"},
+		{[]string{"::/0", "10.0.0.1"}, "--allow ::/0 (every IPv6 address) lets"},
+		{[]string{"64.0.0.0/2", "2000::/3"}, "--allow 64.0.0.0/2 (2^30 addresses), 2000::/3 (2^125 addresses) lets"},
+	} {
+		var ps []netip.Prefix
+		for _, a := range tc.allow {
+			p, err := parseAllow(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ps = append(ps, p)
+		}
+		got := broadAllow(ps)
+		if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
+			t.Errorf("broadAllow(%q) = %q, want %q", tc.allow, got, tc.want)
+		}
+	}
+	// Said before the run goes on (here it stops at the namespace).
+	code, _, errOut := synprobe(t, "reflect", "--listen", "10.93.0.2:8080", "--allow", "0.0.0.0/0", "--netns", "no-such-namespace-here")
+	lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+	if code != exitUsage || len(lines) != 2 || !strings.Contains(lines[0], "warning: --allow 0.0.0.0/0") || !strings.Contains(lines[1], "no such network namespace") {
+		t.Errorf("exit %d, stderr %q: want %d, the warning, then the namespace refused", code, errOut, exitUsage)
 	}
 }

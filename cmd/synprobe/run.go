@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -11,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -18,6 +18,7 @@ import (
 	"synprobe/conformance"
 	"synprobe/conformance/report"
 	"synprobe/conformance/script"
+	"synprobe/internal/progress"
 	"synprobe/scenarios"
 )
 
@@ -175,10 +176,10 @@ func scenarioReport(c *cli.Context, s *session, command string, target netip.Add
 		s.close()
 		return nil, err
 	}
-	progress := newProgress(c, len(items))
-	cfg.Progress = progress.update
+	prog := newScriptProgress(c, command, len(items))
+	cfg.Progress = prog.update
 	rep := scenarios.Run(c.Context, s.prober, cfg, items)
-	progress.done()
+	prog.end()
 	rep.Command = command
 	rep.Target = s.reportTarget(netip.AddrPort{})
 	rep.Started = started
@@ -327,31 +328,32 @@ func parseFile(name string, cfg script.ParseConfig) (scenarios.Scenario, error) 
 	return scenarios.FromScript(s), nil
 }
 
-// progress draws a one-line progress bar on a terminal's stderr while a
-// run goes on; in pipes and for JSON or JUnit it draws nothing.
-type progress struct {
-	on    bool
-	total int
-	c     *cli.Context
+// scriptProgress is the progress line of a run or an audit of one
+// target: scripts done of all, rate, estimate, the last one done. A
+// --targets run draws its own line, of targets, and none per target.
+type scriptProgress struct {
+	line *progress.Line
+	last atomic.Value // string
 }
 
-func newProgress(c *cli.Context, total int) *progress {
-	f, ok := c.App.ErrWriter.(*os.File)
-	on := ok && isTerminal(f) && c.String("format") == "text" && total > 1
-	return &progress{on: on, total: total, c: c}
-}
-
-func (p *progress) update(done, total int, name string) {
-	if !p.on {
-		return
+func newScriptProgress(c *cli.Context, command string, total int) *scriptProgress {
+	p := &scriptProgress{}
+	if total < 2 || c.IsSet("targets") {
+		return p
 	}
-	const width = 30
-	n := done * width / total
-	fmt.Fprintf(p.c.App.ErrWriter, "\r\x1b[K[%s%s] %d/%d %s", strings.Repeat("=", n), strings.Repeat(" ", width-n), done, total, name)
+	p.line = progress.Start(c.App.ErrWriter, progress.Options{
+		Name: command, Unit: "scripts", Total: int64(total),
+		Extra: func() string {
+			s, _ := p.last.Load().(string)
+			return s
+		},
+	})
+	return p
 }
 
-func (p *progress) done() {
-	if p.on {
-		fmt.Fprint(p.c.App.ErrWriter, "\r\x1b[K")
-	}
+func (p *scriptProgress) update(done, _ int, name string) {
+	p.last.Store(printable(name))
+	p.line.SetCurrent(int64(done))
 }
+
+func (p *scriptProgress) end() { p.line.Stop() }

@@ -16,6 +16,7 @@ import (
 	"synprobe/conformance/report"
 	"synprobe/internal/lab"
 	"synprobe/internal/netns"
+	"synprobe/internal/progress"
 	"synprobe/probe"
 	"synprobe/probe/pcap"
 )
@@ -222,8 +223,7 @@ func openOutput(c *cli.Context) (*reportOut, error) {
 	name := c.String("output")
 	if name == "" || name == "-" {
 		w := c.App.Writer
-		f, ok := w.(*os.File)
-		return &reportOut{w: w, color: ok && isTerminal(f) && os.Getenv("NO_COLOR") == ""}, nil
+		return &reportOut{w: w, color: progress.IsTerminal(w) && os.Getenv("NO_COLOR") == ""}, nil
 	}
 	_, statErr := os.Stat(name)
 	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE, 0o666)
@@ -304,9 +304,4 @@ func exitFor(rep *report.Report) error {
 		return exitCode(code)
 	}
 	return nil
-}
-
-func isTerminal(f *os.File) bool {
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

@@ -61,8 +61,8 @@ func runSummarize(c *cli.Context) error {
 		f := os.Stdin
 		if name != "-" {
 			var err error
-			if f, err = os.Open(name); err != nil {
-				return fileErr("summarize", name, err)
+			if f, err = openFile("summarize", name); err != nil {
+				return err
 			}
 		}
 		err := s.Read(f, name)

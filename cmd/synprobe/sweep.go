@@ -18,6 +18,8 @@ import (
 
 	"synprobe/internal/exclude"
 	"synprobe/internal/netns"
+	"synprobe/internal/plural"
+	"synprobe/internal/progress"
 	"synprobe/internal/sweep"
 )
 
@@ -71,16 +73,16 @@ Examples:
   synprobe lab sweep                   (the lab's target, its open and closed port)`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ports", Aliases: []string{"p"}, Usage: "the `LIST` of ports: 80,443,8000-8100 (required)"},
-			&cli.IntFlag{Name: "rate", Value: 10000, Usage: "send `N` SYNs per second"},
-			&cli.IntFlag{Name: "retries", Value: 1, Usage: "send `N` more SYNs to a probe that got no answer"},
-			&cli.DurationFlag{Name: "wait", Value: time.Second, Usage: "wait `DURATION` for replies after each pass"},
+			&cli.IntFlag{Name: "rate", Value: 10000, Usage: "send `N` SYNs per second (1 to 10000000: a sweep is always paced, so 0 is refused, unlike the --rate of audit, run and handshake)"},
+			&cli.IntFlag{Name: "retries", Value: 1, Usage: "send `N` more SYNs to a probe that got no answer, after the first (0 to 10; trace's --tries counts the first send too)"},
+			&cli.DurationFlag{Name: "wait", Value: time.Second, Usage: "wait `DURATION` for replies after each pass (0 to 1m; 0: what has not answered when the last SYN leaves is silent)"},
 			&cli.StringSliceFlag{Name: "exclude", Usage: "never sweep `CIDR|FILE` (a zmap blocklist); repeatable"},
 			&cli.BoolFlag{Name: "allow-documentation", Usage: "sweep the documentation ranges (192.0.2.0/24, 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32, 3fff::/20)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write the JSON lines to `FILE` instead of standard output"},
 			&cli.StringFlag{Name: "netns", Usage: "sweep from the network namespace `NAME` (of ip netns, or a path)"},
 			&cli.StringFlag{Name: "interface", Aliases: []string{"i"}, Usage: "send from interface `IFACE`"},
 			&cli.StringFlag{Name: "source", Usage: "send from address `ADDR` (one of this host's)"},
-			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress on standard error: `auto` (when a terminal), always or never"},
+			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "a progress line on standard error when it is a terminal (`auto`; always is the same: a line is never written into a pipe or a file), or never"},
 		},
 		Action: runSweep,
 	}
@@ -112,10 +114,9 @@ func parseSweepArgs(c *cli.Context) (*sweepArgs, error) {
 		return nil, usageErr("--wait %v: want a duration from 0 to %v, such as 1s", w, sweepMaxWait)
 	}
 	switch c.String("progress") {
-	case "auto":
-		f, ok := c.App.ErrWriter.(*os.File)
-		a.progress = ok && isTerminal(f)
-	case "always":
+	case "auto", "always":
+		// always: kept for the command lines that say it; a progress
+		// line is drawn on a terminal only, never into a file.
 		a.progress = true
 	case "never":
 	default:
@@ -168,7 +169,7 @@ func runSweep(c *cli.Context) error {
 	}
 	stderr := c.App.ErrWriter
 	if n := a.set.ExcludedTotal(); n > 0 {
-		fmt.Fprintf(stderr, "sweep: excluded %d addresses: %s\n", n, excludedSummary(a.set.Excluded))
+		fmt.Fprintf(stderr, "sweep: excluded %s: %s\n", plural.N(n, "address", "addresses"), excludedSummary(a.set.Excluded))
 	}
 	if a.set.Size() == 0 {
 		return usageErr("sweep: every target is excluded")
@@ -201,18 +202,16 @@ func runSweep(c *cli.Context) error {
 		defer f.Close()
 		out = f
 	}
-	w := &lineWriter{w: bufio.NewWriterSize(out, 1<<16)}
+	prog := newSweepProgress(stderr, a)
+	w := &lineWriter{w: bufio.NewWriterSize(prog.line.Above(out), 1<<16)}
 	a.cfg.Emit = w.emit
-	var prog *progressLine
-	if a.progress {
-		prog = &progressLine{w: stderr}
-		a.cfg.Progress = func(p sweep.Progress) { prog.show(p); w.flush() }
+	// Lines reach a pipe within a second even without progress.
+	a.cfg.Progress = func(p sweep.Progress) { prog.show(p); w.flush() }
+	if prog.line != nil {
 		a.cfg.ProgressEvery = 250 * time.Millisecond
-	} else {
-		// Lines reach a pipe within a second even without progress.
-		a.cfg.Progress = func(sweep.Progress) { w.flush() }
 	}
 	st, err := sweep.Run(c.Context, a.cfg)
+	w.flush() // before the line goes: the lines it holds back are written above it
 	prog.end()
 	if ferr := w.flush(); ferr != nil && err == nil {
 		err = envErr(fmt.Errorf("sweep: write results: %w", ferr))
@@ -250,14 +249,15 @@ func excludedSummary(m map[string]uint64) string {
 }
 
 func printSweepSummary(w io.Writer, a *sweepArgs, st sweep.Stats) {
-	fmt.Fprintf(w, "sweep: %d probes (%d addresses x %d ports) in %v: %d open, %d closed, %d filtered, %d silent\n",
-		st.Total, a.set.Size(), len(a.cfg.Ports), st.Duration.Round(time.Millisecond), st.Open, st.Closed, st.Filtered, st.Silent)
-	fmt.Fprintf(w, "sweep: sent %d SYNs from %s port %d at %.0f pps (%v sending); %d probes were answered only on a retry (\"attempt\" > 1)\n",
-		st.Sent, st.Interface, st.SourcePort, st.SendRate(), st.SendTime.Round(time.Millisecond), st.Retried)
-	fmt.Fprintf(w, "sweep: drops: receive socket %d, interface %d sent, %d received; %d replies failed validation, %d duplicates\n",
-		st.RxDrops, st.LinkTxDrops, st.LinkRxDrops, st.Invalid, st.Duplicates)
+	fmt.Fprintf(w, "sweep: %s (%s x %s) in %v: %d open, %d closed, %d filtered, %d silent\n",
+		plural.N(st.Total, "probe", "probes"), plural.N(a.set.Size(), "address", "addresses"), plural.N(len(a.cfg.Ports), "port", "ports"),
+		st.Duration.Round(time.Millisecond), st.Open, st.Closed, st.Filtered, st.Silent)
+	fmt.Fprintf(w, "sweep: sent %s from %s port %d at %.0f pps (%v sending); %s answered only on a retry (\"attempt\" > 1)\n",
+		plural.N(st.Sent, "SYN", "SYNs"), st.Interface, st.SourcePort, st.SendRate(), st.SendTime.Round(time.Millisecond), plural.N(st.Retried, "probe was", "probes were"))
+	fmt.Fprintf(w, "sweep: drops: receive socket %d, interface %d sent, %d received; %s validation, %s\n",
+		st.RxDrops, st.LinkTxDrops, st.LinkRxDrops, plural.N(st.Invalid, "reply failed", "replies failed"), plural.N(st.Duplicates, "duplicate", "duplicates"))
 	if drops := st.RxDrops + st.LinkTxDrops + st.LinkRxDrops; drops > 0 && st.Retried > 0 {
-		fmt.Fprintf(w, "sweep: frames were dropped; the %d probes answered on a retry are marked with their attempt\n", st.Retried)
+		fmt.Fprintf(w, "sweep: frames were dropped; the probes answered on a retry (%d) are marked with their attempt\n", st.Retried)
 	}
 	for _, n := range st.Notes {
 		fmt.Fprintf(w, "sweep: %s\n", n)
@@ -291,31 +291,49 @@ func (l *lineWriter) flush() error {
 	return l.err
 }
 
-// progressLine redraws one line of progress on a terminal.
-type progressLine struct {
-	w     io.Writer
-	shown bool
+// sweepProgress is sweep's progress line: probes classified of all,
+// the SYNs sent per second, the estimate of the sweep (which knows its
+// send rate and the wait after it), the pass and the receive socket's
+// drops.
+type sweepProgress struct {
+	line *progress.Line // nil: no line
+	mu   sync.Mutex
+	last sweep.Progress
 }
 
-func (p *progressLine) show(s sweep.Progress) {
-	if p == nil {
+func newSweepProgress(stderr io.Writer, a *sweepArgs) *sweepProgress {
+	p := &sweepProgress{}
+	if !a.progress || !progress.IsTerminal(stderr) {
+		return p
+	}
+	p.line = progress.Start(stderr, progress.Options{
+		Name: "sweep", Unit: "answered", Total: int64(a.set.Size()) * int64(len(a.cfg.Ports)),
+		Rate:     func() float64 { return p.get().Rate },
+		RateUnit: "SYN",
+		ETA:      func() time.Duration { return p.get().ETA },
+		Extra: func() string {
+			s := p.get()
+			return fmt.Sprintf("pass %d, %s sent, drops: socket %d, interface %d", max(s.Pass, 1), plural.N(s.Sent, "SYN", "SYNs"), s.RxDrops, s.LinkTxDrops+s.LinkRxDrops)
+		},
+	})
+	return p
+}
+
+func (p *sweepProgress) get() sweep.Progress {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.last
+}
+
+func (p *sweepProgress) show(s sweep.Progress) {
+	if p.line == nil {
 		return
 	}
-	pct := 0.0
-	if s.Total > 0 {
-		pct = 100 * float64(s.Done) / float64(s.Total)
-	}
-	eta := "-"
-	if s.ETA > 0 {
-		eta = s.ETA.Round(time.Second).String()
-	}
-	fmt.Fprintf(p.w, "\r\x1b[Ksweep: pass %d, %d/%d answered (%.1f%%), %d sent, %.0f pps, ETA %s, drops %d",
-		s.Pass, s.Done, s.Total, pct, s.Sent, s.Rate, eta, s.RxDrops)
-	p.shown = true
+	p.mu.Lock()
+	p.last = s
+	p.mu.Unlock()
+	p.line.SetTotal(int64(s.Total))
+	p.line.SetCurrent(int64(s.Done))
 }
 
-func (p *progressLine) end() {
-	if p != nil && p.shown {
-		fmt.Fprintln(p.w)
-	}
-}
+func (p *sweepProgress) end() { p.line.Stop() }

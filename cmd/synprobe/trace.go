@@ -95,9 +95,9 @@ Examples:
 		Flags: append(append([]cli.Flag{
 			&cli.IntFlag{Name: "max-hops", Value: trace.DefaultMaxHops, Usage: "walk up to `N` hops"},
 			&cli.IntFlag{Name: "first-hop", Value: 1, Usage: "start the walk at TTL `N`"},
-			&cli.IntFlag{Name: "tries", Value: trace.DefaultTries, Usage: "send each silent TTL up to `N` times (an answer to any counts)"},
-			&cli.DurationFlag{Name: "wait", Value: trace.DefaultWait, Usage: "wait up to `DURATION` for the answers of a round (ICMP may be rate limited)"},
-			&cli.Float64Flag{Name: "rate", Value: trace.DefaultRate, Usage: "send at most `N` probes per second that can reach the target (probes that expire at routers are not counted)"},
+			&cli.IntFlag{Name: "tries", Value: trace.DefaultTries, Usage: "send each silent TTL up to `N` times in all, the first send included (1 to 10; an answer to any counts; sweep's --retries counts only the sends after the first)"},
+			&cli.DurationFlag{Name: "wait", Value: trace.DefaultWait, Usage: "wait up to `DURATION` for the answers of a round (ICMP may be rate limited); 1ms to 1h"},
+			&cli.Float64Flag{Name: "rate", Value: trace.DefaultRate, Usage: "send at most `N` probes per second that can reach the target (probes that expire at routers are not counted); 0: no limit"},
 			&cli.StringFlag{Name: "probes", Value: "all", Usage: "probe families, comma-separated: `LIST` of syn,ecn,exotic,syndata,badsum,conn, or all"},
 			&cli.UintFlag{Name: "closed-port", Usage: "a closed `PORT` of the target", DefaultText: "none"},
 			&cli.UintFlag{Name: "alt-port", Usage: "a `PORT` expected closed and not intercepted, where the host itself answers", DefaultText: "closed-port+1, or port+2"},
@@ -149,7 +149,13 @@ func traceConfig(c *cli.Context, target netip.AddrPort) (trace.Config, error) {
 // parseFamilies reads --probes: "all", or families separated by commas
 // ("syn" also sends the alt-port walk).
 func parseFamilies(s string) ([]trace.Family, error) {
-	if s == "all" || s == "" {
+	const want = "syn, ecn, exotic, syndata, badsum, conn or all"
+	if strings.TrimSpace(s) == "" {
+		// Not "all": an empty value is more often a variable left unset
+		// than a choice.
+		return nil, usageErr("--probes %q: no family given; want a comma-separated list of %s", printable(s), want)
+	}
+	if s == "all" {
 		return trace.Families, nil
 	}
 	seen := map[trace.Family]bool{}
@@ -161,7 +167,10 @@ func parseFamilies(s string) ([]trace.Family, error) {
 			ok = ok || g == f && f != trace.FamilyAlt
 		}
 		if !ok {
-			return nil, usageErr("--probes %q: no family %q (want syn, ecn, exotic, syndata, badsum, conn or all)", s, f)
+			if f == "" {
+				return nil, usageErr("--probes %q: an empty family between commas (want %s)", printable(s), want)
+			}
+			return nil, usageErr("--probes %q: no family %q (want %s)", printable(s), printable(string(f)), want)
 		}
 		if f == trace.FamilySYN && !seen[trace.FamilyAlt] {
 			seen[trace.FamilyAlt] = true

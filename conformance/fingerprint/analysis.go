@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -45,7 +46,7 @@ const minIPIDs = 3
 func classifyIPIDs(ids []uint16) IPIDSeries {
 	s := IPIDSeries{Values: slices.Clone(ids)}
 	if len(ids) < minIPIDs {
-		s.Why = fmt.Sprintf("%d replies, need %d", len(ids), minIPIDs)
+		s.Why = fmt.Sprintf("%s, need %d", plural.N(len(ids), "reply", "replies"), minIPIDs)
 		return s
 	}
 	allSame := true
@@ -286,7 +287,7 @@ func challengeSummary(c *ChallengeACK) string {
 	case c.ACKs == 0 && c.AliveAfter != nil && !*c.AliveAfter:
 		return "no challenge ACK; the connection was gone afterwards (an in-window RST with an inexact seq reset it)"
 	case c.ACKs == 0:
-		return fmt.Sprintf("no challenge ACK to %d in-window RSTs", c.RSTs)
+		return "no challenge ACK to " + plural.N(c.RSTs, "in-window RST", "in-window RSTs")
 	case c.ACKs >= c.RSTs:
 		return fmt.Sprintf("a challenge ACK for every RST (%d, one per %d ms): no limit seen", c.RSTs, int(c.IntervalMS))
 	case c.ACKs == 1:

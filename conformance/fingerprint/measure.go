@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -80,7 +81,7 @@ func Measure(ctx context.Context, p *probe.Prober, cfg Config) *Fingerprint {
 	f.ChallengeACK = ch.c
 
 	if n := p.Stats().Drops - drops0; n > 0 {
-		f.Notes = append(f.Notes, fmt.Sprintf("the local socket dropped %d frames meanwhile: counts of replies may be low", n))
+		f.Notes = append(f.Notes, fmt.Sprintf("the local socket dropped %s meanwhile: counts of replies may be low", plural.N(n, "frame", "frames")))
 		if f.SYNCookies.InUse != nil && *f.SYNCookies.InUse {
 			f.SYNCookies.InUse = nil
 			f.SYNCookies.Why = "a missing retransmission cannot be told from a frame the local socket dropped"
@@ -247,7 +248,7 @@ func (f *Fingerprint) fillISN(one *oneTupleResult, nm *nmapResult, mss uint16) {
 	case one.why != "":
 		o.Why = one.why
 	case len(samples) < 2:
-		o.Why = fmt.Sprintf("%d SYN-ACKs with the same MSS on one 4-tuple, need 2", len(samples))
+		o.Why = fmt.Sprintf("%s with the same MSS on one 4-tuple, need 2", plural.N(len(samples), "SYN-ACK", "SYN-ACKs"))
 	default:
 		rate, intervals := isnRate(samples)
 		for _, r := range intervals {
@@ -271,7 +272,7 @@ func (f *Fingerprint) fillISN(one *oneTupleResult, nm *nmapResult, mss uint16) {
 		}
 	}
 	if len(adj) < 3 {
-		ad.Why = fmt.Sprintf("%d SYN-ACKs to nmap's probes, need 3", len(adj))
+		ad.Why = fmt.Sprintf("%s to nmap's probes, need 3", plural.N(len(adj), "SYN-ACK", "SYN-ACKs"))
 		for _, a := range nm.answers {
 			if a.reply == nil {
 				ad.Why += ": " + a.why

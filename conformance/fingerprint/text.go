@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"synprobe/internal/plural"
 )
 
 // WriteText writes the fingerprint as a compact section of the text report:
@@ -14,7 +16,7 @@ import (
 // is missing.
 func (f *Fingerprint) WriteText(w io.Writer) {
 	var b strings.Builder
-	fmt.Fprintf(&b, "stack fingerprint (%s, %d SYNs)\n", fmtMS(f.DurationMS), f.SYNs)
+	fmt.Fprintf(&b, "stack fingerprint (%s, %s)\n", fmtMS(f.DurationMS), plural.N(f.SYNs, "SYN", "SYNs"))
 	line := func(name, format string, args ...any) {
 		fmt.Fprintf(&b, "  %-14s %s\n", name, fmt.Sprintf(format, args...))
 	}
@@ -70,7 +72,7 @@ func withWhy(s, why string) string {
 func (t TTL) text() string {
 	s := "?"
 	if t.SYNACK != nil {
-		s = fmt.Sprintf("%d on the SYN-ACK: initial %d, %d hops", *t.SYNACK, *t.Initial, *t.Hops)
+		s = fmt.Sprintf("%d on the SYN-ACK: initial %d, %s", *t.SYNACK, *t.Initial, plural.N(*t.Hops, "hop", "hops"))
 	}
 	if t.RST != nil {
 		s += fmt.Sprintf("; %d on a RST (initial %d)", *t.RST, *t.RSTInitial)
@@ -176,7 +178,7 @@ func (t Timestamps) text() string {
 		s += " (uptime: " + t.UptimeWhy + ")"
 	}
 	if t.TSecrWrong > 0 {
-		s += fmt.Sprintf("; TSecr wrong on %d of %d SYN-ACKs (%s)", t.TSecrWrong, t.TSecrChecked, t.TSecrExample)
+		s += fmt.Sprintf("; TSecr wrong on %d of %s (%s)", t.TSecrWrong, plural.N(t.TSecrChecked, "SYN-ACK", "SYN-ACKs"), t.TSecrExample)
 	}
 	return s
 }

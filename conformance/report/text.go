@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"synprobe/internal/plural"
 )
 
 // TextOptions shape the text report.
@@ -42,7 +44,7 @@ func WriteText(w io.Writer, rep *Report, opt TextOptions) error {
 	}
 	listAll := opt.Passes || opt.Steps
 	if !listAll && len(rep.Results) > 1 {
-		fmt.Fprintf(&b, "%d results: %s\n\n", len(rep.Results), rep.Summary.Counts())
+		fmt.Fprintf(&b, "%s: %s\n\n", plural.N(len(rep.Results), "result", "results"), rep.Summary.Counts())
 	}
 	for _, r := range rep.Results {
 		if r.Verdict == Pass && !listAll {

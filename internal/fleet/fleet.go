@@ -43,8 +43,11 @@ type Config struct {
 // Progress is how far a run has come.
 type Progress struct {
 	Started, Done int
-	Elapsed       time.Duration
-	Last          netip.AddrPort
+	// Errored counts the targets done with an error and no fail, as
+	// Stats.Errored.
+	Errored int
+	Elapsed time.Duration
+	Last    netip.AddrPort
 }
 
 // Stats says what a run did.
@@ -155,6 +158,7 @@ func Run(ctx context.Context, src Source, check Func, cfg Config) (Stats, error)
 			}
 		}
 		prog.Done++
+		prog.Errored = st.Errored
 		prog.Last = ap
 		prog.Elapsed = time.Since(started)
 		if cfg.Progress != nil {

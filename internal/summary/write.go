@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"synprobe/conformance/report"
+	"synprobe/internal/plural"
 )
 
 // WriteJSON writes the finished summary as one JSON document.
@@ -36,12 +37,12 @@ func (s *Summary) WriteText(w io.Writer) error {
 	for _, k := range sortedKeys(s.Commands) {
 		cmds = append(cmds, fmt.Sprintf("%s %d", k, s.Commands[k]))
 	}
-	fmt.Fprintf(tw, "%d targets (%s) from %d lines of %d files", s.Targets, strings.Join(cmds, ", "), s.Lines, s.Files)
+	fmt.Fprintf(tw, "%s (%s) from %s of %s", plural.N(s.Targets, "target", "targets"), strings.Join(cmds, ", "), plural.N(s.Lines, "line", "lines"), plural.N(s.Files, "file", "files"))
 	if s.Duplicates > 0 {
-		fmt.Fprintf(tw, "; %d lines repeat a target and count once", s.Duplicates)
+		fmt.Fprintf(tw, "; %s", plural.N(s.Duplicates, "line repeats a target and counts once", "lines repeat a target and count once"))
 	}
 	if s.Interrupted > 0 {
-		fmt.Fprintf(tw, "; %d targets were only interrupted and are not counted", s.Interrupted)
+		fmt.Fprintf(tw, "; %s", plural.N(s.Interrupted, "target was only interrupted and is not counted", "targets were only interrupted and are not counted"))
 	}
 	fmt.Fprintln(tw)
 	if len(s.Worst) > 0 {

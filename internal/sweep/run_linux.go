@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/plural"
 	"synprobe/internal/siphash"
 	"synprobe/probe"
 )
@@ -133,6 +134,9 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 		rxfd:  rxfd,
 		total: st.Total,
 		macs:  macs,
+
+		ifName:     path.Interface,
+		linkBefore: linkBefore,
 	}
 	if macs != nil {
 		// Unresolved targets are not probed: their bits are set now, and
@@ -199,10 +203,10 @@ func Run(ctx context.Context, cfg Config) (Stats, error) {
 	linkAfter := linkDrops(cfg.NetNS, path.Interface)
 	st.LinkTxDrops, st.LinkRxDrops = linkAfter[0]-linkBefore[0], linkAfter[1]-linkBefore[1]
 	if n, err := guard.Dropped(); err == nil && n > 0 {
-		st.Notes = append(st.Notes, fmt.Sprintf("the RST guard dropped %d RSTs of the local kernel", n))
+		st.Notes = append(st.Notes, fmt.Sprintf("the RST guard dropped %s of the local kernel", plural.N(n, "RST", "RSTs")))
 	}
 	if s.txRetries.Load() > 0 {
-		st.Notes = append(st.Notes, fmt.Sprintf("the interface refused %d batches (ENOBUFS); they were sent again", s.txRetries.Load()))
+		st.Notes = append(st.Notes, fmt.Sprintf("the interface refused %s (ENOBUFS); sent again", plural.N(s.txRetries.Load(), "batch", "batches")))
 	}
 	if runErr != nil {
 		st.Duration = time.Since(start)
@@ -428,6 +432,9 @@ type sweeper struct {
 	txfd       int
 	rxfd       int
 	total      uint64
+	// ifName and linkBefore give the interface's drops so far.
+	ifName     string
+	linkBefore [2]uint64
 
 	pass                    atomic.Int32
 	start                   atomic.Int64 // unix nanoseconds of the first SYN
@@ -642,6 +649,9 @@ func (s *sweeper) progress() Progress {
 		s.rxDrops.Add(uint64(ts.Drops)) // the kernel resets them on every read
 	}
 	p.RxDrops = s.rxDrops.Load()
+	if d := linkDrops(s.cfg.NetNS, s.ifName); d[0] >= s.linkBefore[0] && d[1] >= s.linkBefore[1] {
+		p.LinkTxDrops, p.LinkRxDrops = d[0]-s.linkBefore[0], d[1]-s.linkBefore[1]
+	}
 	if p.Pass == 1 && p.Sent < p.Total {
 		p.ETA = time.Duration(float64(p.Total-p.Sent)/float64(s.cfg.Rate)*float64(time.Second)) + s.cfg.Wait
 	}

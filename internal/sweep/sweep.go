@@ -87,15 +87,17 @@ type Config struct {
 
 // Progress is where a running sweep stands.
 type Progress struct {
-	Total    uint64        // probes (addresses times ports)
-	Done     uint64        // classified
-	Sent     uint64        // SYNs sent, retries included
-	Pass     int           // 1 for the first send
-	Elapsed  time.Duration // since the first SYN
-	Rate     float64       // SYNs per second so far
-	ETA      time.Duration // estimate; 0 when unknown
-	RxDrops  uint64        // frames the receive socket dropped
-	Finished bool
+	Total   uint64        // probes (addresses times ports)
+	Done    uint64        // classified
+	Sent    uint64        // SYNs sent, retries included
+	Pass    int           // 1 for the first send
+	Elapsed time.Duration // since the first SYN
+	Rate    float64       // SYNs per second so far
+	ETA     time.Duration // estimate; 0 when unknown
+	RxDrops uint64        // frames the receive socket dropped
+	// LinkTxDrops and LinkRxDrops are the interface's drops so far.
+	LinkTxDrops, LinkRxDrops uint64
+	Finished                 bool
 }
 
 // Stats sum up a sweep.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"synprobe/conformance/report"
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -484,7 +485,7 @@ func (t *tracer) probeOf(v *walkView, src netip.Addr, fs *findings, cw *connWalk
 		tr := w.tcp[0]
 		d := &Destination{Hop: v.dest, Reply: replyName(&tr.Frame), IPTTL: int(tr.Frame.IP.TTL), Inferences: []string{}}
 		ft := &tr.Frame.TCP
-		d.Inferences = append(d.Inferences, fmt.Sprintf("%s from %v: %v, ip ttl %d (%d hops by the usual initial TTLs)", d.Reply, tr.Frame.IP.Src, ft, tr.Frame.IP.TTL, distance(tr.Frame.IP.TTL)))
+		d.Inferences = append(d.Inferences, fmt.Sprintf("%s from %v: %v, ip ttl %d (%s by the usual initial TTLs)", d.Reply, tr.Frame.IP.Src, ft, tr.Frame.IP.TTL, plural.N(distance(tr.Frame.IP.TTL), "hop", "hops")))
 		p.Destination = d
 	}
 	return p

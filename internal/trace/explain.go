@@ -10,6 +10,7 @@ import (
 
 	"synprobe/conformance/fingerprint"
 	"synprobe/conformance/report"
+	"synprobe/internal/plural"
 )
 
 // Mode is what --path-check asks of audit, handshake and run.
@@ -82,7 +83,7 @@ func (c *Check) Text() string {
 		b.WriteByte('\n')
 	}
 	if c.Explained > 0 {
-		fmt.Fprintf(&b, "path: %d results explained by the path (skip, cause path:...)\n", c.Explained)
+		fmt.Fprintf(&b, "path: %s explained by the path (skip, cause path:...)\n", plural.N(c.Explained, "result", "results"))
 	}
 	for _, l := range c.Coverage {
 		fmt.Fprintf(&b, "path: coverage: %s\n", l)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"synprobe/conformance/report"
+	"synprobe/internal/plural"
 	"synprobe/probe"
 )
 
@@ -602,7 +603,7 @@ func (a *reflectAnalysis) coverage(walks []*walk, ans *ReflectorAnswer) {
 			if a.last == 0 {
 				from = fmt.Sprintf("from this host (%v)", a.src)
 			}
-			l = fmt.Sprintf("%s to the target: blind segment observed by the reflector %s (%d of %d probes recorded there, compared with what was sent)", from, a.name, arrived, len(walks))
+			l = fmt.Sprintf("%s to the target: blind segment observed by the reflector %s (%d of %s recorded there, compared with what was sent)", from, a.name, arrived, plural.N(len(walks), "probe", "probes"))
 		case arrived > 0 && strings.HasPrefix(l, "badsum:"):
 			continue
 		case arrived > 0 && strings.HasPrefix(l, "NAT is invisible"):
