@@ -104,3 +104,42 @@ func (l *MemoryLink) Close() error {
 	l.closeOnce.Do(func() { close(l.closed) })
 	return nil
 }
+
+// Handle returns a view of the link for one prober: closing it ends the
+// view's reads and writes, not the link, so that the probers of targets
+// checked one after another (a --targets run against the in-process lab)
+// each own one. Views share the link's queue: one reads at a time.
+func (l *MemoryLink) Handle() Link {
+	return &memoryHandle{MemoryLink: l, closed: make(chan struct{})}
+}
+
+type memoryHandle struct {
+	*MemoryLink
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (h *memoryHandle) WriteFrame(frame []byte) error {
+	select {
+	case <-h.closed:
+		return ErrLinkClosed
+	default:
+	}
+	return h.MemoryLink.WriteFrame(frame)
+}
+
+func (h *memoryHandle) ReadFrame() (Capture, error) {
+	select {
+	case c := <-h.queue:
+		return c, nil
+	case <-h.MemoryLink.closed:
+		return Capture{}, ErrLinkClosed
+	case <-h.closed:
+		return Capture{}, ErrLinkClosed
+	}
+}
+
+func (h *memoryHandle) Close() error {
+	h.closeOnce.Do(func() { close(h.closed) })
+	return nil
+}

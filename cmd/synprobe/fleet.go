@@ -122,6 +122,10 @@ func parseFleetArgs(c *cli.Context, command string, rate float64) (*fleetArgs, e
 		return nil, usageErr("--fail-exit-code %d: want 0 to 255 but not %d or %d, which mean bad input and a failed environment", a.failCode, exitUsage, exitEnv)
 	}
 	a.workers, a.perTarget = fleet.Plan(c.Int("concurrency"), rate, pps)
+	if t := labTarget(c.Context); t != nil && t.Probe.Link != nil {
+		// The in-process lab has one link: its targets run one at a time.
+		a.workers = 1
+	}
 	a.startRate = pps
 	if c.Int("shard-count") < 0 || c.Int("shard-count") > targetsrc.MaxShards {
 		return nil, usageErr("--shard-count %d: want 1 to %d", c.Int("shard-count"), targetsrc.MaxShards)

@@ -68,11 +68,14 @@ func TestExcludeOutsideLab(t *testing.T) {
 
 // TestLabHandshakeTargets: 'synprobe lab handshake --targets FILE' checks
 // the lines that name the lab's target and excludes the others, saying
-// why; it used to fail, the lab adding its target as an argument.
+// why; it used to fail, the lab adding its target as an argument. The
+// targets run one after another on the in-process lab's one link, each
+// prober with a handle of its own (closing one closed the link for the
+// next).
 func TestLabHandshakeTargets(t *testing.T) {
 	dir := t.TempDir()
 	list := filepath.Join(dir, "targets.txt")
-	lines := fmt.Sprintf("%v\n%v\n10.94.0.9:80\n", netip.AddrPortFrom(lab.TargetAddr4, lab.OpenPort), netip.AddrPortFrom(lab.TargetAddr6, lab.OpenPort))
+	lines := fmt.Sprintf("%v\n%v\n10.94.0.9:80\n%v\n", netip.AddrPortFrom(lab.TargetAddr4, lab.OpenPort), netip.AddrPortFrom(lab.TargetAddr6, lab.OpenPort), netip.AddrPortFrom(lab.TargetAddr4, lab.ClosedPort))
 	if err := os.WriteFile(list, []byte(lines), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -80,8 +83,8 @@ func TestLabHandshakeTargets(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0\n%s%s", code, out, errOut)
 	}
-	if n := strings.Count(out, "\n"); n != 2 {
-		t.Errorf("%d lines, want 2 (the lab's target, IPv4 and IPv6):\n%s", n, out)
+	if n := strings.Count(out, "\n"); n != 3 || strings.Contains(out, `"verdict":"error"`) {
+		t.Errorf("%d lines, want 3 without an error (the lab's target, IPv4 and IPv6, and its closed port):\n%s", n, out)
 	}
 	if want := "excluded 1 (1 not in the lab"; !strings.Contains(errOut, want) {
 		t.Errorf("stderr %q, want %q", errOut, want)

@@ -128,6 +128,11 @@ func dialWith(c *cli.Context, target netip.AddrPort, withOutput bool, opts ...fu
 		if t.Probe.Link != nil {
 			s.inProcess = true
 			cfg.Link, cfg.Path = t.Probe.Link, t.Probe.Path4
+			// The prober owns a handle, not the lab's link: a --targets
+			// run dials once per target.
+			if m, ok := t.Probe.Link.(*probe.MemoryLink); ok {
+				cfg.Link = m.Handle()
+			}
 			if target.Addr().Is6() {
 				cfg.Path = t.Probe.Path6
 			}
