@@ -358,8 +358,8 @@ func (p *fleetProgress) end() { p.line.Stop() }
 // printFleetSummary says on stderr what the run did and what it left
 // out, and why.
 func printFleetSummary(w io.Writer, a *fleetArgs, rs targetsrc.Stats, st fleet.Stats) {
-	fmt.Fprintf(w, "%s: %d targets checked in %v (%d failed a check, %d had an error, %d interrupted); %d at once, %s\n",
-		a.command, st.Done, st.Duration.Round(time.Millisecond), st.Failed, st.Errored, st.Interrupted, a.workers, rateText(a))
+	fmt.Fprintf(w, "%s: %s checked in %v (%d failed a check, %d had an error, %d interrupted); %d at once, %s\n",
+		a.command, plural.N(st.Done, "target", "targets"), st.Duration.Round(time.Millisecond), st.Failed, st.Errored, st.Interrupted, a.workers, rateText(a))
 	var left []string
 	if n := rs.ExcludedTotal(); n > 0 {
 		left = append(left, fmt.Sprintf("excluded %d (%s)", n, excludedSummary(rs.Excluded)))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"synprobe/conformance/report"
 	"synprobe/internal/netns"
 	"synprobe/internal/summary"
 	"synprobe/internal/veth"
@@ -281,13 +283,30 @@ func TestTargetsResume(t *testing.T) {
 	if len(lines) != 3 {
 		t.Fatalf("first run wrote %d lines, want 3", len(lines))
 	}
-	os.WriteFile(out, []byte(lines[0]+lines[1]+lines[2][:40]), 0o644)
-	code, errOut := fleetRun(t, args...)
-	if code != exitOK || !strings.Contains(errOut, "1 targets checked") || !strings.Contains(errOut, "2 done before (--resume)") {
-		t.Errorf("resumed run: exit %d, stderr:\n%s\nwant 1 target checked, 2 done before", code, errOut)
+	// The second target's line is one this host could not check (an
+	// error, as when no neighbour answered): resumed, it is checked again.
+	var rep map[string]any
+	if err := json.Unmarshal([]byte(lines[1]), &rep); err != nil {
+		t.Fatal(err)
 	}
-	if got := verdictsOf(t, out); len(got) != 3 {
-		t.Errorf("after resuming: %d targets, want 3: %v", len(got), got)
+	second := rep["target"].(map[string]any)["address"].(string)
+	errLine, _ := json.Marshal(fleetErrorReport("handshake", netip.MustParseAddrPort(second), errors.New("no neighbour (test)")))
+	os.WriteFile(out, []byte(lines[0]+string(errLine)+"\n"+lines[2][:40]), 0o644)
+	code, errOut := fleetRun(t, args...)
+	if code != exitOK || !strings.Contains(errOut, "2 targets checked") || !strings.Contains(errOut, "1 done before (--resume)") {
+		t.Errorf("resumed run: exit %d, stderr:\n%s\nwant 2 targets checked (the cut one and the error), 1 done before", code, errOut)
+	}
+	b, _ = os.ReadFile(out)
+	if n := strings.Count(string(b), "\n"); n != 4 {
+		t.Errorf("after resuming: %d lines, want 4 (the error line stays, its target's new line follows)", n)
+	}
+	s := summary.New()
+	if err := s.Read(bytes.NewReader(b), out); err != nil {
+		t.Fatal(err)
+	}
+	s.Finish()
+	if s.Targets != 3 || s.Duplicates != 0 || s.Worst[report.Error] != 0 {
+		t.Errorf("summarize after resuming: %d targets, %d duplicates, %d errors; want 3, 0, 0 (the new line counts, not the error)", s.Targets, s.Duplicates, s.Worst[report.Error])
 	}
 	code, errOut = fleetRun(t, args...)
 	if code != exitOK || !strings.Contains(errOut, "0 targets checked") || !strings.Contains(errOut, "3 done before") {
