@@ -394,6 +394,9 @@ type fleetCheck struct {
 	c       *cli.Context
 	command string
 	run     func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error)
+	// shared is what every target's prober shares (ports, guard, next
+	// hops), closed when the run ends.
+	shared *probe.Shared
 
 	mu     sync.Mutex
 	fatal  error
@@ -404,7 +407,7 @@ func (f *fleetCheck) check(ctx context.Context, target netip.AddrPort) *report.R
 	if ctx.Err() != nil {
 		return nil
 	}
-	s, err := dialWith(f.c, target, false)
+	s, err := dialWith(f.c, target, false, func(cfg *probe.DialConfig) { cfg.Shared = f.shared })
 	if err == nil {
 		var rep *report.Report
 		rep, err = f.run(f.c, s, target)
@@ -428,7 +431,8 @@ func (f *fleetCheck) check(ctx context.Context, target netip.AddrPort) *report.R
 func runFleetCommand(c *cli.Context, a *fleetArgs, run func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error)) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
-	fc := &fleetCheck{c: c, command: a.command, run: run, cancel: cancel}
+	fc := &fleetCheck{c: c, command: a.command, run: run, cancel: cancel, shared: probe.NewShared()}
+	defer fc.shared.Close()
 	parent := c.Context
 	c.Context = ctx
 	err := runFleet(c, a, fc.check)
