@@ -115,14 +115,20 @@ func (g *Guard) ProtectFlow(remote netip.Addr, port uint16, ttl time.Duration) e
 
 // UnprotectFlow undoes ProtectFlow. A pair not protected is not an error.
 func (g *Guard) UnprotectFlow(remote netip.Addr, port uint16) error {
+	return g.UnprotectFlows(remote, []uint16{port})
+}
+
+// UnprotectFlows undoes ProtectFlow for each of ports, in one exchange
+// with the kernel. A pair not protected is not an error.
+func (g *Guard) UnprotectFlows(remote netip.Addr, ports []uint16) error {
 	remote = remote.Unmap().WithZone("")
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
-		return fmt.Errorf("unprotect source port %d to %v in %s: %w", port, remote, g.name, ErrGuardClosed)
+		return fmt.Errorf("unprotect source ports %v to %v in %s: %w", ports, remote, g.name, ErrGuardClosed)
 	}
-	if err := g.sys.unprotectFlow(remote, port); err != nil {
-		return fmt.Errorf("unprotect source port %d to %v in %s: %w", port, remote, g.name, err)
+	if err := g.sys.unprotectFlows(remote, ports); err != nil {
+		return fmt.Errorf("unprotect source ports %v to %v in %s: %w", ports, remote, g.name, err)
 	}
 	return nil
 }

@@ -274,13 +274,37 @@ func (s *guardSys) protectFlow(remote netip.Addr, port uint16, ttl time.Duration
 	return s.conn.Flush()
 }
 
-func (s *guardSys) unprotectFlow(remote netip.Addr, port uint16) error {
-	set, key := s.flowKey(remote, port)
-	if err := s.conn.SetDeleteElements(set, []nftables.SetElement{{Key: key}}); err != nil {
+// unprotectFlows deletes the pairs of remote and ports in one batch; a
+// batch refused because one of them is gone already (ENOENT: its ttl ran
+// out) is done again one pair at a time.
+func (s *guardSys) unprotectFlows(remote netip.Addr, ports []uint16) error {
+	var set *nftables.Set
+	els := make([]nftables.SetElement, 0, len(ports))
+	for _, p := range ports {
+		var key []byte
+		set, key = s.flowKey(remote, p)
+		els = append(els, nftables.SetElement{Key: key})
+	}
+	if len(els) == 0 {
+		return nil
+	}
+	if err := s.conn.SetDeleteElements(set, els); err != nil {
 		return err
 	}
-	if err := s.conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+	err := s.conn.Flush()
+	if err == nil || !errors.Is(err, unix.ENOENT) {
 		return err
+	}
+	if len(els) == 1 {
+		return nil
+	}
+	for _, el := range els {
+		if err := s.conn.SetDeleteElements(set, []nftables.SetElement{el}); err != nil {
+			return err
+		}
+		if err := s.conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
 	}
 	return nil
 }

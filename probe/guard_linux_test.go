@@ -691,6 +691,16 @@ func TestGuardProtectFlow(t *testing.T) {
 			if err := g.UnprotectFlow(tg.local, port); err != nil {
 				t.Errorf("UnprotectFlow of a pair not protected: %v, want nil", err)
 			}
+			// In one batch, with a pair that is not protected: the
+			// kernel refuses the batch, and the pairs go one by one.
+			if err := g.ProtectFlow(tg.local, port, 10*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			tg.expectDropped(g, port, marker)
+			if err := g.UnprotectFlows(tg.local, []uint16{61003, port}); err != nil {
+				t.Fatalf("UnprotectFlows with a pair not protected: %v, want nil", err)
+			}
+			tg.expectRST(port, "after UnprotectFlows")
 		})
 	}
 }

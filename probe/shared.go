@@ -273,14 +273,15 @@ func (f *flowGuard) Protect(port uint16, ttl time.Duration) error {
 func (f *flowGuard) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var errs []error
+	ports := make([]uint16, 0, len(f.protected))
 	for p := range f.protected {
-		if err := f.g.UnprotectFlow(f.remote, p); err != nil && !errors.Is(err, ErrGuardClosed) {
-			errs = append(errs, err)
-		}
+		ports = append(ports, p)
 	}
 	f.protected = nil
-	return errors.Join(errs...)
+	if err := f.g.UnprotectFlows(f.remote, ports); err != nil && !errors.Is(err, ErrGuardClosed) {
+		return err
+	}
+	return nil
 }
 
 // neighborKey is a next hop on an interface.
