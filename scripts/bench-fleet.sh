@@ -82,7 +82,8 @@ timed() {
 	shift
 	rc=0
 	/usr/bin/time -f '%e %M' -o "$work/time" "$@" 2>"$out" || rc=$?
-	read -r wall rss <"$work/time"
+	# the last line: time puts "Command exited with non-zero status N" before it
+	read -r wall rss < <(tail -n 1 "$work/time")
 }
 verdicts() { jq -r '.results[] | "\(.name) \(.verdict)"' | sort; }
 
