@@ -433,6 +433,7 @@ func runFleetCommand(c *cli.Context, a *fleetArgs, run func(c *cli.Context, s *s
 	defer cancel()
 	fc := &fleetCheck{c: c, command: a.command, run: run, cancel: cancel, shared: probe.NewShared()}
 	defer fc.shared.Close()
+	defer fleetGC()()
 	parent := c.Context
 	c.Context = ctx
 	err := runFleet(c, a, fc.check)
