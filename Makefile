@@ -39,12 +39,15 @@ lint:
 # audit's wall time against the lab), then synprobe analyze against tshark
 # on a large capture (installs Debian's tshark if missing), synprobe trace
 # against traceroute -T on the path bed, and synprobe
-# sweep against masscan on the scale lab (installs masscan if missing).
+# sweep against masscan on the scale lab (installs masscan if missing), and
+# audit --targets over 1,000 scale-lab addresses with the memory of 1k and
+# 100k targets (issue 12's requirements beside the figures).
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	./scripts/bench-analyze.sh
 	./scripts/bench-trace.sh
 	./scripts/bench-sweep.sh
+	./scripts/bench-fleet.sh
 
 # A short run of every fuzz target (FUZZTIME each).
 FUZZTIME ?= 20s

@@ -32,6 +32,11 @@ type DialConfig struct {
 	// session to its ICMP watchers (Prober.WatchICMP).
 	AnyQuotedPort bool
 
+	// Shared, if set, is the run's state shared with the other targets'
+	// probers (ports, guard, next hops; see Shared). The Prober gives back
+	// what it used when it closes; Shared outlives it.
+	Shared *Shared
+
 	// Link and Path, when Link is set, reach an in-process target: no path
 	// resolution, packet socket or guard.
 	Link Link
@@ -51,6 +56,9 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 		p := NewProber(ProberConfig{Link: cfg.Link, Path: cfg.Path, Recorder: cfg.Recorder})
 		p.notes = append(p.notes, "in-process target: no packet socket, no RST guard needed")
 		return p, nil
+	}
+	if cfg.Shared != nil {
+		return dialShared(ctx, target, cfg)
 	}
 	path, err := ResolvePath(ctx, target, PathOptions{Interface: cfg.Interface, Source: cfg.Source, NetNS: cfg.NetNS, Timeout: cfg.NeighborTimeout})
 	if err != nil {
@@ -96,6 +104,58 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 		p.closers = append(p.closers, guard)
 	}
 	// The reservations of the ports in use and resting end with the prober.
+	p.closers = append(p.closers, ports)
+	return p, nil
+}
+
+// dialShared is Dial with the run's Shared state: the path's next hop
+// from its cache, ports from its pool, protection from its guard; the
+// packet socket is the target's own.
+func dialShared(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, error) {
+	st, err := cfg.Shared.state(cfg.NetNS)
+	if err != nil {
+		return nil, err
+	}
+	path, err := ResolvePath(ctx, target, PathOptions{Interface: cfg.Interface, Source: cfg.Source, NetNS: cfg.NetNS, Timeout: cfg.NeighborTimeout, neighbors: &st.neighbors})
+	if err != nil {
+		return nil, err
+	}
+	ports, err := st.portSource(target.Unmap().WithZone(""))
+	if err != nil {
+		return nil, fmt.Errorf("choose source ports: %w", err)
+	}
+	lo, hi := ports.st.ports.Range()
+	link, err := OpenPacketLink(PacketLinkConfig{
+		NetNS:      cfg.NetNS,
+		Interface:  path.Interface,
+		Filter:     FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}, AnyQuotedPort: cfg.AnyQuotedPort},
+		RecvBuffer: cfg.RecvBuffer,
+	})
+	if err != nil {
+		return nil, err
+	}
+	notes := link.Notes()
+	pc := ProberConfig{Link: link, Path: path, Ports: ports, Recorder: cfg.Recorder}
+	var fg *flowGuard
+	if cfg.NoGuard {
+		notes = append(notes, "RST guard off (--no-guard): the local kernel's RSTs are detected and reported as a disturbance")
+	} else if g, err := st.installGuard(); err != nil {
+		if !errors.Is(err, ErrGuardUnavailable) {
+			link.Close()
+			return nil, err
+		}
+		notes = append(notes, fmt.Sprintf("no RST guard (%v): the local kernel's RSTs are detected and reported as a disturbance", err))
+	} else {
+		fg = &flowGuard{g: g, remote: target.Unmap().WithZone(""), protected: map[uint16]time.Time{}}
+		pc.Guard = fg
+		notes = append(notes, "RST guard: nftables table "+g.Name()+" drops the local kernel's RSTs from synprobe's ports")
+	}
+	p := NewProber(pc)
+	p.notes = append(p.notes, notes...)
+	if fg != nil {
+		p.closers = append(p.closers, fg)
+	}
+	// The ports in use and resting go back to the run with the prober.
 	p.closers = append(p.closers, ports)
 	return p, nil
 }

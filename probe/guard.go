@@ -3,6 +3,7 @@ package probe
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -83,6 +84,51 @@ func (g *Guard) Protect(port uint16, ttl time.Duration) error {
 	}
 	if err := g.sys.protect(port, ttl); err != nil {
 		return fmt.Errorf("protect source port %d in %s: %w", port, g.name, err)
+	}
+	return nil
+}
+
+// ProtectFlow drops the local kernel's RSTs from source port port to the
+// host remote only, for ttl from now: a port shared by the probers of
+// several targets (see Shared) is protected for each target while its
+// prober lasts, and the kernel answers a target again once its prober is
+// gone.
+func (g *Guard) ProtectFlow(remote netip.Addr, port uint16, ttl time.Duration) error {
+	remote = remote.Unmap().WithZone("")
+	if port == 0 || !remote.IsValid() {
+		return fmt.Errorf("protect source port %d to %v in %s: want a port and an address", port, remote, g.name)
+	}
+	if ttl <= 0 {
+		return fmt.Errorf("protect source port %d to %v in %s: ttl %v is not positive", port, remote, g.name, ttl)
+	}
+	ttl = (ttl + time.Millisecond - 1).Truncate(time.Millisecond)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return fmt.Errorf("protect source port %d to %v in %s: %w", port, remote, g.name, ErrGuardClosed)
+	}
+	if err := g.sys.protectFlow(remote, port, ttl); err != nil {
+		return fmt.Errorf("protect source port %d to %v in %s: %w", port, remote, g.name, err)
+	}
+	return nil
+}
+
+// UnprotectFlow undoes ProtectFlow. A pair not protected is not an error.
+func (g *Guard) UnprotectFlow(remote netip.Addr, port uint16) error {
+	return g.UnprotectFlows(remote, []uint16{port})
+}
+
+// UnprotectFlows undoes ProtectFlow for each of ports, in one exchange
+// with the kernel. A pair not protected is not an error.
+func (g *Guard) UnprotectFlows(remote netip.Addr, ports []uint16) error {
+	remote = remote.Unmap().WithZone("")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return fmt.Errorf("unprotect source ports %v to %v in %s: %w", ports, remote, g.name, ErrGuardClosed)
+	}
+	if err := g.sys.unprotectFlows(remote, ports); err != nil {
+		return fmt.Errorf("unprotect source ports %v to %v in %s: %w", ports, remote, g.name, err)
 	}
 	return nil
 }

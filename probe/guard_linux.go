@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -22,7 +23,11 @@ const (
 	// owning process's pid, so that stale tables can be told from live ones.
 	guardTablePrefix = "synprobe_"
 	guardSetName     = "ports"
-	guardChainName   = "output"
+	// The flow sets hold (target host, source port) pairs (see
+	// Guard.ProtectFlow), one set per IP version.
+	guardFlowSet4  = "flows4"
+	guardFlowSet6  = "flows6"
+	guardChainName = "output"
 
 	// tableFlagOwner is NFT_TABLE_F_OWNER (Linux 5.12): the table belongs to
 	// the netlink socket that created it and dies with it. golang.org/x/sys
@@ -46,6 +51,7 @@ type guardSys struct {
 	nl    *netlink.Conn // conn's lasting socket, for the message the library cannot build
 	table *nftables.Table
 	set   *nftables.Set
+	flows [2]*nftables.Set // IPv4, IPv6
 	chain *nftables.Chain
 }
 
@@ -202,7 +208,105 @@ func (s *guardSys) populate() error {
 			&expr.Verdict{Kind: expr.VerdictDrop},
 		},
 	})
+	// The same for (target host, source port) pairs: meta nfproto ipv4
+	// tcp flags & rst != 0 ip daddr . tcp sport @flows4 counter drop, and
+	// ip6 daddr for IPv6. A concatenated key fills whole 32-bit registers:
+	// the address from register 1, the port from the one after it.
+	for i, f := range []struct {
+		name     string
+		proto    byte
+		addr     nftables.SetDatatype
+		off, len uint32
+		portReg  uint32
+	}{
+		{guardFlowSet4, unix.NFPROTO_IPV4, nftables.TypeIPAddr, 16, 4, 9},   // NFT_REG32_01
+		{guardFlowSet6, unix.NFPROTO_IPV6, nftables.TypeIP6Addr, 24, 16, 2}, // NFT_REG_2
+	} {
+		set := &nftables.Set{
+			Table:      s.table,
+			ID:         uint32(2 + i),
+			Name:       f.name,
+			KeyType:    nftables.MustConcatSetType(f.addr, nftables.TypeInetService),
+			HasTimeout: true,
+		}
+		if err := s.conn.AddSet(set, nil); err != nil {
+			return fmt.Errorf("add set %s: %w", f.name, err)
+		}
+		s.flows[i] = set
+		s.conn.AddRule(&nftables.Rule{
+			Table: s.table,
+			Chain: s.chain,
+			Exprs: []expr.Any{
+				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{f.proto}},
+				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: tcpFlagsOffset, Len: 1},
+				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpFlagRST}, Xor: []byte{0}},
+				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
+				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: f.off, Len: f.len},
+				&expr.Payload{DestRegister: f.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
+				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
+				&expr.Counter{},
+				&expr.Verdict{Kind: expr.VerdictDrop},
+			},
+		})
+	}
 	return s.conn.Flush()
+}
+
+// flowKey is the key of (remote, port) in its flow set: the address, then
+// the port padded to a 32-bit register.
+func (s *guardSys) flowKey(remote netip.Addr, port uint16) (*nftables.Set, []byte) {
+	set := s.flows[0]
+	if remote.Is6() {
+		set = s.flows[1]
+	}
+	key := append(remote.AsSlice(), byte(port>>8), byte(port), 0, 0)
+	return set, key
+}
+
+func (s *guardSys) protectFlow(remote netip.Addr, port uint16, ttl time.Duration) error {
+	set, key := s.flowKey(remote, port)
+	if err := s.conn.SetAddElements(set, []nftables.SetElement{{Key: key, Timeout: ttl}}); err != nil {
+		return err
+	}
+	return s.conn.Flush()
+}
+
+// unprotectFlows deletes the pairs of remote and ports in one batch; a
+// batch refused because one of them is gone already (ENOENT: its ttl ran
+// out) is done again one pair at a time.
+func (s *guardSys) unprotectFlows(remote netip.Addr, ports []uint16) error {
+	var set *nftables.Set
+	els := make([]nftables.SetElement, 0, len(ports))
+	for _, p := range ports {
+		var key []byte
+		set, key = s.flowKey(remote, p)
+		els = append(els, nftables.SetElement{Key: key})
+	}
+	if len(els) == 0 {
+		return nil
+	}
+	if err := s.conn.SetDeleteElements(set, els); err != nil {
+		return err
+	}
+	err := s.conn.Flush()
+	if err == nil || !errors.Is(err, unix.ENOENT) {
+		return err
+	}
+	if len(els) == 1 {
+		return nil
+	}
+	for _, el := range els {
+		if err := s.conn.SetDeleteElements(set, []nftables.SetElement{el}); err != nil {
+			return err
+		}
+		if err := s.conn.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *guardSys) protect(port uint16, ttl time.Duration) error {
@@ -229,14 +333,20 @@ func (s *guardSys) dropped() (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
+	var n uint64
+	found := false
 	for _, r := range rules {
 		for _, e := range r.Exprs {
 			if c, ok := e.(*expr.Counter); ok {
-				return c.Packets, nil
+				n += c.Packets
+				found = true
 			}
 		}
 	}
-	return 0, errors.New("no counter in the guard's rule")
+	if !found {
+		return 0, errors.New("no counter in the guard's rules")
+	}
+	return n, nil
 }
 
 // close deletes the table, then closes the socket (which alone would delete

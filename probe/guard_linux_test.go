@@ -658,3 +658,49 @@ func TestGuardOutlivesNamespaceDescriptor(t *testing.T) {
 		t.Errorf("after Close: got %d synprobe tables, want 0", len(tables))
 	}
 }
+
+// TestGuardProtectFlow: a (host, port) pair drops the kernel's RSTs from
+// the port to that host only; another host's pair on the same port does
+// not, and UnprotectFlow lets them through again.
+func TestGuardProtectFlow(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		ipv6  bool
+		other netip.Addr
+	}{
+		{"IPv4", false, netip.MustParseAddr("10.93.255.9")},
+		{"IPv6", true, netip.MustParseAddr("fd93::9")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newVethPair(t)
+			tg := newTarget(t, p, tc.ipv6)
+			const port, marker = 61001, 61002
+			g := installTestGuard(t, p.probeNS)
+			if err := g.ProtectFlow(tc.other, port, 10*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			tg.expectRST(port, "port protected for another host")
+			if err := g.ProtectFlow(tg.local, port, 10*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			tg.expectDropped(g, port, marker)
+			if err := g.UnprotectFlow(tg.local, port); err != nil {
+				t.Fatalf("UnprotectFlow: %v", err)
+			}
+			tg.expectRST(port, "after UnprotectFlow")
+			if err := g.UnprotectFlow(tg.local, port); err != nil {
+				t.Errorf("UnprotectFlow of a pair not protected: %v, want nil", err)
+			}
+			// In one batch, with a pair that is not protected: the
+			// kernel refuses the batch, and the pairs go one by one.
+			if err := g.ProtectFlow(tg.local, port, 10*time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			tg.expectDropped(g, port, marker)
+			if err := g.UnprotectFlows(tg.local, []uint16{61003, port}); err != nil {
+				t.Fatalf("UnprotectFlows with a pair not protected: %v, want nil", err)
+			}
+			tg.expectRST(port, "after UnprotectFlows")
+		})
+	}
+}

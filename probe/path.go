@@ -36,6 +36,10 @@ type PathOptions struct {
 	NetNS int
 	// Timeout bounds neighbour resolution; 0 means DefaultNeighborTimeout.
 	Timeout time.Duration
+
+	// neighbors, when set (Dial with a Shared), resolves each next hop
+	// once for all the targets behind it.
+	neighbors *neighborCache
 }
 
 // DefaultNeighborTimeout is how long ResolvePath waits for the next hop to

@@ -167,7 +167,13 @@ func resolvePath(ctx context.Context, target netip.Addr, opts PathOptions) (Path
 		p.NextHop = gw.Unmap()
 	}
 
-	p.NextHopMAC, err = resolveNextHop(ctx, h, opts.NetNS, p, timeout)
+	if opts.neighbors != nil {
+		p.NextHopMAC, err = opts.neighbors.resolve(ctx, neighborKey{p.IfIndex, p.NextHop}, func() (MAC, error) {
+			return resolveNextHop(ctx, h, opts.NetNS, p, timeout)
+		})
+	} else {
+		p.NextHopMAC, err = resolveNextHop(ctx, h, opts.NetNS, p, timeout)
+	}
 	if err != nil {
 		if a.OperState == netlink.OperDown || a.OperState == netlink.OperLowerLayerDown {
 			err = fmt.Errorf("%w (%s has no carrier)", err, a.Name)

@@ -211,7 +211,7 @@ type ProberStats struct {
 // Notes are facts about the prober's setup worth a line in a report.
 func (p *Prober) Notes() []string {
 	notes := append([]string(nil), p.notes...)
-	if a, ok := p.ports.(*PortAllocator); ok {
+	if a, ok := p.ports.(interface{ Unreserved() (uint64, error) }); ok {
 		if n, err := a.Unreserved(); n > 0 {
 			notes = append(notes, fmt.Sprintf("%d source ports were used without a reservation across processes (%v): another synprobe on this host could have used them at the same time", n, err))
 		}

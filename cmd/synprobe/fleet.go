@@ -420,7 +420,8 @@ type fleetCheck struct {
 	c       *cli.Context
 	command string
 	run     func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error)
-	// dialOpts are the command's own dial options (trace's AnyQuotedPort).
+	// dialOpts are the command's own dial options (trace's AnyQuotedPort)
+	// and the run's shared resources (ports, guard, next hops).
 	dialOpts []func(*probe.DialConfig)
 
 	mu     sync.Mutex
@@ -457,6 +458,11 @@ func (f *fleetCheck) check(ctx context.Context, target netip.AddrPort) *report.R
 func runFleetCommand(c *cli.Context, a *fleetArgs, run func(c *cli.Context, s *session, target netip.AddrPort) (*report.Report, error), dialOpts ...func(*probe.DialConfig)) error {
 	ctx, cancel := context.WithCancel(c.Context)
 	defer cancel()
+	// What every target's prober shares is closed when the run ends.
+	shared := probe.NewShared()
+	defer shared.Close()
+	defer fleetGC()()
+	dialOpts = append(dialOpts, func(cfg *probe.DialConfig) { cfg.Shared = shared })
 	fc := &fleetCheck{c: c, command: a.command, run: run, cancel: cancel, dialOpts: dialOpts}
 	parent := c.Context
 	c.Context = ctx

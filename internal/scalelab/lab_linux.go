@@ -3,6 +3,7 @@
 package scalelab
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,8 +14,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"synprobe/internal/netns"
 	"synprobe/internal/veth"
@@ -27,20 +30,30 @@ type labSys struct {
 	probeFD, targetFD int
 	pair              *veth.Pair
 	listeners         []net.Listener
+	// serving counts the accept loops and the connections being served
+	// (Plan.Serve); conns are the latter, closed by Close.
+	serving sync.WaitGroup
+	connMu  sync.Mutex
+	conns   map[net.Conn]struct{}
 }
 
 // targetSysctls lift the ICMP rate limits and let one listener hold a
-// sweep's worth of half-open connections. tcp_synack_retries 0: a lost
-// SYN-ACK is the sweep's to retry, not the target's to repeat.
+// sweep's worth of half-open connections.
 var targetSysctls = map[string]string{
 	"net/ipv4/icmp_ratelimit":         "0",
 	"net/ipv4/icmp_msgs_per_sec":      "100000000",
 	"net/ipv4/icmp_msgs_burst":        "100000000",
 	"net/core/somaxconn":              "65535",
 	"net/ipv4/tcp_max_syn_backlog":    "1048576",
-	"net/ipv4/tcp_synack_retries":     "0",
 	"net/ipv4/conf/all/rp_filter":     "0",
 	"net/ipv4/conf/default/rp_filter": "0",
+}
+
+// sweepSysctls are the target's in a sweep's lab (not Plan.Serve):
+// tcp_synack_retries 0: a lost SYN-ACK is the sweep's to retry, not the
+// target's to repeat.
+var sweepSysctls = map[string]string{
+	"net/ipv4/tcp_synack_retries": "0",
 }
 
 // Start builds the lab for plan. Close removes everything, also what a
@@ -101,9 +114,15 @@ func (l *Lab) setup(ctx context.Context) error {
 		return err
 	}
 	if err := netns.Do(l.sys.targetFD, func() error {
-		for name, v := range targetSysctls {
-			if err := os.WriteFile("/proc/sys/"+name, []byte(v), 0); err != nil {
-				return fmt.Errorf("set %s: %w", strings.ReplaceAll(name, "/", "."), err)
+		sets := []map[string]string{targetSysctls}
+		if !l.Plan.Serve {
+			sets = append(sets, sweepSysctls)
+		}
+		for _, set := range sets {
+			for name, v := range set {
+				if err := os.WriteFile("/proc/sys/"+name, []byte(v), 0); err != nil {
+					return fmt.Errorf("set %s: %w", strings.ReplaceAll(name, "/", "."), err)
+				}
 			}
 		}
 		return nil
@@ -123,10 +142,79 @@ func (l *Lab) setup(ctx context.Context) error {
 				return fmt.Errorf("listen on port %d: %w", p, err)
 			}
 			l.sys.listeners = append(l.sys.listeners, ln)
+			if l.Plan.Serve {
+				l.sys.serving.Add(1)
+				go l.serve(ln)
+			}
 		}
 		return nil
 	})
 }
+
+// serve accepts the connections of ln until it is closed, each served in
+// a goroutine of its own.
+func (l *Lab) serve(ln net.Listener) {
+	defer l.sys.serving.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		l.sys.connMu.Lock()
+		if l.sys.conns == nil {
+			l.sys.conns = map[net.Conn]struct{}{}
+		}
+		l.sys.conns[c] = struct{}{}
+		l.sys.connMu.Unlock()
+		l.sys.serving.Add(1)
+		go func() {
+			defer l.sys.serving.Done()
+			serveConn(c)
+			l.sys.connMu.Lock()
+			delete(l.sys.conns, c)
+			l.sys.connMu.Unlock()
+		}()
+	}
+}
+
+// serveConn reads a request (to its blank line, or what came within
+// serveWait) and answers as a web server would: "GET /N" gets N bytes
+// (up to maxAnswer), anything else a short answer; then it closes.
+func serveConn(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(serveWait))
+	var req []byte
+	buf := make([]byte, 2048)
+	for len(req) < 8192 && !bytes.Contains(req, []byte("\r\n\r\n")) {
+		n, err := c.Read(buf)
+		req = append(req, buf[:n]...)
+		if err != nil {
+			break
+		}
+	}
+	if len(req) == 0 {
+		return
+	}
+	size := 0
+	if rest, ok := bytes.CutPrefix(req, []byte("GET /")); ok {
+		end := bytes.IndexAny(rest, " ?\r\n")
+		if end < 0 {
+			end = len(rest)
+		}
+		size, _ = strconv.Atoi(string(rest[:end]))
+		size = min(max(size, 0), maxAnswer)
+	}
+	c.SetDeadline(time.Now().Add(serveWait))
+	fmt.Fprintf(c, "HTTP/1.0 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n", size)
+	c.Write(make([]byte, size))
+}
+
+// serveWait bounds each read and the answer's write; maxAnswer is the
+// largest answer.
+const (
+	serveWait = 10 * time.Second
+	maxAnswer = 1 << 20
+)
 
 // ProbeFD is a descriptor of the probe namespace (the lab owns it).
 func (l *Lab) ProbeFD() int { return l.sys.probeFD }
@@ -139,6 +227,12 @@ func (l *Lab) Close() error {
 		ln.Close()
 	}
 	l.sys.listeners = nil
+	l.sys.connMu.Lock()
+	for c := range l.sys.conns {
+		c.Close()
+	}
+	l.sys.connMu.Unlock()
+	l.sys.serving.Wait()
 	if l.sys.pair != nil {
 		errs = append(errs, l.sys.pair.Close())
 		l.sys.pair = nil

@@ -48,6 +48,13 @@ type Plan struct {
 	Prefix    netip.Prefix
 	Blocks    []Block
 	OpenPorts []uint16 // sorted
+	// Serve makes the open ports an application's, as on real hosts that
+	// an audit checks: every connection is accepted, its request ("GET
+	// /N ..." asks for N bytes) answered, and closed (see serveConn); the
+	// target keeps the kernel's SYN-ACK retransmissions. Without it (a
+	// sweep's lab) connections are never accepted and a SYN-ACK is sent
+	// once.
+	Serve bool
 }
 
 // DefaultOpenPorts are the open ports of the Host, MSS and Strip blocks:

@@ -1,8 +1,9 @@
 // Command scalelabctl runs the scale lab for scripts (scripts/bench-sweep.sh)
 // and scores sweep results against its plan.
 //
-//	scalelabctl up PREFIX
-//	    builds the lab, prints "PROBE_NS TARGET_NS GATEWAY_MAC PROBE_IF
+//	scalelabctl up PREFIX [serve]
+//	    builds the lab (serve: its open ports answered by an application,
+//	    see scalelab.Plan.Serve), prints "PROBE_NS TARGET_NS GATEWAY_MAC PROBE_IF
 //	    PROBE_ADDR" on one line, and removes the lab when standard input
 //	    closes or on SIGINT/SIGTERM.
 //	scalelabctl check PREFIX TARGET PORTS FORMAT FILE
@@ -42,7 +43,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) < 2 {
-		return fmt.Errorf("usage: scalelabctl up PREFIX | check PREFIX TARGET PORTS FORMAT FILE")
+		return fmt.Errorf("usage: scalelabctl up PREFIX [serve] | check PREFIX TARGET PORTS FORMAT FILE")
 	}
 	prefix, err := exclude.ParsePrefix(args[1])
 	if err != nil {
@@ -55,6 +56,9 @@ func run(args []string) error {
 	switch {
 	case args[0] == "up" && len(args) == 2:
 		return up(plan)
+	case args[0] == "up" && len(args) == 3 && args[2] == "serve":
+		plan.Serve = true
+		return up(plan)
 	case args[0] == "check" && len(args) == 6:
 		target, err := exclude.ParsePrefix(args[2])
 		if err != nil {
@@ -66,7 +70,7 @@ func run(args []string) error {
 		}
 		return check(plan, target, ports, args[4], args[5])
 	}
-	return fmt.Errorf("usage: scalelabctl up PREFIX | check PREFIX TARGET PORTS FORMAT FILE")
+	return fmt.Errorf("usage: scalelabctl up PREFIX [serve] | check PREFIX TARGET PORTS FORMAT FILE")
 }
 
 func up(plan scalelab.Plan) error {
