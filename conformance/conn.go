@@ -42,6 +42,11 @@ type Conn struct {
 	WScale int
 	// LastSent is the last frame synprobe sent: replies are timed from it.
 	LastSent *probe.Sent
+	// Late is the most a segment synprobe sent left after it was due (a
+	// script's time, or at once after the reply it answers), and LateWhat
+	// names that segment: this host was busy (NoteLate).
+	Late     time.Duration
+	LateWhat string
 	// sentAt are when synprobe's last frames left, oldest first (see
 	// Unprovoked).
 	sentAt [8]time.Time
@@ -327,6 +332,13 @@ func (c *Conn) RTT(r *probe.Reply) *float64 {
 // connection started: a reply lost there must not be read as silence.
 func (c *Conn) DroppedLocally() uint64 {
 	return c.S.Prober().Stats().Drops - c.drops0
+}
+
+// NoteLate records that the segment what left by late after it was due.
+func (c *Conn) NoteLate(what string, late time.Duration) {
+	if late > c.Late {
+		c.Late, c.LateWhat = late, what
+	}
 }
 
 // LocalHostInterference describes frames the local host sent on this

@@ -421,6 +421,7 @@ func (e *execution) inbound(ev *script.Event) bool {
 	}
 	e.step(ev, st, first.Time)
 	e.done(start, first.Time, true)
+	e.conn.NoteLate(fmt.Sprintf("line %d", ev.Line), first.Time.Sub(start))
 	return true
 }
 

@@ -311,6 +311,9 @@ func (r *Runner) RunScript(ctx context.Context, s *script.Script) report.Result 
 		}
 	}
 	res.Judge()
+	if v, cause, why := Late(res, conns...); v != "" {
+		res.Verdict, res.Cause, res.Reason = v, cause, why
+	}
 	res.Retry = Busy(res, conns...)
 	if s.Meta.Level == "info" && (res.Verdict == report.Pass || res.Cause == report.CauseStack) {
 		res.Verdict, res.Cause, res.Reason = report.Info, report.CauseStack, observed(res)
@@ -366,6 +369,33 @@ func LocalHost(conns ...*Conn) (report.Verdict, report.Cause, string) {
 		}
 	}
 	return "", "", ""
+}
+
+// LateBound is how late synprobe may send a segment before the target's
+// answers stop being judged: beyond it the target's timers (a delayed
+// ACK's 40 ms, the RTO's 200 ms, the SYN-ACK's 1 s) may have run while
+// this host was busy, and what did not pass may be this host's doing.
+// Well above the jitter of a busy host (a few ms), so a check that fails
+// on an idle host still fails.
+const LateBound = 50 * time.Millisecond
+
+// Late says whether synprobe sent a segment of the check's connections
+// later than LateBound, for a result that did not pass: its verdict is
+// then error, the local host's.
+func Late(res report.Result, conns ...*Conn) (report.Verdict, report.Cause, string) {
+	if res.Verdict != report.Fail && res.Verdict != report.Warn {
+		return "", "", ""
+	}
+	var worst *Conn
+	for _, c := range conns {
+		if c.Late > LateBound && (worst == nil || c.Late > worst.Late) {
+			worst = c
+		}
+	}
+	if worst == nil {
+		return "", "", ""
+	}
+	return report.Error, report.CauseLocalBusy, fmt.Sprintf("this host sent %s %d ms late (its CPU was busy): the target's timers ran meanwhile, so what it sent then is not judged (fewer targets at once, --concurrency, keeps the host on time)", worst.LateWhat, worst.Late.Milliseconds())
 }
 
 // observed says what an info-level script saw: its last expectation's

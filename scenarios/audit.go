@@ -393,6 +393,9 @@ func runCheck(ctx context.Context, sc Scenario, env *Env) report.Result {
 		res.Verdict, res.Cause, res.Reason = report.Error, report.CauseLocalInterrupted, "interrupted"
 	}
 	res.Judge()
+	if v, cause, why := conformance.Late(res, env.conns...); v != "" {
+		res.Verdict, res.Cause, res.Reason = v, cause, why
+	}
 	res.Retry = conformance.Busy(res, env.conns...)
 	if sc.Level == "info" && (res.Verdict == report.Pass || res.Cause == report.CauseStack) {
 		res.Verdict, res.Cause = report.Info, report.CauseStack

@@ -81,7 +81,7 @@ func connect(ctx context.Context, env *Env, opts []probe.Option, win uint16) (*c
 	if !cl.expectSYNACK(r) {
 		return cl, false, nil
 	}
-	if err := cl.handshake(win); err != nil {
+	if err := cl.handshake(r, win); err != nil {
 		return nil, false, err
 	}
 	return cl, true, nil

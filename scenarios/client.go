@@ -197,9 +197,14 @@ func (cl *client) expectSYNACK(r *probe.Reply) bool {
 	return true
 }
 
-// handshake completes the connection after a SYN-ACK.
-func (cl *client) handshake(win uint16) error {
-	_, err := cl.send(cl.segment(probe.ACK, nil, win))
+// handshake completes the connection after the SYN-ACK synack, at once:
+// an ACK that leaves late (this host busy) is noted, for the target may
+// have sent the SYN-ACK again meanwhile.
+func (cl *client) handshake(synack *probe.Reply, win uint16) error {
+	sent, err := cl.send(cl.segment(probe.ACK, nil, win))
+	if err == nil {
+		cl.c.NoteLate("the handshake's ACK", sent.Time.Sub(synack.Time))
+	}
 	return err
 }
 

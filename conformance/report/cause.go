@@ -110,6 +110,9 @@ const (
 	CauseLocalInterrupted Cause = "local-host:interrupted"
 	// CauseLocalFailure: synprobe itself failed (a send, a port).
 	CauseLocalFailure Cause = "local-host:failure"
+	// CauseLocalBusy: this host sent a segment late (its CPU was busy):
+	// the target's timers ran meanwhile.
+	CauseLocalBusy Cause = "local-host:busy"
 
 	// CauseInputScript: the script could not be read or parsed (the
 	// reason gives file:line:col); nothing was sent for it.
@@ -127,7 +130,7 @@ var Causes = []Cause{
 	CausePathMSSClamp, CausePathECNCleared, CausePathECNBleached,
 	CausePathDropSYNData, CausePathDropExotic, CausePathDropBadSum, CausePathDropOutOfWindow, CausePathDropNoConn,
 	CausePathNAT, CausePathNATLeak, CausePathProxy, CausePathSYNProxy, CausePathUnobserved,
-	CauseLocalDrops, CauseLocalKernelRST, CauseLocalInterrupted, CauseLocalFailure,
+	CauseLocalDrops, CauseLocalKernelRST, CauseLocalInterrupted, CauseLocalFailure, CauseLocalBusy,
 	CauseInputScript,
 }
 
@@ -171,6 +174,7 @@ var meanings = map[Cause]string{
 	CauseLocalKernelRST:      "this host's kernel answered on synprobe's port (no RST guard)",
 	CauseLocalInterrupted:    "the run was interrupted",
 	CauseLocalFailure:        "synprobe itself failed (a send, a port)",
+	CauseLocalBusy:           "this host sent a segment late (its CPU was busy): the target's timers ran meanwhile, so what did not pass cannot be blamed on it",
 	CauseInputScript:         "the script could not be read or parsed: nothing was sent for it",
 }
 
