@@ -94,6 +94,13 @@ func judgeReport(t *testing.T, what string, rep *report.Report, allow map[string
 				t.Errorf("%s: %s: %s [%s]: %s\n%s", what, r.Name, r.Verdict, r.Cause, r.Reason, stepsText(r))
 			}
 		case report.Error:
+			if r.Cause == report.CauseLocalBusy {
+				// This host was too busy to send on time (every test
+				// package runs at once): the result is not judged, and
+				// says so; that is the honest outcome, not a test failure.
+				t.Logf("%s: %s: error [%s]: %s", what, r.Name, r.Cause, r.Reason)
+				continue
+			}
 			t.Errorf("%s: %s: error [%s]: %s", what, r.Name, r.Cause, r.Reason)
 		}
 	}
