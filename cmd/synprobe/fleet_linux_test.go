@@ -55,27 +55,20 @@ func fleetBed(t testing.TB) string {
 	}); err != nil {
 		t.Fatalf("listen in the target namespace: %v", err)
 	}
-	var wg sync.WaitGroup
-	held := make(chan struct{})
-	t.Cleanup(func() { ln.Close(); holder.Close(); close(held); wg.Wait() })
 	// Port 8080 accepts and never closes: a handshake waits there for
 	// the target's FIN until its --timeout.
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := holder.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-held
-				c.Close()
-			}()
-		}
-	}()
+	held := make(chan struct{})
+	serve(t, holder, func(c net.Conn) { <-held; c.Close() })
+	serve(t, ln, readToEnd(30*time.Second))
+	t.Cleanup(func() { close(held) }) // runs before the listeners' cleanups
+	return fmt.Sprintf("/proc/self/fd/%d", pair.Probe.NS)
+}
+
+// serve accepts on ln until it is closed and runs handle on each
+// connection; the test's cleanup closes ln and waits for every handler.
+func serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -85,17 +78,19 @@ func fleetBed(t testing.TB) string {
 				return
 			}
 			wg.Add(1)
-			go func() {
-				// Reads to the end of the stream, then closes: the
-				// handshake's step 6 sees the target's FIN.
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				io.Copy(io.Discard, c)
-			}()
+			go func() { defer wg.Done(); handle(c) }()
 		}
 	}()
-	return fmt.Sprintf("/proc/self/fd/%d", pair.Probe.NS)
+}
+
+// readToEnd is an application that reads to the end of the stream, then
+// closes (a handshake's step 6 sees the target's FIN), or after d.
+func readToEnd(d time.Duration) func(net.Conn) {
+	return func(c net.Conn) {
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(d))
+		io.Copy(io.Discard, c)
+	}
 }
 
 // fleetBedNS is fleetBed's probe namespace descriptor, from its path.

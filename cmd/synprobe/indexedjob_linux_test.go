@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"net/netip"
@@ -92,37 +91,15 @@ func jobBed(t *testing.T) string {
 	}); err != nil {
 		t.Fatalf("listen in the target namespace: %v", err)
 	}
-	var wg sync.WaitGroup
+	// The port whose FINs never arrive is read until the test ends: its
+	// connections are closed before the listeners' cleanups wait for them.
 	done := make(chan struct{})
-	t.Cleanup(func() { open.Close(); finless.Close(); close(done); wg.Wait() })
-	serve := func(ln net.Listener, handle func(net.Conn)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				wg.Add(1)
-				go func() { defer wg.Done(); handle(c) }()
-			}
-		}()
-	}
-	// Reads to the end of the stream (the FIN), then closes; or when the
-	// test ends, for the port whose FINs never arrive.
-	readToEnd := func(c net.Conn) {
-		copied := make(chan struct{})
-		go func() { io.Copy(io.Discard, c); close(copied) }()
-		select {
-		case <-copied:
-		case <-done:
-		}
-		c.Close()
-		<-copied
-	}
-	serve(open, readToEnd)
-	serve(finless, readToEnd)
+	serve(t, open, readToEnd(30*time.Second))
+	serve(t, finless, func(c net.Conn) {
+		go func() { <-done; c.Close() }()
+		readToEnd(30*time.Second)(c)
+	})
+	t.Cleanup(func() { close(done) })
 	return probeName
 }
 

@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"net/netip"
@@ -20,7 +19,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -245,27 +243,7 @@ func slurmLab(t *testing.T, id string) string {
 	}); err != nil {
 		t.Fatalf("listen in the target namespace: %v", err)
 	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				// Reads to the end of the stream, then closes: a
-				// handshake's step 6 sees the target's FIN.
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(30 * time.Second))
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
+	serve(t, ln, readToEnd(30*time.Second))
 	// Runs after the cluster stopped (cleanups run last first): a task's
 	// synprobe left in the probe namespace would outlive the test.
 	t.Cleanup(func() {

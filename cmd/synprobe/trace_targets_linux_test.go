@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,31 +68,12 @@ func traceBed(t *testing.T) string {
 	}); err != nil {
 		t.Fatalf("target namespace: %v", err)
 	}
-	var wg sync.WaitGroup
 	t.Cleanup(func() {
-		ln.Close()
-		wg.Wait()
 		// The table goes with the namespace; deleting it first says so if
 		// it cannot be.
 		netns.Do(pair.Target.NS, func() error { return exec.Command("nft", "delete", "table", "inet", "sptrace").Run() })
 	})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				c.SetDeadline(time.Now().Add(10 * time.Second))
-				io.Copy(io.Discard, c)
-			}()
-		}
-	}()
+	serve(t, ln, readToEnd(10*time.Second))
 	return fmt.Sprintf("/proc/self/fd/%d", pair.Probe.NS)
 }
 
