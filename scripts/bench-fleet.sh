@@ -43,31 +43,8 @@ if ! command -v jq >/dev/null; then
 		{ echo "bench-fleet: jq could not be installed"; exit 1; }
 fi
 
-work=$(mktemp -d)
-lab_pid=
-cleanup() {
-	if [ -n "$lab_pid" ]; then
-		exec {lab_in}>&- 2>/dev/null || true
-		wait "$lab_pid" 2>/dev/null || true
-	fi
-	rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-go build -o "$work/synprobe" ./cmd/synprobe
-go build -o "$work/scalelabctl" ./internal/scalelab/scalelabctl
-
-# The lab lives as long as its standard input is open.
-mkfifo "$work/lab.in"
-"$work/scalelabctl" up "$PREFIX" serve <"$work/lab.in" >"$work/lab.out" &
-lab_pid=$!
-exec {lab_in}>"$work/lab.in"
-for _ in $(seq 100); do
-	[ -s "$work/lab.out" ] && break
-	kill -0 "$lab_pid" 2>/dev/null || { echo "bench-fleet: the scale lab did not start"; exit 1; }
-	sleep 0.1
-done
+. scripts/scalelab.sh
+scalelab_start bench-fleet "$PREFIX" serve
 read -r PNS TNS _ <"$work/lab.out"
 echo "scale lab: $PREFIX answered in namespace $TNS (port 80 served); probing from $PNS"
 # A counter of the SYNs the target receives, in the lab's own table.
