@@ -22,6 +22,11 @@ static:
 demo: build
 	./$(BIN) lab
 
+# A fleet run end to end on the scale lab (root): sweep, audit of what
+# answered, summary.
+fleet-demo:
+	./scripts/fleet-demo.sh
+
 test:
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
