@@ -36,3 +36,7 @@ sp audit --netns "$PNS" --targets "$work/open.jsonl" --concurrency 16 -o "$work/
 
 show synprobe summarize audit.jsonl open.jsonl
 sp summarize "$work/audit.jsonl" "$work/open.jsonl"
+# FLEET_DEMO_KEEP=DIR keeps the two files there.
+if [ -n "${FLEET_DEMO_KEEP:-}" ]; then
+	cp "$work/audit.jsonl" "$work/open.jsonl" "$FLEET_DEMO_KEEP"/
+fi
