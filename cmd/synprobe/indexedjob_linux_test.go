@@ -97,7 +97,7 @@ func jobBed(t *testing.T) string {
 	serve(t, open, readToEnd(30*time.Second))
 	serve(t, finless, func(c net.Conn) {
 		go func() { <-done; c.Close() }()
-		readToEnd(30*time.Second)(c)
+		readToEnd(30 * time.Second)(c)
 	})
 	t.Cleanup(func() { close(done) })
 	return probeName
