@@ -815,7 +815,7 @@ func unprovoked(c *Conn, r *probe.Reply) bool {
 // pathAnswered records an ICMP error where a segment from the target was
 // expected: a router or a firewall answered, not the stack.
 func (e *execution) pathAnswered(ev *script.Event, r *probe.Reply) bool {
-	why := fmt.Sprintf("the path answered with ICMP type %d code %d from %v instead of the target's stack", r.Frame.ICMP.Type, r.Frame.ICMP.Code, r.Frame.IP.Src)
+	why := fmt.Sprintf("ICMP type %d code %d from %v answered instead of the target's TCP stack: a router, or a firewall on the path or on the target host", r.Frame.ICMP.Type, r.Frame.ICMP.Code, r.Frame.IP.Src)
 	e.step(ev, report.Step{Direction: report.Expect, Verdict: report.Skip, Cause: report.CausePathICMP, Actual: e.conn.FormatReply(r), Problems: []string{why}}, r.Time)
 	e.skipReason, e.skipCause = why, report.CausePathICMP
 	return false
@@ -876,6 +876,15 @@ func (e *execution) missing(ev *script.Event, err error, start time.Time) bool {
 			e.skipReason, e.skipCause = why, report.CauseAppNotAccepting
 			break
 		}
+		if ev.Packet != nil && ev.Packet.ICMP == nil && e.r.p.TCPHeard() == 0 {
+			// Not one TCP segment came from the target, on any port:
+			// a filter drops what synprobe sends, or nothing is there.
+			// Its silence here is no more the stack's than elsewhere.
+			why := "the target has sent no TCP segment at all (no SYN-ACK, no RST, on any port): a filter drops what synprobe sends, or nothing is there; its silence is not judged"
+			st.Verdict, st.Cause, st.Problems = report.Skip, report.CausePremiseNothing, []string{why}
+			e.skipReason, e.skipCause = why, report.CausePremiseNothing
+			break
+		}
 		st.Verdict, st.Fields = e.level().Verdict(), []string{"reply"}
 		st.Problems = []string{fmt.Sprintf("no segment by %.3f s (expected at %.3f s)", time.Since(e.t0).Seconds(), start.Sub(e.t0).Seconds())}
 	}
@@ -920,6 +929,12 @@ func (e *execution) silence(ev *script.Event) bool {
 			// probe's time exceeded): the path's, not the target's.
 			e.notes = append(e.notes, fmt.Sprintf("line %d: ignored %s during the silence: the path's, not the target's", ev.Line, e.formatICMP(r)))
 			continue
+		}
+		if r.Frame.Has(probe.LayerICMP) && !e.expectsICMP() {
+			// A destination unreachable from the target's own address is
+			// a firewall there (a REJECT rule), never its TCP stack, which
+			// answers TCP with TCP.
+			return e.pathAnswered(ev, r)
 		}
 		var extra []string
 		if r.Frame.Has(probe.LayerTCP) {

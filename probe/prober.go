@@ -115,6 +115,8 @@ type Prober struct {
 
 	seed      maphash.Seed
 	undecoded atomic.Uint64
+	// tcpHeard counts the TCP segments from the far end (TCPHeard).
+	tcpHeard atomic.Uint64
 	// closedAnswers counts the RSTs answerClosed sent.
 	closedAnswers atomic.Uint64
 	unmatched     atomic.Uint64
@@ -207,6 +209,10 @@ type ProberStats struct {
 	// 4-tuple of a session that had ended (see answerClosed).
 	ClosedAnswers uint64
 }
+
+// TCPHeard counts the TCP segments that came from the far end (any
+// port, any session or none): zero means no TCP stack answered anything.
+func (p *Prober) TCPHeard() uint64 { return p.tcpHeard.Load() }
 
 // Notes are facts about the prober's setup worth a line in a report.
 func (p *Prober) Notes() []string {
@@ -532,6 +538,7 @@ func (p *Prober) dispatch(c Capture) {
 		key = sessionKey{r.Frame.Dst(), r.Frame.TCP.SrcPort}
 	case r.Frame.Has(LayerTCP):
 		key = sessionKey{r.Frame.Src(), r.Frame.TCP.DstPort}
+		p.tcpHeard.Add(1)
 	case r.Frame.Has(LayerICMP) && r.Frame.ICMP.IsError(r.Frame.IP.Version == 6):
 		q, err := r.Frame.ICMP.Quote()
 		if err != nil || q.Protocol != ProtocolTCP {

@@ -185,6 +185,14 @@ func (cl *client) expectSYNACK(r *probe.Reply) bool {
 		cl.expectStep("S. 0:0(0) ack 1", nil, problem("synack", conformance.Must, "no SYN-ACK within %v", cl.env.Timeout))
 		return false
 	}
+	if r.Frame.Has(probe.LayerICMP) {
+		// A router's or a firewall's answer (on the target host too: a
+		// TCP stack answers TCP with TCP), not the stack's.
+		st := cl.expectStep("S. 0:0(0) ack 1", r, nil)
+		st.Verdict, st.Cause = report.Skip, report.CausePathICMP
+		st.Problems = []string{fmt.Sprintf("ICMP type %d code %d from %v answered the SYN instead of the target's TCP stack: a router, or a firewall on the path or on the target host", r.Frame.ICMP.Type, r.Frame.ICMP.Code, r.Frame.IP.Src)}
+		return false
+	}
 	if !r.Frame.Has(probe.LayerTCP) || r.Frame.TCP.Flags&(probe.SYN|probe.ACK) != probe.SYN|probe.ACK {
 		ps := problem("synack", conformance.Must, "expected a SYN-ACK, got %s", cl.c.FormatReply(r))
 		if r.Frame.Has(probe.LayerTCP) {
