@@ -136,3 +136,61 @@ func syncookiesSent(t *testing.T, ns int) int {
 	t.Fatal("no TcpExt SyncookiesSent in /proc/net/netstat")
 	return 0
 }
+
+// TestTargetsAuditFilteredBlocks audits one address of every block of a
+// scale lab: plain hosts, a clamped MSS, stripped options, and ports a
+// filter on the target host resets, drops, or rejects with ICMP port
+// unreachable or admin prohibited. A filter is never the stack: no result
+// of any block fails, and none of the filtered blocks warns (an ICMP
+// error from the target's own address is path:icmp; silence from a host
+// that sent no TCP segment at all is not judged). Both used to fail
+// dozens of checks with cause stack.
+func TestTargetsAuditFilteredBlocks(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: builds network namespaces and sends on AF_PACKET")
+	}
+	if testing.Short() {
+		t.Skip("-short: audits 8 targets")
+	}
+	plan, err := scalelab.NewPlan(netip.MustParsePrefix("10.93.1.0/24"), []uint16{80})
+	if err != nil {
+		t.Fatalf("NewPlan: %v", err)
+	}
+	plan.Serve = true
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	lab, err := scalelab.Start(ctx, plan)
+	if err != nil {
+		t.Fatalf("scalelab.Start: %v", err)
+	}
+	t.Cleanup(func() { lab.Close() })
+	dir := t.TempDir()
+	list := filepath.Join(dir, "targets.txt")
+	var b strings.Builder
+	behaviour := map[string]scalelab.Behaviour{}
+	for _, bl := range plan.Blocks {
+		target := netip.AddrPortFrom(bl.Prefix.Addr().Next(), 80).String()
+		behaviour[target] = bl.Behaviour
+		fmt.Fprintln(&b, target)
+	}
+	if err := os.WriteFile(list, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "run.jsonl")
+	code, errOut := fleetRunJudged(t, out, "audit", "--netns", lab.ProbeNS, "--targets", list, "--shard", "0/1")
+	if code == exitFail || code == exitUsage {
+		t.Errorf("audit --targets: exit %d, want 0 (or 3 on a host too busy)\n%s", code, errOut)
+	}
+	got := verdictsOf(t, out)
+	if len(got) != len(plan.Blocks) {
+		t.Fatalf("%d targets written, want %d", len(got), len(plan.Blocks))
+	}
+	for target, results := range got {
+		filtered := behaviour[target] != scalelab.Host && behaviour[target] != scalelab.MSS && behaviour[target] != scalelab.Strip
+		for name, v := range results {
+			if v == "fail" || filtered && v == "warn" {
+				t.Errorf("%s (%s block): %s is %s", target, behaviour[target], name, v)
+			}
+		}
+	}
+}
