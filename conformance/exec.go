@@ -876,10 +876,11 @@ func (e *execution) missing(ev *script.Event, err error, start time.Time) bool {
 			e.skipReason, e.skipCause = why, report.CauseAppNotAccepting
 			break
 		}
-		if ev.Packet != nil && ev.Packet.ICMP == nil && e.r.p.TCPHeard() == 0 {
-			// Not one TCP segment came from the target, on any port:
-			// a filter drops what synprobe sends, or nothing is there.
-			// Its silence here is no more the stack's than elsewhere.
+		if ev.Packet != nil && ev.Packet.ICMP == nil && e.r.p.TCPHeard() == 0 && e.r.factsSettled(e.ctx).NotAccepting() != "" && e.r.p.TCPHeard() == 0 {
+			// The profile found no listener, and not one TCP segment
+			// came from the target, on any port: a filter drops what
+			// synprobe sends, or nothing is there. Its silence here is no
+			// more the stack's than elsewhere.
 			why := "the target has sent no TCP segment at all (no SYN-ACK, no RST, on any port): a filter drops what synprobe sends, or nothing is there; its silence is not judged"
 			st.Verdict, st.Cause, st.Problems = report.Skip, report.CausePremiseNothing, []string{why}
 			e.skipReason, e.skipCause = why, report.CausePremiseNothing

@@ -57,6 +57,9 @@ type Runner struct {
 	// known guards what is learned of the target while scripts may run
 	// (the facts, the closed port): set once, read by every script.
 	known sync.Mutex
+	// profiled, when a profile runs beside the scripts (FactsPending), is
+	// closed by SetFacts.
+	profiled chan struct{}
 
 	// liveMu serialises the checks of whether the listener still answers
 	// SYNs: many scripts may meet silence at once.
@@ -100,6 +103,37 @@ func (r *Runner) SetFacts(f *Facts) {
 	r.known.Lock()
 	defer r.known.Unlock()
 	r.cfg.Facts = f
+	if r.profiled != nil {
+		select {
+		case <-r.profiled:
+		default:
+			close(r.profiled)
+		}
+	}
+}
+
+// FactsPending says that a profile of the target runs beside the scripts
+// and will give SetFacts what it learned: a script that needs them to
+// judge a silence waits for them (factsSettled).
+func (r *Runner) FactsPending() {
+	r.known.Lock()
+	defer r.known.Unlock()
+	r.profiled = make(chan struct{})
+}
+
+// factsSettled waits until the facts are known, when a profile is
+// pending, or ctx ends.
+func (r *Runner) factsSettled(ctx context.Context) *Facts {
+	r.known.Lock()
+	ch := r.profiled
+	r.known.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+		}
+	}
+	return r.Facts()
 }
 
 // Facts returns what the runner knows of the target (never nil).

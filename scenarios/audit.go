@@ -206,6 +206,7 @@ func Run(ctx context.Context, p *probe.Prober, cfg RunConfig, items []Scenario) 
 		}()
 	}
 	if cfg.Profile {
+		runner.FactsPending()
 		before.Add(1)
 		go func() {
 			defer before.Done()
