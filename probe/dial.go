@@ -82,7 +82,7 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 	notes := link.Notes()
 	var guard *Guard
 	if cfg.NoGuard {
-		notes = append(notes, "RST guard off (--no-guard): the local kernel's RSTs are detected and reported as a disturbance")
+		notes = append(notes, guardOffNote)
 	} else if guard, err = InstallGuard(cfg.NetNS); err != nil {
 		if !errors.Is(err, ErrGuardUnavailable) {
 			link.Close()
@@ -90,9 +90,9 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 			return nil, err
 		}
 		guard = nil
-		notes = append(notes, fmt.Sprintf("no RST guard (%v): the local kernel's RSTs are detected and reported as a disturbance", err))
+		notes = append(notes, noGuardNote(err))
 	} else {
-		notes = append(notes, "RST guard: nftables table "+guard.Name()+" drops the local kernel's RSTs from synprobe's ports")
+		notes = append(notes, guardNote(guard.Name()))
 	}
 	pc := ProberConfig{Link: link, Path: path, Ports: ports, Recorder: cfg.Recorder}
 	if guard != nil {
@@ -138,17 +138,17 @@ func dialShared(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober
 	pc := ProberConfig{Link: link, Path: path, Ports: ports, Recorder: cfg.Recorder}
 	var fg *flowGuard
 	if cfg.NoGuard {
-		notes = append(notes, "RST guard off (--no-guard): the local kernel's RSTs are detected and reported as a disturbance")
+		notes = append(notes, guardOffNote)
 	} else if g, err := st.installGuard(); err != nil {
 		if !errors.Is(err, ErrGuardUnavailable) {
 			link.Close()
 			return nil, err
 		}
-		notes = append(notes, fmt.Sprintf("no RST guard (%v): the local kernel's RSTs are detected and reported as a disturbance", err))
+		notes = append(notes, noGuardNote(err))
 	} else {
 		fg = &flowGuard{g: g, remote: target.Unmap().WithZone(""), protected: map[uint16]time.Time{}}
 		pc.Guard = fg
-		notes = append(notes, "RST guard: nftables table "+g.Name()+" drops the local kernel's RSTs from synprobe's ports")
+		notes = append(notes, guardNote(g.Name()))
 	}
 	p := NewProber(pc)
 	p.notes = append(p.notes, notes...)
@@ -158,4 +158,15 @@ func dialShared(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober
 	// The ports in use and resting go back to the run with the prober.
 	p.closers = append(p.closers, ports)
 	return p, nil
+}
+
+// The notes of a prober's RST guard, for Dial and dialShared alike.
+const guardOffNote = "RST guard off (--no-guard): the local kernel's RSTs are detected and reported as a disturbance"
+
+func noGuardNote(err error) string {
+	return fmt.Sprintf("no RST guard (%v): the local kernel's RSTs are detected and reported as a disturbance", err)
+}
+
+func guardNote(table string) string {
+	return "RST guard: nftables table " + table + " drops the local kernel's RSTs from synprobe's ports"
 }

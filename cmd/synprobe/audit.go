@@ -80,21 +80,31 @@ func runAudit(c *cli.Context) error {
 	if err := checkFormat(c, "text", "json", "junit", "jsonl"); err != nil {
 		return err
 	}
-	if err := checkRunFlags(c); err != nil {
-		return err
-	}
-	if _, err := requestFlag(c); err != nil {
-		return err
-	}
-	items, err := scenarios.Select(c.StringSlice("only"), c.StringSlice("skip"), c.String("level"))
+	items, err := auditItems(c)
 	if err != nil {
-		return usageErr("%v", err)
+		return err
 	}
 	target, err := parseTarget(c.Context, c.Args().First())
 	if err != nil {
 		return err
 	}
 	return runScenarios(c, "audit", target, items, true)
+}
+
+// auditItems checks an audit's flags, for one target or --targets, and
+// returns the scenarios they select.
+func auditItems(c *cli.Context) ([]scenarios.Scenario, error) {
+	if err := checkRunFlags(c); err != nil {
+		return nil, err
+	}
+	if _, err := requestFlag(c); err != nil {
+		return nil, err
+	}
+	items, err := scenarios.Select(c.StringSlice("only"), c.StringSlice("skip"), c.String("level"))
+	if err != nil {
+		return nil, usageErr("%v", err)
+	}
+	return items, nil
 }
 
 // fingerprintFunc measures the stack beside an audit's scenarios.

@@ -25,7 +25,6 @@ import (
 	"synprobe/internal/progress"
 	targetsrc "synprobe/internal/targets"
 	"synprobe/probe"
-	"synprobe/scenarios"
 )
 
 // Bounds of the --targets flags.
@@ -510,15 +509,9 @@ func writeJSONLine(w io.Writer, rep *report.Report) error {
 
 // runAuditTargets is audit --targets.
 func runAuditTargets(c *cli.Context) error {
-	if err := checkRunFlags(c); err != nil {
-		return err
-	}
-	if _, err := requestFlag(c); err != nil {
-		return err
-	}
-	items, err := scenarios.Select(c.StringSlice("only"), c.StringSlice("skip"), c.String("level"))
+	items, err := auditItems(c)
 	if err != nil {
-		return usageErr("%v", err)
+		return err
 	}
 	a, err := parseFleetArgs(c, "audit", c.Float64("rate"))
 	if err != nil {
@@ -533,13 +526,7 @@ func runAuditTargets(c *cli.Context) error {
 // the per-target rate holds by itself, and the global cap is kept by
 // starting targets no faster than --pps.
 func runHandshakeTargets(c *cli.Context) error {
-	if err := checkTimeout(c.Duration("timeout")); err != nil {
-		return err
-	}
-	if err := checkRate(c.Float64("rate")); err != nil {
-		return err
-	}
-	if _, err := pathCheckMode(c); err != nil {
+	if err := checkHandshakeFlags(c); err != nil {
 		return err
 	}
 	if c.IsSet("source-port") {

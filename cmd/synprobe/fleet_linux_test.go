@@ -168,7 +168,8 @@ func verdictsOf(t *testing.T, files ...string) map[string]map[string]string {
 	return got
 }
 
-func summarizeJSON(t *testing.T, files ...string) string {
+// summaryOf is synprobe summarize of files, finished.
+func summaryOf(t *testing.T, files ...string) *summary.Summary {
 	t.Helper()
 	s := summary.New()
 	for _, f := range files {
@@ -182,6 +183,12 @@ func summarizeJSON(t *testing.T, files ...string) string {
 		fh.Close()
 	}
 	s.Finish()
+	return s
+}
+
+func summarizeJSON(t *testing.T, files ...string) string {
+	t.Helper()
+	s := summaryOf(t, files...)
 	s.Files, s.Lines = 0, 0
 	var b bytes.Buffer
 	s.WriteJSON(&b)
@@ -295,11 +302,7 @@ func TestTargetsResume(t *testing.T) {
 	if n := strings.Count(string(b), "\n"); n != 4 {
 		t.Errorf("after resuming: %d lines, want 4 (the error line stays, its target's new line follows)", n)
 	}
-	s := summary.New()
-	if err := s.Read(bytes.NewReader(b), out); err != nil {
-		t.Fatal(err)
-	}
-	s.Finish()
+	s := summaryOf(t, out)
 	if s.Targets != 3 || s.Duplicates != 0 || s.Worst[report.Error] != 0 {
 		t.Errorf("summarize after resuming: %d targets, %d duplicates, %d errors; want 3, 0, 0 (the new line counts, not the error)", s.Targets, s.Duplicates, s.Worst[report.Error])
 	}

@@ -17,20 +17,18 @@ import (
 	"synprobe/internal/scalelab"
 )
 
-// TestTargetsAuditEqualsAlone audits 24 addresses of a scale lab served
-// by one kernel (scalelab Plan.Serve) with --targets, all at once, and
-// three of them alone: each of the three has the same verdict for every
-// result either way, and the target's kernel sent no SYN cookie. A
-// loaded host can make a timing check differ; a differing run is done
-// again, twice at most, before the test fails.
-func TestTargetsAuditEqualsAlone(t *testing.T) {
+// servedScaleLab starts a scale lab of prefix whose port 80 is served by
+// an application (Plan.Serve), for a test that audits n of its targets;
+// it skips without root or under -short.
+func servedScaleLab(t *testing.T, prefix string, n int) *scalelab.Lab {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: builds network namespaces and sends on AF_PACKET")
 	}
 	if testing.Short() {
-		t.Skip("-short: audits 27 targets")
+		t.Skipf("-short: audits %d targets", n)
 	}
-	plan, err := scalelab.NewPlan(netip.MustParsePrefix("10.93.0.0/24"), []uint16{80})
+	plan, err := scalelab.NewPlan(netip.MustParsePrefix(prefix), []uint16{80})
 	if err != nil {
 		t.Fatalf("NewPlan: %v", err)
 	}
@@ -42,6 +40,17 @@ func TestTargetsAuditEqualsAlone(t *testing.T) {
 		t.Fatalf("scalelab.Start: %v", err)
 	}
 	t.Cleanup(func() { lab.Close() })
+	return lab
+}
+
+// TestTargetsAuditEqualsAlone audits 24 addresses of a scale lab served
+// by one kernel (scalelab Plan.Serve) with --targets, all at once, and
+// three of them alone: each of the three has the same verdict for every
+// result either way, and the target's kernel sent no SYN cookie. A
+// loaded host can make a timing check differ; a differing run is done
+// again, twice at most, before the test fails.
+func TestTargetsAuditEqualsAlone(t *testing.T) {
+	lab := servedScaleLab(t, "10.93.0.0/24", 27)
 	targetNS, err := netns.Open(filepath.Join("/var/run/netns", lab.TargetNS))
 	if err != nil {
 		t.Fatal(err)
@@ -146,24 +155,8 @@ func syncookiesSent(t *testing.T, ns int) int {
 // that sent no TCP segment at all is not judged). Both used to fail
 // dozens of checks with cause stack.
 func TestTargetsAuditFilteredBlocks(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: builds network namespaces and sends on AF_PACKET")
-	}
-	if testing.Short() {
-		t.Skip("-short: audits 8 targets")
-	}
-	plan, err := scalelab.NewPlan(netip.MustParsePrefix("10.93.1.0/24"), []uint16{80})
-	if err != nil {
-		t.Fatalf("NewPlan: %v", err)
-	}
-	plan.Serve = true
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	lab, err := scalelab.Start(ctx, plan)
-	if err != nil {
-		t.Fatalf("scalelab.Start: %v", err)
-	}
-	t.Cleanup(func() { lab.Close() })
+	lab := servedScaleLab(t, "10.93.1.0/24", 8)
+	plan := lab.Plan
 	dir := t.TempDir()
 	list := filepath.Join(dir, "targets.txt")
 	var b strings.Builder

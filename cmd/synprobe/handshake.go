@@ -58,13 +58,7 @@ func runHandshake(c *cli.Context) error {
 	if err := checkFormat(c, "text", "json", "junit", "jsonl"); err != nil {
 		return err
 	}
-	if err := checkTimeout(c.Duration("timeout")); err != nil {
-		return err
-	}
-	if err := checkRate(c.Float64("rate")); err != nil {
-		return err
-	}
-	if _, err := pathCheckMode(c); err != nil {
+	if err := checkHandshakeFlags(c); err != nil {
 		return err
 	}
 	if c.Uint("source-port") > 65535 {
@@ -121,4 +115,17 @@ func handshakeReport(c *cli.Context, s *session, target netip.AddrPort) (*report
 	rep.DurationMS = report.Millis(time.Since(started))
 	rep.Finish()
 	return rep, nil
+}
+
+// checkHandshakeFlags checks the flags a handshake takes for one target
+// or --targets.
+func checkHandshakeFlags(c *cli.Context) error {
+	if err := checkTimeout(c.Duration("timeout")); err != nil {
+		return err
+	}
+	if err := checkRate(c.Float64("rate")); err != nil {
+		return err
+	}
+	_, err := pathCheckMode(c)
+	return err
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"synprobe/internal/netns"
-	"synprobe/internal/summary"
 	"synprobe/internal/trace"
 	"synprobe/internal/veth"
 	"synprobe/internal/veth/vethtest"
@@ -213,18 +212,7 @@ func TestTraceTargets(t *testing.T) {
 		}
 	}
 
-	s := summary.New()
-	for _, f := range shards {
-		fh, err := os.Open(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Read(fh, f); err != nil {
-			t.Fatal(err)
-		}
-		fh.Close()
-	}
-	s.Finish()
+	s := summaryOf(t, shards...)
 	var paths []string
 	for _, p := range s.Paths {
 		paths = append(paths, fmt.Sprintf("%s %s %d", p.Kind, p.Verdict, p.Count))

@@ -172,15 +172,9 @@ type fingerprint struct {
 	} `json:"timestamps"`
 }
 
-// LineError is a line that is not a report or sweep line.
-type LineError struct {
-	Name string
-	Line int
-	Err  error
-}
-
-func (e *LineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.Name, e.Line, e.Err) }
-func (e *LineError) Unwrap() error { return e.Err }
+// LineError is a line that is not a report or sweep line (FILE:LINE:
+// problem, as --targets says it).
+type LineError = targets.LineError
 
 // Read adds the lines of one file. A last line cut short (a run killed
 // while writing) is skipped; any other bad line is an error.
@@ -204,7 +198,7 @@ func (s *Summary) Read(r io.Reader, name string) error {
 			if last && !json.Valid(b) {
 				return nil
 			}
-			return &LineError{name, n, aerr}
+			return &LineError{Name: name, Line: n, Err: aerr}
 		}
 		if last {
 			return nil
