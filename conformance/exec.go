@@ -26,7 +26,10 @@ type execution struct {
 	s    *script.Script
 	conn *Conn
 
-	t0          time.Time
+	t0 time.Time
+	// firstSent is when the script's first segment left: nothing that
+	// arrived before it answers the script.
+	firstSent   time.Time
 	prevSched   time.Time
 	prevActual  time.Time
 	prevInbound bool
@@ -422,6 +425,9 @@ func (e *execution) inbound(ev *script.Event) bool {
 	e.step(ev, st, first.Time)
 	e.done(start, first.Time, true)
 	e.conn.NoteLate(fmt.Sprintf("line %d", ev.Line), first.Time.Sub(start))
+	if e.firstSent.IsZero() {
+		e.firstSent = first.Time
+	}
 	return true
 }
 
@@ -929,6 +935,13 @@ func (e *execution) silence(ev *script.Event) bool {
 			// A router's answer to a segment synprobe sent (a TTL-limited
 			// probe's time exceeded): the path's, not the target's.
 			e.notes = append(e.notes, fmt.Sprintf("line %d: ignored %s during the silence: the path's, not the target's", ev.Line, e.formatICMP(r)))
+			continue
+		}
+		if e.firstSent.IsZero() || r.Time.Before(e.firstSent) {
+			// Left on the 4-tuple by an earlier use of the port (its
+			// kernel timestamp is older than the script's first
+			// segment): no answer to anything this script sent.
+			e.notes = append(e.notes, fmt.Sprintf("line %d: ignored %s during the silence: it arrived %.3f s before the script's first segment", ev.Line, e.conn.FormatReply(r), e.firstSent.Sub(r.Time).Seconds()))
 			continue
 		}
 		if r.Frame.Has(probe.LayerICMP) && !e.expectsICMP() {
