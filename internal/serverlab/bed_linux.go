@@ -16,9 +16,9 @@ import (
 	"sync"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"synprobe/internal/netns"
+	"synprobe/internal/sockdiag"
 	"synprobe/internal/veth"
 )
 
@@ -315,58 +315,8 @@ func (b *Bed) Sysctl(name string) (string, error) {
 	return v, err
 }
 
-// tcpStates are the kernel's TCP states (include/net/tcp_states.h) as ss
-// names them.
-var tcpStates = map[uint8]string{
-	1: "ESTAB", 2: "SYN-SENT", 3: "SYN-RECV", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2",
-	6: "TIME-WAIT", 7: "UNCONN", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING",
-}
-
-// sockets lists the TCP sockets of the target namespace through sock_diag
-// (what ss reads): typed states and addresses, no ss output format to
-// parse, no process to start for each check.
-func (b *Bed) sockets() ([]Conn, error) {
-	var out []Conn
-	err := b.InTarget(func() error {
-		for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-			var socks []*netlink.Socket
-			var err error
-			for range 5 { // a dump interrupted by a change is taken again
-				if socks, err = netlink.SocketDiagTCP(fam); !errors.Is(err, netlink.ErrDumpInterrupted) {
-					break
-				}
-			}
-			if err != nil {
-				return fmt.Errorf("list TCP sockets in target namespace (sock_diag): %w", err)
-			}
-			for _, s := range socks {
-				out = append(out, connOf(s))
-			}
-		}
-		return nil
-	})
-	return out, err
-}
-
-func connOf(s *netlink.Socket) Conn {
-	addr := func(ip net.IP, port uint16) netip.AddrPort {
-		a, _ := netip.AddrFromSlice(ip)
-		return netip.AddrPortFrom(a.Unmap(), port)
-	}
-	state, ok := tcpStates[s.State]
-	if !ok {
-		state = fmt.Sprintf("state-%d", s.State)
-	}
-	return Conn{
-		State: state, RecvQ: s.RQueue, SendQ: s.WQueue,
-		Local: addr(s.ID.Source, s.ID.SourcePort),
-		Peer:  addr(s.ID.Destination, s.ID.DestinationPort),
-	}
-}
-
-// leftoverStates are the states of a connection the target still holds:
-// TIME-WAIT is the end of a clean close, LISTEN no connection.
-var leftoverStates = []string{"SYN-RECV", "ESTAB", "CLOSE-WAIT", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSING", "LAST-ACK"}
+// sockets lists the TCP sockets of the target namespace.
+func (b *Bed) sockets() ([]Conn, error) { return sockdiag.List(b.sys.targetNS) }
 
 // Leftovers lists the connections the target namespace holds with the
 // probe addresses in SYN-RECV, ESTAB, CLOSE-WAIT, FIN-WAIT-1, FIN-WAIT-2,
@@ -378,14 +328,7 @@ func (b *Bed) Leftovers() ([]Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list leftover connections: %w", err)
 	}
-	var out []Conn
-	for _, c := range all {
-		if (c.Peer.Addr() == Probe4 || c.Peer.Addr() == Probe6) && slices.Contains(leftoverStates, c.State) {
-			out = append(out, c)
-		}
-	}
-	sortConns(out)
-	return out, nil
+	return sockdiag.Leftovers(all, Probe4, Probe6), nil
 }
 
 // Listening lists the listening sockets of the target namespace, sorted:
@@ -402,17 +345,8 @@ func (b *Bed) Listening() ([]Conn, error) {
 			out = append(out, c)
 		}
 	}
-	sortConns(out)
+	sockdiag.Sort(out)
 	return out, nil
-}
-
-func sortConns(cs []Conn) {
-	slices.SortFunc(cs, func(a, b Conn) int {
-		if c := a.Local.Compare(b.Local); c != 0 {
-			return c
-		}
-		return a.Peer.Compare(b.Peer)
-	})
 }
 
 // Close stops the servers, kills whatever else still runs in the bed's

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"synprobe/internal/sockdiag"
 )
 
 // The addresses of every bed: documentation (RFC 5737) and unique local
@@ -330,27 +332,10 @@ type Config struct {
 }
 
 // Conn is a TCP socket in the target namespace, as `ss -tan` shows it.
-type Conn struct {
-	State       string // as ss names it: ESTAB, SYN-RECV, CLOSE-WAIT, LISTEN...
-	RecvQ       uint32 // bytes not read; for LISTEN, connections waiting for accept
-	SendQ       uint32 // bytes not acknowledged; for LISTEN, the backlog
-	Local, Peer netip.AddrPort
-}
-
-func (c Conn) String() string {
-	return fmt.Sprintf("%-10s %-6d %-6d %-30s %s", c.State, c.RecvQ, c.SendQ, c.Local, c.Peer)
-}
+type Conn = sockdiag.Conn
 
 // FormatConns formats conns as `ss -tan` does, with its header.
-func FormatConns(conns []Conn) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%-10s %-6s %-6s %-30s %s\n", "State", "Recv-Q", "Send-Q", "Local Address:Port", "Peer Address:Port")
-	for _, c := range conns {
-		b.WriteString(c.String())
-		b.WriteByte('\n')
-	}
-	return b.String()
-}
+func FormatConns(conns []Conn) string { return sockdiag.Format(conns) }
 
 // startTimeout bounds New's start of a bed: a safety net against a hung
 // test on a slow, shared machine, not a measurement.
