@@ -4,12 +4,14 @@ import (
 	"context"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"synprobe/internal/pathlab"
 	"synprobe/internal/pathlab/pathlabtest"
+	"synprobe/internal/sockdiag"
 	"synprobe/probe"
 )
 
@@ -39,7 +41,35 @@ func traceBed(t testing.TB, b *pathlab.Bed, v6 bool, fams []Family) *Result {
 	if err != nil {
 		t.Fatalf("trace %v: %v", target, err)
 	}
+	noLeftovers(t, b, target)
 	return r
+}
+
+// noLeftovers checks that the trace left no connection of the client's at
+// the server's probed ports (TIME-WAIT aside): a half-open one answers the
+// next trace that happens on the same source port with an ACK instead of
+// a SYN-ACK. The server's kernel has the trace's RSTs within a moment; a
+// SYN-ACK it sends again after a second would draw the client kernel's
+// RST and hide what the trace left, so the check does not wait for it.
+func noLeftovers(t testing.TB, b *pathlab.Bed, target netip.AddrPort) {
+	t.Helper()
+	var left []sockdiag.Conn
+	for wait := time.Now().Add(500 * time.Millisecond); ; time.Sleep(20 * time.Millisecond) {
+		conns, err := sockdiag.List(b.NSFD(pathlab.Server))
+		if err != nil {
+			t.Fatalf("leftovers: %v", err)
+		}
+		conns = slices.DeleteFunc(conns, func(c sockdiag.Conn) bool {
+			p := c.Local.Port()
+			return p != target.Port() && p != b.AltPort && p != b.ClosedPort
+		})
+		if left = sockdiag.Leftovers(conns, pathlab.Client4, pathlab.Client6); len(left) == 0 || time.Now().After(wait) {
+			break
+		}
+	}
+	if len(left) > 0 {
+		t.Errorf("the trace left %d connections at the server:\n%s", len(left), sockdiag.Format(left))
+	}
 }
 
 func textOf(r *Result) string {

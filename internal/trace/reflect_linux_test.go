@@ -44,6 +44,7 @@ func traceReflected(t testing.TB, b *pathlab.Bed, target netip.AddrPort, rf Refl
 	if err != nil {
 		t.Fatalf("trace %v: %v", target, err)
 	}
+	noLeftovers(t, b, target)
 	return r
 }
 

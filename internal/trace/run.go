@@ -716,28 +716,34 @@ func (t *tracer) waitFor(ctx context.Context, d time.Duration, done func() bool)
 }
 
 // cleanup resets the half-open connections the SYN walks left (the
-// target answered SYN-ACK): RST with the SYN's seq+1, as RFC 9293 accepts
-// in SYN-RECEIVED.
+// target answered SYN-ACK): a RST at the SYN-ACK's ack, the target's
+// RCV.NXT. Linux (6.x) takes a RST in SYN-RECEIVED only there (RFC 5961
+// 3.2): one at the SYN's seq+1+len for a SYN whose data was not taken
+// (syndata without Fast Open) left the connection half-open for a minute.
 func (t *tracer) cleanup(ctx context.Context) {
+	type reset struct {
+		w   *walk
+		seq probe.Seq
+	}
 	t.mu.Lock()
-	var rst []*walk
+	var rst []reset
 	for _, w := range t.walks {
 		if w.fam == FamilyConn {
 			continue
 		}
 		for _, r := range w.tcp {
-			if r.Frame.TCP.Flags&(probe.SYN|probe.ACK) == probe.SYN|probe.ACK {
-				rst = append(rst, w)
+			if ft := &r.Frame.TCP; ft.Flags&(probe.SYN|probe.ACK) == probe.SYN|probe.ACK {
+				rst = append(rst, reset{w, ft.Ack})
 				break
 			}
 		}
 	}
 	t.mu.Unlock()
-	for _, w := range rst {
-		f := probe.Frame{IP: probe.IP{TTL: controlTTL, Flags: w.frame.IP.Flags, FlowLabel: w.frame.IP.FlowLabel},
-			TCP: probe.TCP{Seq: w.frame.TCP.Seq.Add(1 + uint32(len(w.frame.TCP.Payload))), Flags: probe.RST, Window: 0}}
+	for _, r := range rst {
+		f := probe.Frame{IP: probe.IP{TTL: controlTTL, Flags: r.w.frame.IP.Flags, FlowLabel: r.w.frame.IP.FlowLabel},
+			TCP: probe.TCP{Seq: r.seq, Flags: probe.RST, Window: 0}}
 		if ctx.Err() == nil {
-			w.sess.Send(&f)
+			r.w.sess.Send(&f)
 		}
 	}
 }
