@@ -162,10 +162,14 @@ func TestRelease(t *testing.T) {
 			c.Observe(&probe.TCP{Seq: 5001, Ack: 1002, Flags: probe.FIN | probe.ACK})
 			send(t, c, probe.TCP{Seq: 1002, Ack: 5002, Flags: probe.ACK})
 		}, nil},
-		{"the target closed, synprobe did not (FIN-WAIT-2 at the target)", func(t *testing.T, c *Conn) {
+		{"the target closed, synprobe acknowledged its FIN (FIN-WAIT-2 at the target): twice", func(t *testing.T, c *Conn) {
 			open(t, c)
 			c.Observe(&probe.TCP{Seq: 5001, Ack: 1001, Flags: probe.FIN | probe.ACK})
 			send(t, c, probe.TCP{Seq: 1001, Ack: 5002, Flags: probe.ACK})
+		}, []probe.Seq{1001, 1001}},
+		{"the target closed, its FIN not acknowledged (FIN-WAIT-1 at the target)", func(t *testing.T, c *Conn) {
+			open(t, c)
+			c.Observe(&probe.TCP{Seq: 5001, Ack: 1001, Flags: probe.FIN | probe.ACK})
 		}, []probe.Seq{1001}},
 		{"no answer to the SYN", func(t *testing.T, c *Conn) {
 			send(t, c, probe.TCP{Seq: 1000, Flags: probe.SYN, Window: 1000})
