@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -122,7 +123,9 @@ func stepsText(r report.Result) string {
 // LAST-ACK (TIME-WAIT is correct after the application closed first). The
 // listeners that never accept hold completed connections in their accept
 // queue by design: they are the application's, not left by synprobe.
-func noLeftovers(t *testing.T, b *serverlab.Bed, what string) {
+// pcaps (a directory of the runs' --pcap files, or "") give the frames of
+// each connection left, for the failure message.
+func noLeftovers(t *testing.T, b *serverlab.Bed, what, pcaps string) {
 	t.Helper()
 	var left []serverlab.Conn
 	for wait := time.Now().Add(2 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -142,8 +145,34 @@ func noLeftovers(t *testing.T, b *serverlab.Bed, what string) {
 		}
 	}
 	if len(left) > 0 {
-		t.Errorf("%s left %d connections at the target:\n%s", what, len(left), serverlab.FormatConns(left))
+		t.Errorf("%s left %d connections at the target:\n%s%s", what, len(left), serverlab.FormatConns(left), framesOf(pcaps, left))
 	}
+}
+
+// framesOf prints, from each pcap file in dir, the frames of the
+// connections conns (by the probe's port), as tcpdump reads them.
+func framesOf(dir string, conns []serverlab.Conn) string {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.pcap"))
+	var b strings.Builder
+	for _, c := range conns {
+		for _, f := range files {
+			out, err := exec.Command("tcpdump", "-nn", "-tt", "-v", "-r", f, fmt.Sprintf("tcp port %d", c.Peer.Port())).Output()
+			if err != nil || len(bytes.TrimSpace(out)) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "frames of port %d in %s:\n%s", c.Peer.Port(), filepath.Base(f), out)
+		}
+	}
+	return b.String()
+}
+
+// pcapFile is the --pcap file of one command against app at addr.
+func pcapFile(dir, command, app string, addr netip.AddrPort) string {
+	fam := "v4"
+	if addr.Addr().Is6() {
+		fam = "v6"
+	}
+	return filepath.Join(dir, fmt.Sprintf("%s-%s-%s.pcap", command, app, fam))
 }
 
 // targets are the addresses of an app on both families.
@@ -221,6 +250,7 @@ func TestRealServers(t *testing.T) {
 					apps = append(slices.Clone(coreApps), "daytime", "echo", "chargen", "one-at-a-time", "idle-reset", "defer-accept")
 				}
 				b := serverlab.New(t, serverlab.Config{Preset: preset.Name, Apps: apps})
+				pcaps := t.TempDir()
 				allow := allowed
 				if preset.Name == "timestamps-off" {
 					allow = nil // the premise does not hold: skip, never warn
@@ -234,7 +264,7 @@ func TestRealServers(t *testing.T) {
 							defer wg.Done()
 							jobs <- struct{}{}
 							defer func() { <-jobs }()
-							rep := audit(t, b, addr, requestFor(app)...)
+							rep := audit(t, b, addr, append(requestFor(app), "--pcap", pcapFile(pcaps, "audit", app, addr))...)
 							what := fmt.Sprintf("%s %s %v", preset.Name, app, addr)
 							judgeReport(t, what, rep, allow)
 							checkApplication(t, what, app, rep)
@@ -243,25 +273,25 @@ func TestRealServers(t *testing.T) {
 					}
 				}
 				wg.Wait()
-				noLeftovers(t, b, "audits")
+				noLeftovers(t, b, "audits", pcaps)
 				for _, app := range apps {
 					for _, addr := range targets(b, app) {
-						args := []string{"run", "--netns", b.ProbeNS, "--target", addr.String(), "--closed-port", fmt.Sprint(serverlab.ClosedPort), "--format", "json"}
+						args := []string{"run", "--netns", b.ProbeNS, "--target", addr.String(), "--closed-port", fmt.Sprint(serverlab.ClosedPort), "--format", "json", "--pcap", pcapFile(pcaps, "run", app, addr)}
 						code, out, errOut := synprobe(t, append(args, runNames...)...)
 						rep := decodeReport(t, code, []byte(out), errOut, addr)
 						judgeReport(t, fmt.Sprintf("%s run %s %v", preset.Name, app, addr), rep, allow)
 					}
 				}
-				noLeftovers(t, b, "runs")
+				noLeftovers(t, b, "runs", pcaps)
 				for _, app := range apps {
 					for _, addr := range targets(b, app) {
-						code, out, errOut := synprobe(t, "handshake", "--netns", b.ProbeNS, addr.String())
+						code, out, errOut := synprobe(t, "handshake", "--netns", b.ProbeNS, "--pcap", pcapFile(pcaps, "handshake", app, addr), addr.String())
 						if code != 0 {
 							t.Errorf("%s handshake %v: exit %d\n%s%s", preset.Name, addr, code, out, errOut)
 						}
 					}
 				}
-				noLeftovers(t, b, "handshakes")
+				noLeftovers(t, b, "handshakes", pcaps)
 			})
 		}
 	})
@@ -345,7 +375,7 @@ func TestRealServersOffloads(t *testing.T) {
 			t.Errorf("%s: %s with offloads off, %s with them on", k, off[k], on[k])
 		}
 	}
-	noLeftovers(t, b, "audits")
+	noLeftovers(t, b, "audits", "")
 }
 
 func sortedKeys(m map[string]string) []string {
@@ -413,5 +443,5 @@ func TestConcurrentAudits(t *testing.T) {
 			}
 		}
 	}
-	noLeftovers(t, b, "four audits at once")
+	noLeftovers(t, b, "four audits at once", "")
 }
