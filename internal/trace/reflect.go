@@ -125,18 +125,25 @@ func (t *tracer) reflect(ctx context.Context, r *Result, started time.Time, cw *
 func (t *tracer) arrivals(walks []*walk, ans *ReflectorAnswer) map[*walk]*arrival {
 	got := map[*walk]*arrival{}
 	used := map[*Reflected]bool{}
+	// firstAge is how long before the answer the walk's first probe arrived.
+	firstAge := map[*arrival]time.Duration{}
 	for _, w := range walks {
+		oldest := time.Duration(0)
 		for i := range ans.Segments {
 			s := &ans.Segments[i]
 			if s.Out || !w.owns(s) {
 				continue
 			}
+			oldest = max(oldest, s.Age)
 			ttl, known := w.ttlOf(&s.Frame)
 			if a := got[w]; a != nil && (!known || a.ttl <= ttl) {
 				continue
 			}
 			got[w] = &arrival{in: s, ttl: ttl}
 			used[s] = true
+		}
+		if a := got[w]; a != nil {
+			firstAge[a] = oldest
 		}
 	}
 	for _, w := range walks {
@@ -158,16 +165,20 @@ func (t *tracer) arrivals(walks []*walk, ans *ReflectorAnswer) map[*walk]*arriva
 			if !s.Out && !used[s] && s.Age <= maxAge && s.PayloadLen == len(w.frame.TCP.Payload) && s.PayloadSHA256 == sum {
 				ttl, _ := w.ttlOf(&s.Frame)
 				got[w] = &arrival{in: s, ttl: ttl, byPayload: true}
+				firstAge[got[w]] = s.Age
 				break
 			}
 		}
 	}
+	// The target's host answers a probe after it arrived: what it sent on
+	// the 4-tuple before is an earlier trace's (a reflector serves many,
+	// and source ports come round again).
 	for _, a := range got {
 		in := &a.in.Frame
 		for i := range ans.Segments {
 			s := &ans.Segments[i]
 			o := &s.Frame
-			if s.Out && o.IP.Src == in.IP.Dst && o.IP.Dst == in.IP.Src && o.TCP.SrcPort == in.TCP.DstPort && o.TCP.DstPort == in.TCP.SrcPort {
+			if s.Out && s.Age <= firstAge[a] && o.IP.Src == in.IP.Dst && o.IP.Dst == in.IP.Src && o.TCP.SrcPort == in.TCP.DstPort && o.TCP.DstPort == in.TCP.SrcPort {
 				a.out = append(a.out, s)
 			}
 		}
