@@ -196,17 +196,12 @@ func (s *guardSys) populate() error {
 	s.conn.AddRule(&nftables.Rule{
 		Table: s.table,
 		Chain: s.chain,
-		Exprs: []expr.Any{
-			&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: tcpFlagsOffset, Len: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpFlagRST}, Xor: []byte{0}},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
+		Exprs: append(tcpRST(),
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
 			&expr.Lookup{SourceRegister: 1, SetName: s.set.Name, SetID: s.set.ID},
 			&expr.Counter{},
 			&expr.Verdict{Kind: expr.VerdictDrop},
-		},
+		),
 	})
 	// The same for (target host, source port) pairs: meta nfproto ipv4
 	// tcp flags & rst != 0 ip daddr . tcp sport @flows4 counter drop, and
@@ -236,23 +231,31 @@ func (s *guardSys) populate() error {
 		s.conn.AddRule(&nftables.Rule{
 			Table: s.table,
 			Chain: s.chain,
-			Exprs: []expr.Any{
+			Exprs: append(append([]expr.Any{
 				&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: 1},
 				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{f.proto}},
-				&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
-				&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
-				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: tcpFlagsOffset, Len: 1},
-				&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpFlagRST}, Xor: []byte{0}},
-				&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
+			}, tcpRST()...),
 				&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: f.off, Len: f.len},
 				&expr.Payload{DestRegister: f.portReg, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 2},
 				&expr.Lookup{SourceRegister: 1, SetName: set.Name, SetID: set.ID},
 				&expr.Counter{},
 				&expr.Verdict{Kind: expr.VerdictDrop},
-			},
+			),
 		})
 	}
 	return s.conn.Flush()
+}
+
+// tcpRST matches a TCP segment with RST set: meta l4proto tcp tcp flags &
+// rst != 0, in register 1.
+func tcpRST() []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: 1},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_TCP}},
+		&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: tcpFlagsOffset, Len: 1},
+		&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{tcpFlagRST}, Xor: []byte{0}},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: []byte{0}},
+	}
 }
 
 // flowKey is the key of (remote, port) in its flow set: the address, then
