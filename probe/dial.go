@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
+	"io"
 	"net/netip"
 	"time"
 )
@@ -95,17 +95,21 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 		notes = append(notes, guardNote(guard.Name()))
 	}
 	pc := ProberConfig{Link: link, Path: path, Ports: ports, Recorder: cfg.Recorder}
-	if guard != nil {
-		pc.Guard = guard
+	if guard == nil {
+		return newDialed(pc, notes, ports), nil
 	}
+	pc.Guard = guard
+	return newDialed(pc, notes, guard, ports), nil
+}
+
+// newDialed makes the prober Dial returns, with its notes and what closes
+// with it: the guard, then the ports in use and resting (their
+// reservations end, or they go back to the run).
+func newDialed(pc ProberConfig, notes []string, closers ...io.Closer) *Prober {
 	p := NewProber(pc)
 	p.notes = append(p.notes, notes...)
-	if guard != nil {
-		p.closers = append(p.closers, guard)
-	}
-	// The reservations of the ports in use and resting end with the prober.
-	p.closers = append(p.closers, ports)
-	return p, nil
+	p.closers = append(p.closers, closers...)
+	return p
 }
 
 // dialShared is Dial with the run's Shared state: the path's next hop
@@ -150,14 +154,10 @@ func dialShared(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober
 		pc.Guard = fg
 		notes = append(notes, guardNote(g.Name()))
 	}
-	p := NewProber(pc)
-	p.notes = append(p.notes, notes...)
-	if fg != nil {
-		p.closers = append(p.closers, fg)
+	if fg == nil {
+		return newDialed(pc, notes, ports), nil
 	}
-	// The ports in use and resting go back to the run with the prober.
-	p.closers = append(p.closers, ports)
-	return p, nil
+	return newDialed(pc, notes, fg, ports), nil
 }
 
 // The notes of a prober's RST guard, for Dial and dialShared alike.
