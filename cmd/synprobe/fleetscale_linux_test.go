@@ -22,17 +22,24 @@ import (
 // it skips without root or under -short.
 func servedScaleLab(t *testing.T, prefix string, n int) *scalelab.Lab {
 	t.Helper()
+	if os.Geteuid() == 0 && testing.Short() {
+		t.Skipf("-short: audits %d targets", n)
+	}
+	return startScaleLab(t, prefix, true)
+}
+
+// startScaleLab starts a scale lab of prefix with port 80 open, served by
+// an application when serve is set (Plan.Serve); it skips without root.
+func startScaleLab(t *testing.T, prefix string, serve bool) *scalelab.Lab {
+	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: builds network namespaces and sends on AF_PACKET")
-	}
-	if testing.Short() {
-		t.Skipf("-short: audits %d targets", n)
 	}
 	plan, err := scalelab.NewPlan(netip.MustParsePrefix(prefix), []uint16{80})
 	if err != nil {
 		t.Fatalf("NewPlan: %v", err)
 	}
-	plan.Serve = true
+	plan.Serve = serve
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	lab, err := scalelab.Start(ctx, plan)

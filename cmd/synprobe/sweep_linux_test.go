@@ -3,16 +3,12 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"synprobe/internal/scalelab"
 	"synprobe/internal/sweep"
 )
 
@@ -21,20 +17,7 @@ import (
 // addresses get no probe, the run counts them, every other probe is
 // classified as planned.
 func TestSweepExcludeScaleLab(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: builds network namespaces and sends on AF_PACKET")
-	}
-	plan, err := scalelab.NewPlan(netip.MustParsePrefix("10.200.0.0/24"), []uint16{80})
-	if err != nil {
-		t.Fatalf("NewPlan: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	lab, err := scalelab.Start(ctx, plan)
-	if err != nil {
-		t.Fatalf("scalelab.Start: %v", err)
-	}
-	t.Cleanup(func() { lab.Close() })
+	lab := startScaleLab(t, "10.200.0.0/24", false)
 	blocklist := filepath.Join(t.TempDir(), "blocklist.conf")
 	if err := os.WriteFile(blocklist, []byte("# zmap format\n10.200.0.128/26  # a comment\n10.200.0.200\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -61,7 +44,7 @@ func TestSweepExcludeScaleLab(t *testing.T) {
 		if b[3] < 192 || b[3] == 200 {
 			t.Errorf("%v was probed, but it is excluded", r.Addr)
 		}
-		if e := plan.Expect(r.Addr, r.Port); string(r.State) != e.State {
+		if e := lab.Plan.Expect(r.Addr, r.Port); string(r.State) != e.State {
 			t.Errorf("%v:%d: %s, want %s", r.Addr, r.Port, r.State, e.State)
 		}
 	}
