@@ -69,12 +69,7 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 		return nil, fmt.Errorf("choose source ports: %w", err)
 	}
 	lo, hi := ports.Range()
-	link, err := OpenPacketLink(PacketLinkConfig{
-		NetNS:      cfg.NetNS,
-		Interface:  path.Interface,
-		Filter:     FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}, AnyQuotedPort: cfg.AnyQuotedPort},
-		RecvBuffer: cfg.RecvBuffer,
-	})
+	link, err := openFlowLink(cfg, target, path, lo, hi)
 	if err != nil {
 		ports.Close()
 		return nil, err
@@ -100,6 +95,17 @@ func Dial(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober, erro
 	}
 	pc.Guard = guard
 	return newDialed(pc, notes, guard, ports), nil
+}
+
+// openFlowLink opens the packet socket of a prober: on the path's
+// interface, filtered to target and the source ports lo to hi.
+func openFlowLink(cfg DialConfig, target netip.Addr, path Path, lo, hi uint16) (*PacketLink, error) {
+	return OpenPacketLink(PacketLinkConfig{
+		NetNS:      cfg.NetNS,
+		Interface:  path.Interface,
+		Filter:     FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}, AnyQuotedPort: cfg.AnyQuotedPort},
+		RecvBuffer: cfg.RecvBuffer,
+	})
 }
 
 // newDialed makes the prober Dial returns, with its notes and what closes
@@ -129,12 +135,7 @@ func dialShared(ctx context.Context, target netip.Addr, cfg DialConfig) (*Prober
 		return nil, fmt.Errorf("choose source ports: %w", err)
 	}
 	lo, hi := ports.st.ports.Range()
-	link, err := OpenPacketLink(PacketLinkConfig{
-		NetNS:      cfg.NetNS,
-		Interface:  path.Interface,
-		Filter:     FlowFilter{Remote: target, LocalPorts: PortRange{Lo: lo, Hi: hi}, AnyQuotedPort: cfg.AnyQuotedPort},
-		RecvBuffer: cfg.RecvBuffer,
-	})
+	link, err := openFlowLink(cfg, target, path, lo, hi)
 	if err != nil {
 		return nil, err
 	}
